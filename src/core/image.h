@@ -1,0 +1,36 @@
+// 8-bit images in memory (rows top to bottom, interleaved HWC RGB or gray) and PNG/JPEG files.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace fairdiff {
+
+struct Image {
+  int width = 0;
+  int height = 0;
+  int channels = 0;  // 1 (gray), 3 (RGB) or 4 (RGBA)
+  std::vector<uint8_t> pixels;  // [height, width, channels]
+
+  uint8_t& at(int y, int x, int c) { return pixels[(static_cast<size_t>(y) * width + x) * channels + c]; }
+  uint8_t at(int y, int x, int c) const { return pixels[(static_cast<size_t>(y) * width + x) * channels + c]; }
+};
+
+// Encodes as PNG (deterministic bytes for the same pixels).
+std::vector<uint8_t> encode_png(const Image& image);
+// Writes a PNG atomically (temporary file + rename), so an interrupted write never leaves a partial image.
+void write_png(const std::filesystem::path& path, const Image& image);
+
+// Decodes PNG or JPEG (by signature) into RGB; InputError naming `source` when the bytes are not a
+// readable image.
+Image decode_image(const std::vector<uint8_t>& bytes, const std::string& source);
+Image read_image(const std::filesystem::path& path);
+// True when the file starts with a PNG or JPEG signature (cheap check before decoding).
+bool looks_like_image_file(const std::filesystem::path& path);
+
+// Converts gray/RGBA to RGB.
+Image to_rgb(const Image& image);
+
+}  // namespace fairdiff

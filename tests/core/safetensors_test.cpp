@@ -1,0 +1,107 @@
+#include <fstream>
+
+#include <gtest/gtest.h>
+
+#include "core/error.h"
+#include "core/safetensors.h"
+#include "test_paths.h"
+
+namespace fairdiff {
+namespace {
+
+TEST(Safetensors, RoundTripsEveryDtype) {
+  auto dir = test::scratch_dir("safetensors_roundtrip");
+  TensorMap tensors;
+  tensors["f32"] = torch::randn({2, 3});
+  tensors["f16"] = torch::randn({4}).to(torch::kFloat16);
+  tensors["bf16"] = torch::randn({3, 1}).to(torch::kBFloat16);
+  tensors["i64"] = torch::arange(5, torch::kInt64);
+  tensors["i32"] = torch::arange(6, torch::kInt32).reshape({2, 3});
+  tensors["u8"] = torch::arange(7, torch::kUInt8);
+  tensors["bool"] = torch::tensor({true, false, true});
+  tensors["scalar"] = torch::tensor(3.5f);
+  tensors["empty"] = torch::zeros({0, 4});
+  write_safetensors(dir / "a.safetensors", tensors, {{"format", "pt"}});
+  SafetensorsFile file = read_safetensors(dir / "a.safetensors");
+  ASSERT_EQ(file.tensors.size(), tensors.size());
+  EXPECT_EQ(file.metadata.at("format"), "pt");
+  for (const auto& [name, tensor] : tensors) {
+    const auto& loaded = file.tensors.at(name);
+    EXPECT_EQ(loaded.scalar_type(), tensor.scalar_type()) << name;
+    EXPECT_EQ(loaded.sizes(), tensor.sizes()) << name;
+    EXPECT_TRUE(torch::equal(loaded, tensor)) << name;
+  }
+}
+
+TEST(Safetensors, ReadsTheFixtureReference) {
+  auto file = read_safetensors(test::fixtures_dir() / "tiny-sd2" / "reference.safetensors");
+  ASSERT_TRUE(file.tensors.count("tokenizer.input_ids"));
+  EXPECT_EQ(file.tensors.at("tokenizer.input_ids").sizes(), torch::IntArrayRef({6, 77}));
+  EXPECT_EQ(file.tensors.at("tokenizer.input_ids").scalar_type(), torch::kInt64);
+}
+
+std::string bytes_of(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+void write_bytes(const std::filesystem::path& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary);
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+std::string raw_file(const std::string& header, size_t data_bytes) {
+  uint64_t size = header.size();
+  std::string out(reinterpret_cast<const char*>(&size), 8);
+  return out + header + std::string(data_bytes, '\0');
+}
+
+void expect_input_error(const std::filesystem::path& path, const std::string& fragment) {
+  try {
+    read_safetensors(path);
+    FAIL() << "expected an InputError mentioning '" << fragment << "'";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(path.filename().string()), std::string::npos) << e.what();
+  }
+}
+
+TEST(Safetensors, RejectsMalformedFiles) {
+  auto dir = test::scratch_dir("safetensors_bad");
+  TensorMap tensors{{"w", torch::randn({8, 8})}};
+  write_safetensors(dir / "good.safetensors", tensors);
+  std::string good = bytes_of(dir / "good.safetensors");
+
+  write_bytes(dir / "truncated.safetensors", good.substr(0, good.size() - 10));
+  expect_input_error(dir / "truncated.safetensors", "truncated");
+
+  write_bytes(dir / "tiny.safetensors", "abc");
+  expect_input_error(dir / "tiny.safetensors", "truncated");
+
+  write_bytes(dir / "huge_header.safetensors", std::string("\xff\xff\xff\xff\x00\x00\x00\x00", 8) + "{}");
+  expect_input_error(dir / "huge_header.safetensors", "header length");
+
+  write_bytes(dir / "notjson.safetensors", raw_file("{not json", 0));
+  expect_input_error(dir / "notjson.safetensors", "malformed");
+
+  write_bytes(dir / "badsize.safetensors",
+              raw_file(R"({"w":{"dtype":"F32","shape":[2,2],"data_offsets":[0,12]}})", 12));
+  expect_input_error(dir / "badsize.safetensors", "need 16");
+
+  write_bytes(dir / "baddtype.safetensors",
+              raw_file(R"({"w":{"dtype":"F8_E9","shape":[2],"data_offsets":[0,2]}})", 2));
+  expect_input_error(dir / "baddtype.safetensors", "unsupported dtype");
+
+  write_bytes(dir / "overlap.safetensors",
+              raw_file(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})", 12));
+  expect_input_error(dir / "overlap.safetensors", "overlap");
+
+  write_bytes(dir / "hole.safetensors",
+              raw_file(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", 8));
+  expect_input_error(dir / "hole.safetensors", "hole");
+
+  expect_input_error(dir / "missing.safetensors", "does not exist");
+}
+
+}  // namespace
+}  // namespace fairdiff

@@ -1,0 +1,39 @@
+#include "test_paths.h"
+
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <sys/wait.h>
+
+namespace fairdiff::test {
+
+std::filesystem::path source_dir() { return FAIRDIFF_SOURCE_DIR; }
+
+std::filesystem::path shared_dir() {
+  if (const char* env = std::getenv("FAIRDIFF_SHARED")) return env;
+  return std::filesystem::weakly_canonical(source_dir() / ".." / "shared");
+}
+
+std::filesystem::path fixtures_dir() { return shared_dir() / "fixtures"; }
+
+std::filesystem::path scratch_dir(const std::string& name) {
+  std::filesystem::path dir = std::filesystem::path(FAIRDIFF_BINARY_DIR) / "test-scratch" / name;
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
+int run_command(const std::string& command, std::string* output) {
+  std::string full = command + " 2>&1";
+  FILE* pipe = popen(full.c_str(), "r");
+  if (!pipe) return -1;
+  std::array<char, 4096> buffer;
+  std::string text;
+  size_t n;
+  while ((n = fread(buffer.data(), 1, buffer.size(), pipe)) > 0) text.append(buffer.data(), n);
+  int status = pclose(pipe);
+  if (output) *output = text;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+}  // namespace fairdiff::test
