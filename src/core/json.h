@@ -6,6 +6,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/error.h"
+
 namespace fairdiff {
 
 using Json = nlohmann::json;
@@ -24,7 +26,7 @@ T json_get(const Json& object, const std::string& key, const T& fallback, const 
   try {
     return it->get<T>();
   } catch (const nlohmann::json::exception& e) {
-    throw std::runtime_error(where + ": key '" + key + "' has the wrong type: " + e.what());
+    throw InputError(where + ": key '" + key + "' has the wrong type: " + e.what());
   }
 }
 
@@ -33,12 +35,12 @@ template <typename T>
 T json_require(const Json& object, const std::string& key, const std::string& where) {
   auto it = object.find(key);
   if (it == object.end() || it->is_null()) {
-    throw std::runtime_error(where + ": missing required key '" + key + "'");
+    throw InputError(where + ": missing required key '" + key + "'");
   }
   try {
     return it->get<T>();
   } catch (const nlohmann::json::exception& e) {
-    throw std::runtime_error(where + ": key '" + key + "' has the wrong type: " + e.what());
+    throw InputError(where + ": key '" + key + "' has the wrong type: " + e.what());
   }
 }
 
