@@ -1,0 +1,58 @@
+#include "diffusion/resnet.h"
+
+namespace fairdiff {
+
+namespace F = torch::nn::functional;
+
+ResnetBlock2DImpl::ResnetBlock2DImpl(const ResnetOptions& options) : options_(options) {
+  norm1 = register_module("norm1", torch::nn::GroupNorm(torch::nn::GroupNormOptions(options.groups, options.in_channels).eps(options.eps)));
+  conv1 = register_module("conv1", torch::nn::Conv2d(torch::nn::Conv2dOptions(options.in_channels, options.out_channels, 3).padding(1)));
+  if (options.temb_channels > 0) {
+    time_emb_proj = register_module("time_emb_proj", torch::nn::Linear(options.temb_channels, options.out_channels));
+  }
+  norm2 = register_module("norm2", torch::nn::GroupNorm(torch::nn::GroupNormOptions(options.groups, options.out_channels).eps(options.eps)));
+  conv2 = register_module("conv2", torch::nn::Conv2d(torch::nn::Conv2dOptions(options.out_channels, options.out_channels, 3).padding(1)));
+  if (options.in_channels != options.out_channels) {
+    conv_shortcut = register_module("conv_shortcut", torch::nn::Conv2d(torch::nn::Conv2dOptions(options.in_channels, options.out_channels, 1)));
+  }
+}
+
+torch::Tensor ResnetBlock2DImpl::forward(const torch::Tensor& x, const torch::Tensor& temb) {
+  torch::Tensor h = conv1(torch::silu(norm1(x)));
+  if (time_emb_proj && temb.defined()) {
+    h = h + time_emb_proj(torch::silu(temb)).unsqueeze(-1).unsqueeze(-1);  // [B, C] -> [B, C, 1, 1]
+  }
+  h = conv2(torch::silu(norm2(h)));
+  torch::Tensor shortcut = conv_shortcut ? conv_shortcut(x) : x;
+  torch::Tensor out = shortcut + h;
+  return options_.output_scale_factor == 1.0 ? out : out / options_.output_scale_factor;
+}
+
+Downsample2DImpl::Downsample2DImpl(int64_t channels, int64_t padding) : padding_(padding) {
+  conv = register_module("conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(channels, channels, 3).stride(2).padding(padding)));
+}
+
+torch::Tensor Downsample2DImpl::forward(const torch::Tensor& x) {
+  if (padding_ == 0) return conv(F::pad(x, F::PadFuncOptions({0, 1, 0, 1}).mode(torch::kConstant).value(0)));
+  return conv(x);
+}
+
+Upsample2DImpl::Upsample2DImpl(int64_t channels) {
+  conv = register_module("conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(channels, channels, 3).padding(1)));
+}
+
+torch::Tensor Upsample2DImpl::forward(const torch::Tensor& x, const std::optional<std::vector<int64_t>>& output_size) {
+  // Nearest upsampling of bfloat16 is missing in older LibTorch builds: go through float32 there.
+  torch::Tensor h = x.scalar_type() == torch::kBFloat16 ? x.to(torch::kFloat32) : x;
+  if (h.is_cuda() && h.size(0) >= 64) h = h.contiguous();
+  auto options = F::InterpolateFuncOptions().mode(torch::kNearest);
+  if (output_size) {
+    options.size(*output_size);
+  } else {
+    options.scale_factor(std::vector<double>{2.0, 2.0});
+  }
+  h = F::interpolate(h, options).to(x.scalar_type());
+  return conv(h);
+}
+
+}  // namespace fairdiff
