@@ -1,0 +1,71 @@
+// Classifier-error correction (CLEAM, Teo et al., NeurIPS 2023, generalised to K classes).
+// The classifier's confusion matrix C (rows = true class, columns = predicted class, row-normalised to
+// C[i][j] = P(predicted j | true i)) links the true shares p to the expected observed shares q:
+//     q = C^T p.
+// Given the observed q, p is estimated by constrained least squares on the probability simplex:
+//     p_hat = argmin ||C^T p - q||^2  subject to  p_k >= 0, sum_k p_k = 1,
+// solved exactly by a primal active-set method. Intervals come from a bootstrap that redraws the observed
+// labels (Multinomial(n, q_hat)) and, when C was given as counts, each row of C (Multinomial(row total,
+// row shares)), then re-solves.
+//
+// Confusion JSON: {"labels": [...], "confusion": [[...]]} for one attribute (which one is read from its
+// labels), or nested per attribute as `fairdiff eval-classifier` writes it:
+// {"gender": {"labels": [...], "confusion": [[...]]}, "race": {...}, "gender_race": {...}}. Entries are
+// counts or row-normalised rates; every row must have a positive total. Without a gender x race matrix the
+// joint one is the Kronecker product of the gender and race matrices (errors assumed independent).
+#pragma once
+
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "audit/bias_estimates.h"
+#include "audit/distribution.h"
+#include "audit/labels.h"
+#include "core/json.h"
+
+namespace fairdiff::audit {
+
+using Matrix = std::vector<std::vector<double>>;
+
+struct ConfusionMatrix {
+  std::vector<std::string> labels;  // taxonomy order
+  Matrix entries;                   // [true][predicted] as given (counts or rates), reordered
+  bool counts = false;              // entries are counts (not already row-normalised)
+  // For a gender x race matrix built from the two attributes' matrices: the factors (entries unused).
+  std::vector<ConfusionMatrix> kronecker_factors;
+
+  Matrix rates() const;  // row-normalised
+  std::vector<double> recall_per_class() const;  // diagonal of rates()
+  long long total_count() const;  // sum of entries when counts, else 0
+};
+
+struct ConfusionSet {
+  std::string source;
+  std::map<Attribute, ConfusionMatrix> matrices;  // gender, race and (given or product) gender_race
+};
+
+ConfusionSet read_confusion_json(const std::filesystem::path& path, const Taxonomy& taxonomy);
+ConfusionSet parse_confusion_json(const Json& json, const std::string& source, const Taxonomy& taxonomy);
+
+// argmin ||A p - q||^2 over the probability simplex (A is M x K, q has M entries).
+std::vector<double> solve_simplex_least_squares(const Matrix& a, const std::vector<double>& q);
+
+// p_hat from observed shares q with row-normalised confusion `rates` (q = rates^T p).
+std::vector<double> correct_shares(const Matrix& rates, const std::vector<double>& q);
+
+struct CorrectedShares {
+  long long n = 0;
+  std::vector<double> raw;              // observed shares over determined images
+  std::vector<Interval> raw_ci;         // Wilson
+  std::vector<double> corrected;        // p_hat
+  std::vector<Interval> corrected_ci;   // percentile bootstrap
+  std::vector<MetricEstimate> metrics;  // metrics of p_hat (bootstrap intervals; no floor)
+};
+
+CorrectedShares correct_distribution(const GroupDistribution& distribution, const ConfusionMatrix& confusion,
+                                     const std::vector<double>& target, const std::vector<Metric>& metrics, int female,
+                                     const BootstrapSettings& settings, const std::string& stream_name);
+
+}  // namespace fairdiff::audit

@@ -1,0 +1,72 @@
+// Inputs of an audit: the prompts CSV and detection CSVs, one per run. Two layouts are read:
+//  - the study's per-image layout `prompt,path,gender,age,race` ("--" where no face was found), where the
+//    prompt column holds the prompt's text or its id;
+//  - fairdiff's per-face layout: the same label columns plus a `face_index` (or `face`) column, one row per
+//    face, optionally with the box size (`box_w`,`box_h` or `w`,`h`) or `area`. An image's labels come from
+//    its principal face: the largest box, or face 0 when no size is given.
+// Rows that cannot be read (unknown prompt, unknown label, bad age) are collected and reported together,
+// each with its line number.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "audit/labels.h"
+
+namespace fairdiff::audit {
+
+struct PromptSet {
+  std::string source;
+  std::vector<std::string> ids;
+  std::vector<std::string> texts;
+  std::vector<std::string> templates;  // optional `template` column for the rewriter ("" when absent)
+
+  // Index of the prompt whose id or text equals `key`, or -1.
+  int find(const std::string& key) const;
+  int size() const { return static_cast<int>(ids.size()); }
+};
+
+// Reads a `prompt_id,prompt[,template]` CSV; InputError for missing columns, empty or duplicated ids.
+PromptSet read_prompts(const std::filesystem::path& path);
+
+// One generated image and the labels of its principal face.
+struct ImageRecord {
+  int prompt = -1;     // index into PromptSet
+  std::string path;    // as written in the detections file
+  int line = 0;        // line in the detections file, for messages
+  int gender = -1;     // index into Taxonomy::genders, -1 = "--"
+  int race = -1;       // index into Taxonomy::races, -1 = "--"
+  std::string age;     // canonical age label or "--"
+  int num_faces = -1;  // faces found in the image when the per-face layout says so, else -1
+};
+
+struct Run {
+  std::string name;
+  std::string source;  // the detections file
+  std::string layout;  // "study" or "per-face"
+  std::vector<ImageRecord> images;
+  int rows_read = 0;
+  // Rows whose prompt or label came from a --map entry, per entry, for the report's data notes.
+  std::vector<std::string> notes;
+
+  std::vector<const ImageRecord*> images_of(int prompt) const;
+  bool has_prompt(int prompt) const;
+};
+
+struct DetectionOptions {
+  Taxonomy taxonomy;
+  LabelMap label_map;
+  int max_reported_errors = 20;
+};
+
+Run read_detections(const std::filesystem::path& path, const std::string& run_name, const PromptSet& prompts,
+                    const DetectionOptions& options);
+Run parse_detections(const std::string& csv_text, const std::string& source, const std::string& run_name,
+                     const PromptSet& prompts, const DetectionOptions& options);
+
+// Splits "NAME=PATH" for --run; UsageError when either side is empty or NAME has characters other than
+// letters, digits, '_', '-' and '.'.
+std::pair<std::string, std::string> parse_run_argument(const std::string& text);
+
+}  // namespace fairdiff::audit
