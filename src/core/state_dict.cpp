@@ -60,6 +60,13 @@ void load_state_dict_strict(torch::nn::Module& module, const TensorMap& weights,
   for (auto& [name, target] : targets) target.copy_(weights.at(name));
 }
 
+void to_channels_last(torch::nn::Module& module) {
+  torch::NoGradGuard no_grad;
+  for (auto& p : module.parameters(true)) {
+    if (p.dim() == 4) p.set_data(p.data().contiguous(torch::MemoryFormat::ChannelsLast));
+  }
+}
+
 TensorMap module_state_dict(const torch::nn::Module& module) {
   TensorMap out;
   for (const auto& item : module.named_parameters(true)) out[item.key()] = item.value();

@@ -21,6 +21,9 @@ struct LoadOptions {
 void load_state_dict_strict(torch::nn::Module& module, const TensorMap& weights, const std::string& source,
                             const LoadOptions& options = {});
 
+// Stores every 4-d parameter (convolution weights) channels-last, the layout cuDNN's fast kernels use.
+void to_channels_last(torch::nn::Module& module);
+
 // All parameters and buffers of `module`, by name (for saving).
 TensorMap module_state_dict(const torch::nn::Module& module);
 

@@ -1,0 +1,158 @@
+#include "diffusion/stable_diffusion.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include "core/error.h"
+#include "core/fs.h"
+#include "core/json.h"
+#include "core/state_dict.h"
+#include "core/strings.h"
+
+namespace fairdiff {
+
+void validate_model_directory(const std::filesystem::path& dir) {
+  require_directory(dir, "model directory");
+  const auto index_path = dir / "model_index.json";
+  if (!std::filesystem::exists(index_path)) {
+    throw InputError("model directory " + dir.string() +
+                     " has no model_index.json (expected a Stable Diffusion model in the diffusers layout)");
+  }
+  Json index = read_json_file(index_path);
+  const std::vector<std::pair<std::string, std::string>> components = {
+      {"tokenizer", "vocab.json"}, {"text_encoder", "config.json"}, {"unet", "config.json"},
+      {"vae", "config.json"},      {"scheduler", "scheduler_config.json"}};
+  for (const auto& [component, file] : components) {
+    if (!index.contains(component) || index[component].is_null() ||
+        (index[component].is_array() && !index[component].empty() && index[component][0].is_null())) {
+      throw InputError(index_path.string() + " does not list the '" + component + "' component");
+    }
+    if (!std::filesystem::is_directory(dir / component)) {
+      throw InputError("model directory " + dir.string() + " is missing the component folder '" + component + "/'");
+    }
+    if (!std::filesystem::exists(dir / component / file)) {
+      throw InputError("model component " + (dir / component).string() + " is missing " + file);
+    }
+  }
+}
+
+StableDiffusionModel load_stable_diffusion(const std::filesystem::path& dir, torch::Device device, torch::Dtype dtype) {
+  validate_model_directory(dir);
+  StableDiffusionModel model{dir, ClipTokenizer::from_directory(dir / "tokenizer"), nullptr, nullptr, nullptr, {},
+                             device, dtype, dtype};
+  model.device = device;
+  model.dtype = dtype;
+  model.scheduler_config = load_scheduler_config((dir / "scheduler" / "scheduler_config.json").string());
+  model.text_encoder = load_clip_text_model(dir / "text_encoder", dtype);
+  model.unet = load_unet(dir / "unet", dtype);
+  model.vae = load_vae(dir / "vae", torch::kFloat32);
+  model.vae_dtype = (dtype == torch::kFloat16 && model.vae->config().force_upcast) ? torch::kFloat32 : dtype;
+  model.vae->to(model.vae_dtype);
+  model.text_encoder->to(device);
+  model.unet->to(device);
+  model.vae->to(device);
+  if (device.is_cuda()) {
+    // Channels-last convolutions are the fast layout for cuDNN's fp16/bf16 kernels.
+    to_channels_last(*model.unet);
+    to_channels_last(*model.vae);
+  }
+  if (model.text_encoder->config().hidden_size != model.unet->config().cross_attention_dim) {
+    throw InputError(dir.string() + ": text_encoder hidden_size " + std::to_string(model.text_encoder->config().hidden_size) +
+                     " does not match the unet's cross_attention_dim " +
+                     std::to_string(model.unet->config().cross_attention_dim));
+  }
+  return model;
+}
+
+void validate_request(const GenerationRequest& r, const StableDiffusionModel& model) {
+  const int64_t f = model.vae->config().latent_scale_factor();
+  if (r.prompts.empty()) throw UsageError("no prompts to generate");
+  if (r.seeds.size() != r.prompts.size()) throw std::invalid_argument("one seed per prompt is required");
+  if (r.steps < 1 || r.steps > model.scheduler_config.num_train_timesteps) {
+    throw UsageError("--steps " + std::to_string(r.steps) + ": expected 1.." + std::to_string(model.scheduler_config.num_train_timesteps));
+  }
+  for (int64_t side : {r.width, r.height}) {
+    if (side != 0 && (side < f || side % f != 0)) {
+      throw UsageError("--width/--height " + std::to_string(side) + ": expected a positive multiple of " +
+                       std::to_string(f) + " (the VAE's latent scale factor)");
+    }
+  }
+}
+
+StableDiffusionPipeline::StableDiffusionPipeline(StableDiffusionModel& model) : model_(model) {}
+
+torch::Tensor StableDiffusionPipeline::encode_prompts(const std::vector<std::string>& prompts) {
+  torch::NoGradGuard no_grad;
+  std::vector<int64_t> ids;
+  for (const auto& p : prompts) {
+    auto one = model_.tokenizer.encode(p);
+    ids.insert(ids.end(), one.begin(), one.end());
+  }
+  const int64_t b = static_cast<int64_t>(prompts.size());
+  torch::Tensor input_ids = torch::tensor(ids, torch::kInt64).view({b, model_.tokenizer.max_length()}).to(model_.device);
+  return model_.text_encoder->forward(input_ids);  // [B, L, D]
+}
+
+torch::Tensor StableDiffusionPipeline::initial_noise(const std::vector<uint64_t>& seeds, int64_t height,
+                                                     int64_t width) const {
+  const int64_t f = model_.vae->config().latent_scale_factor();
+  const int64_t channels = model_.unet->config().in_channels;
+  std::vector<torch::Tensor> noise;
+  for (uint64_t seed : seeds) {
+    auto generator = at::make_generator<at::CPUGeneratorImpl>(seed);
+    noise.push_back(torch::randn({1, channels, height / f, width / f}, generator, torch::kFloat32));
+  }
+  return torch::cat(noise, 0);
+}
+
+torch::Tensor StableDiffusionPipeline::denoise(const torch::Tensor& text_states, const torch::Tensor& noise,
+                                               const GenerationRequest& request, const StepCallback& on_step) {
+  torch::NoGradGuard no_grad;
+  auto scheduler = make_scheduler(request.scheduler, model_.scheduler_config);
+  scheduler->set_timesteps(request.steps);
+  const bool guided = request.guidance_scale > 1.0;
+  const int64_t b = noise.size(0);
+  torch::Tensor context = text_states;  // [2B, L, D] as [uncond..., cond...] when guided
+  torch::Tensor latents = (noise * scheduler->init_noise_sigma()).to(model_.device);
+  const auto memory_format = model_.device.is_cuda() ? torch::MemoryFormat::ChannelsLast : torch::MemoryFormat::Contiguous;
+  const auto& timesteps = scheduler->timesteps();
+  for (size_t i = 0; i < timesteps.size(); ++i) {
+    torch::Tensor model_input = guided ? torch::cat({latents, latents}, 0) : latents;
+    model_input = scheduler->scale_model_input(model_input, i).to(model_.dtype).contiguous(memory_format);
+    torch::Tensor t = torch::full({1}, timesteps[i], torch::TensorOptions().dtype(torch::kFloat32).device(model_.device));
+    torch::Tensor noise_pred = model_.unet->forward(model_input, t, context).to(torch::kFloat32);
+    if (guided) {
+      auto parts = noise_pred.chunk(2, 0);
+      noise_pred = parts[0] + request.guidance_scale * (parts[1] - parts[0]);
+    }
+    latents = scheduler->step(noise_pred, i, latents);
+    if (on_step) on_step(i, latents);
+  }
+  (void)b;
+  return latents;
+}
+
+torch::Tensor StableDiffusionPipeline::decode(const torch::Tensor& latents) {
+  torch::NoGradGuard no_grad;
+  torch::Tensor z = (latents / model_.vae->config().scaling_factor).to(model_.vae_dtype);
+  if (model_.device.is_cuda()) z = z.contiguous(torch::MemoryFormat::ChannelsLast);
+  torch::Tensor image = model_.vae->decode(z).to(torch::kFloat32);
+  image = (image / 2 + 0.5).clamp(0, 1);
+  return image.permute({0, 2, 3, 1}).contiguous().to(torch::kCPU);  // [B, 3, H, W] -> [B, H, W, 3]
+}
+
+torch::Tensor StableDiffusionPipeline::generate(const GenerationRequest& request, const StepCallback& on_step) {
+  validate_request(request, model_);
+  const int64_t width = request.width ? request.width : model_.native_size();
+  const int64_t height = request.height ? request.height : model_.native_size();
+  torch::Tensor cond = encode_prompts(request.prompts);
+  torch::Tensor text_states = cond;
+  if (request.guidance_scale > 1.0) {
+    torch::Tensor uncond = encode_prompts({request.negative_prompt});
+    text_states = torch::cat({uncond.expand({cond.size(0), -1, -1}), cond}, 0);  // [2B, L, D]
+  }
+  torch::Tensor noise = initial_noise(request.seeds, height, width);
+  torch::Tensor latents = denoise(text_states, noise, request, on_step);
+  return decode(latents);
+}
+
+}  // namespace fairdiff

@@ -1,0 +1,80 @@
+// A Stable Diffusion model directory in the diffusers layout (model_index.json + tokenizer/, text_encoder/,
+// unet/, vae/, scheduler/) and the txt2img pipeline over it: classifier-free guidance with negative
+// prompts, batches of prompts, one seed (and CPU-drawn initial noise) per image.
+//
+// Shape legend: B images, L = 77 tokens, D text channels, Cl latent channels, h/w = H/f, W/f latent size.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "diffusion/autoencoder_kl.h"
+#include "diffusion/schedulers/scheduler.h"
+#include "diffusion/unet_2d_condition.h"
+#include "text/clip_text_model.h"
+#include "text/clip_tokenizer.h"
+
+namespace fairdiff {
+
+struct StableDiffusionModel {
+  std::filesystem::path dir;
+  ClipTokenizer tokenizer;
+  ClipTextModel text_encoder{nullptr};
+  UNet2DConditionModel unet{nullptr};
+  AutoencoderKL vae{nullptr};
+  SchedulerConfig scheduler_config;
+  torch::Device device{torch::kCPU};
+  torch::Dtype dtype = torch::kFloat32;
+  torch::Dtype vae_dtype = torch::kFloat32;  // float32 when the VAE asks for upcasting (force_upcast) under fp16
+
+  int64_t native_size() const { return unet->config().sample_size * vae->config().latent_scale_factor(); }
+};
+
+// Checks the layout before reading any weights: InputError naming the missing folder or file.
+void validate_model_directory(const std::filesystem::path& dir);
+StableDiffusionModel load_stable_diffusion(const std::filesystem::path& dir, torch::Device device, torch::Dtype dtype);
+
+struct GenerationRequest {
+  std::vector<std::string> prompts;   // one per image
+  std::string negative_prompt;        // the unconditional branch ("" by default)
+  std::vector<uint64_t> seeds;        // one per image
+  int64_t steps = 50;
+  double guidance_scale = 7.5;
+  std::string scheduler = "pndm";
+  int64_t width = 0;   // 0: the model's native size
+  int64_t height = 0;
+};
+
+// Called after every scheduler step with the step index and the latents [B, Cl, h, w].
+using StepCallback = std::function<void(size_t step_index, const torch::Tensor& latents)>;
+
+class StableDiffusionPipeline {
+ public:
+  explicit StableDiffusionPipeline(StableDiffusionModel& model);
+
+  // Text states [B, L, D] of the prompts, in the compute dtype on the model's device.
+  torch::Tensor encode_prompts(const std::vector<std::string>& prompts);
+  // Initial noise [B, Cl, h, w] drawn on the CPU from torch generators seeded with each image's seed, exactly
+  // as torch.randn((1, Cl, h, w), generator=torch.Generator("cpu").manual_seed(seed)).
+  torch::Tensor initial_noise(const std::vector<uint64_t>& seeds, int64_t height, int64_t width) const;
+  // Runs the denoising loop and decodes: images [B, H, W, 3] float32 in [0, 1] on the CPU.
+  torch::Tensor generate(const GenerationRequest& request, const StepCallback& on_step = nullptr);
+  // The denoising loop alone, from given initial latents (unscaled noise).
+  torch::Tensor denoise(const torch::Tensor& text_states, const torch::Tensor& noise, const GenerationRequest& request,
+                        const StepCallback& on_step = nullptr);
+  torch::Tensor decode(const torch::Tensor& latents);
+
+ private:
+  StableDiffusionModel& model_;
+};
+
+// Validates a request against the model (sizes divisible by the latent factor, counts positive, ...).
+void validate_request(const GenerationRequest& request, const StableDiffusionModel& model);
+
+}  // namespace fairdiff
