@@ -25,7 +25,7 @@ torch::Tensor plain_attention(const torch::Tensor& q, const torch::Tensor& k, co
 
 void set_fused_attention_enabled(bool enabled) { g_fused_enabled = enabled; }
 
-torch::Tensor scaled_dot_product_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+torch::Tensor dot_product_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                            const std::optional<torch::Tensor>& mask, bool upcast) {
 #if TORCH_VERSION_MAJOR >= 2
   // The fused kernels accumulate in float32 internally, which is what upcasting asks for.

@@ -10,7 +10,7 @@ namespace fairdiff {
 
 // q [B, H, Lq, D], k/v [B, H, Lk, D]; `mask` is additive and broadcastable to [B, H, Lq, Lk].
 // `upcast` computes the scores and softmax in float32 (diffusers' upcast_attention / upcast_softmax).
-torch::Tensor scaled_dot_product_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+torch::Tensor dot_product_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                            const std::optional<torch::Tensor>& mask = std::nullopt,
                                            bool upcast = false);
 

@@ -25,7 +25,7 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
   torch::Tensor q = to_q(x).view({b, n, h, d}).transpose(1, 2);       // [B, heads, N, Dh]
   torch::Tensor k = to_k(source).view({b, l, h, d}).transpose(1, 2);  // [B, heads, L, Dh]
   torch::Tensor v = to_v(source).view({b, l, h, d}).transpose(1, 2);
-  torch::Tensor out = scaled_dot_product_attention(q, k, v, std::nullopt, options_.upcast);
+  torch::Tensor out = dot_product_attention(q, k, v, std::nullopt, options_.upcast);
   out = out.transpose(1, 2).reshape({b, n, h * d});  // [B, N, inner]
   return out_linear_(out);
 }

@@ -35,22 +35,25 @@ void validate_model_directory(const std::filesystem::path& dir) {
   }
 }
 
-StableDiffusionModel load_stable_diffusion(const std::filesystem::path& dir, torch::Device device, torch::Dtype dtype) {
+StableDiffusionModel load_stable_diffusion(const std::filesystem::path& dir, torch::Device device, torch::Dtype dtype,
+                                           const PipelineLoadOptions& options) {
   validate_model_directory(dir);
   StableDiffusionModel model{dir, ClipTokenizer::from_directory(dir / "tokenizer"), nullptr, nullptr, nullptr, {},
-                             device, dtype, dtype};
+                             device, dtype, dtype, false};
   model.device = device;
   model.dtype = dtype;
   model.scheduler_config = load_scheduler_config((dir / "scheduler" / "scheduler_config.json").string());
   model.text_encoder = load_clip_text_model(dir / "text_encoder", dtype);
   model.unet = load_unet(dir / "unet", dtype);
   model.vae = load_vae(dir / "vae", torch::kFloat32);
-  model.vae_dtype = (dtype == torch::kFloat16 && model.vae->config().force_upcast) ? torch::kFloat32 : dtype;
+  model.vae_dtype = options.vae_dtype ? *options.vae_dtype
+                                      : (dtype == torch::kFloat16 && model.vae->config().force_upcast) ? torch::kFloat32 : dtype;
   model.vae->to(model.vae_dtype);
   model.text_encoder->to(device);
   model.unet->to(device);
   model.vae->to(device);
-  if (device.is_cuda()) {
+  model.channels_last = device.is_cuda() && options.channels_last;
+  if (model.channels_last) {
     // Channels-last convolutions are the fast layout for cuDNN's fp16/bf16 kernels.
     to_channels_last(*model.unet);
     to_channels_last(*model.vae);
@@ -113,7 +116,7 @@ torch::Tensor StableDiffusionPipeline::denoise(const torch::Tensor& text_states,
   const int64_t b = noise.size(0);
   torch::Tensor context = text_states;  // [2B, L, D] as [uncond..., cond...] when guided
   torch::Tensor latents = (noise * scheduler->init_noise_sigma()).to(model_.device);
-  const auto memory_format = model_.device.is_cuda() ? torch::MemoryFormat::ChannelsLast : torch::MemoryFormat::Contiguous;
+  const auto memory_format = model_.channels_last ? torch::MemoryFormat::ChannelsLast : torch::MemoryFormat::Contiguous;
   const auto& timesteps = scheduler->timesteps();
   for (size_t i = 0; i < timesteps.size(); ++i) {
     torch::Tensor model_input = guided ? torch::cat({latents, latents}, 0) : latents;
@@ -134,7 +137,7 @@ torch::Tensor StableDiffusionPipeline::denoise(const torch::Tensor& text_states,
 torch::Tensor StableDiffusionPipeline::decode(const torch::Tensor& latents) {
   torch::NoGradGuard no_grad;
   torch::Tensor z = (latents / model_.vae->config().scaling_factor).to(model_.vae_dtype);
-  if (model_.device.is_cuda()) z = z.contiguous(torch::MemoryFormat::ChannelsLast);
+  if (model_.channels_last) z = z.contiguous(torch::MemoryFormat::ChannelsLast);
   torch::Tensor image = model_.vae->decode(z).to(torch::kFloat32);
   image = (image / 2 + 0.5).clamp(0, 1);
   return image.permute({0, 2, 3, 1}).contiguous().to(torch::kCPU);  // [B, 3, H, W] -> [B, H, W, 3]

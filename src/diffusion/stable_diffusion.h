@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -32,13 +33,22 @@ struct StableDiffusionModel {
   torch::Device device{torch::kCPU};
   torch::Dtype dtype = torch::kFloat32;
   torch::Dtype vae_dtype = torch::kFloat32;  // float32 when the VAE asks for upcasting (force_upcast) under fp16
+  bool channels_last = false;
 
   int64_t native_size() const { return unet->config().sample_size * vae->config().latent_scale_factor(); }
 };
 
 // Checks the layout before reading any weights: InputError naming the missing folder or file.
 void validate_model_directory(const std::filesystem::path& dir);
-StableDiffusionModel load_stable_diffusion(const std::filesystem::path& dir, torch::Device device, torch::Dtype dtype);
+struct PipelineLoadOptions {
+  bool channels_last = true;  // on CUDA: convolution weights and activations channels-last
+  // The VAE's dtype; unset: float32 when the compute dtype is fp16 and the VAE config says force_upcast
+  // (as the reference does, to avoid fp16 overflow in the decoder), else the compute dtype.
+  std::optional<torch::Dtype> vae_dtype;
+};
+
+StableDiffusionModel load_stable_diffusion(const std::filesystem::path& dir, torch::Device device, torch::Dtype dtype,
+                                           const PipelineLoadOptions& options = {});
 
 struct GenerationRequest {
   std::vector<std::string> prompts;   // one per image

@@ -57,7 +57,7 @@ ClipAttentionImpl::ClipAttentionImpl(int64_t hidden_size, int64_t num_heads) : n
 torch::Tensor ClipAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& causal_mask) {
   const int64_t b = x.size(0), l = x.size(1), d = x.size(2);
   auto heads = [&](const torch::Tensor& t) { return t.view({b, l, num_heads_, d / num_heads_}).transpose(1, 2); };
-  torch::Tensor out = scaled_dot_product_attention(heads(q_proj(x)), heads(k_proj(x)), heads(v_proj(x)), causal_mask);
+  torch::Tensor out = dot_product_attention(heads(q_proj(x)), heads(k_proj(x)), heads(v_proj(x)), causal_mask);
   return out_proj(out.transpose(1, 2).reshape({b, l, d}));  // [B, H, L, Dh] -> [B, L, D]
 }
 

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Builds fairdiff's engine against the host PyTorch's LibTorch (CUDA) and runs the generation benchmarks of
+# bench/RESULTS.md. Runs on a CUDA host without a package registry: the header/library dependencies travel
+# as Debian .deb files in .deps/debs (apt-get download nlohmann-json3-dev libicu-dev libicu72 libpng-dev
+# libpng16-16 libjpeg62-turbo-dev libjpeg62-turbo zlib1g-dev) and the CLIP tokenizer files in .deps/tokenizer.
+# Usage: bash bench/run_gpu.sh OUT_DIR [build|generate|all]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT="${1:?usage: bench/run_gpu.sh OUT_DIR [build|generate|all]}"
+WHAT="${2:-all}"
+mkdir -p "$OUT"
+ROOT="$PWD/.deps/root"
+if [ ! -d "$ROOT/usr/include/unicode" ]; then
+  for f in .deps/debs/*.deb; do dpkg -x "$f" "$ROOT"; done
+fi
+export LD_LIBRARY_PATH="$ROOT/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}"
+TORCH_PREFIX="$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')"
+if [ "$WHAT" = build ] || [ "$WHAT" = all ] || [ ! -x build-gpu/fairdiff ]; then
+  cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DFAIRDIFF_ENGINE_ONLY=ON -DFAIRDIFF_BUILD_TESTS=OFF \
+    -DCMAKE_PREFIX_PATH="$TORCH_PREFIX;$ROOT/usr" -DICU_ROOT="$ROOT/usr" -DCMAKE_CUDA_ARCHITECTURES=90 \
+    -DTORCH_CUDA_ARCH_LIST=9.0 > "$OUT/cmake.log" 2>&1 || { tail -40 "$OUT/cmake.log"; exit 1; }
+  cmake --build build-gpu -j "$(nproc)" > "$OUT/build.log" 2>&1 || { grep -E "error" -A5 "$OUT/build.log" | head -60; exit 1; }
+  echo "build ok"
+fi
+FD=build-gpu/fairdiff
+MODEL=/tmp/sd21-base
+if [ ! -f "$MODEL/model_index.json" ]; then
+  $FD model init --arch sd21-base --tokenizer-from .deps/tokenizer --out "$MODEL" --weights-dtype fp16
+fi
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/gpu.txt"
+if [ "$WHAT" = generate ] || [ "$WHAT" = all ]; then
+  $FD bench generate --model "$MODEL" --device cuda --dtype fp16 --scheduler pndm --steps 50 --batch-size 1 --iterations 5 --json "$OUT/pndm50_b1.json"
+  $FD bench generate --model "$MODEL" --device cuda --dtype fp16 --scheduler pndm --steps 50 --batch-size 32 --iterations 2 --json "$OUT/pndm50_b32.json"
+  $FD bench generate --model "$MODEL" --device cuda --dtype fp16 --scheduler dpmpp2m --steps 25 --batch-size 32 --iterations 2 --json "$OUT/dpm25_b32.json"
+fi

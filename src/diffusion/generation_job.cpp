@@ -1,0 +1,204 @@
+#include "diffusion/generation_job.h"
+
+#include <map>
+#include <set>
+
+#include "core/csv.h"
+#include "core/device.h"
+#include "core/error.h"
+#include "core/fs.h"
+#include "core/image.h"
+#include "core/interrupt.h"
+#include "core/progress.h"
+#include "core/strings.h"
+#include "core/tensor_io.h"
+#include "diffusion/stable_diffusion.h"
+
+namespace fairdiff {
+namespace {
+
+bool valid_id(const std::string& id) {
+  if (id.empty() || id == "." || id == "..") return false;
+  for (char c : id) {
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.')) return false;
+  }
+  return true;
+}
+
+struct WorkItem {
+  const PromptItem* prompt;
+  int64_t index;
+  uint64_t seed;
+  std::filesystem::path file;  // relative to the run directory
+};
+
+const std::vector<std::string> kManifestColumns = {"prompt_id", "prompt", "index", "seed", "file", "negative_prompt",
+                                                   "scheduler", "steps", "guidance", "width", "height", "dtype",
+                                                   "device", "model", "lora", "lora_scale"};
+
+}  // namespace
+
+std::vector<PromptItem> read_prompts_csv(const std::filesystem::path& path) {
+  require_file(path, "--prompts");
+  CsvTable table = read_csv(path);
+  const int id_column = table.require_column("prompt_id");
+  const int prompt_column = table.require_column("prompt");
+  std::vector<PromptItem> items;
+  std::set<std::string> seen;
+  for (const auto& row : table.rows) {
+    std::string where = path.string() + ":" + std::to_string(row.line);
+    PromptItem item{trim(row.fields[id_column]), trim(row.fields[prompt_column])};
+    if (!valid_id(item.prompt_id)) {
+      throw InputError(where + ": prompt_id '" + item.prompt_id + "' must be non-empty letters, digits, '_', '-' or '.'");
+    }
+    if (item.prompt.empty()) throw InputError(where + ": empty prompt for prompt_id '" + item.prompt_id + "'");
+    if (!seen.insert(item.prompt_id).second) throw InputError(where + ": duplicate prompt_id '" + item.prompt_id + "'");
+    items.push_back(item);
+  }
+  if (items.empty()) throw InputError(path.string() + ": no prompts (expected rows of prompt_id,prompt)");
+  return items;
+}
+
+std::string prompt_id_for(const std::string& prompt) {
+  std::string id;
+  for (char c : to_lower(prompt)) {
+    if (std::isalnum(static_cast<unsigned char>(c))) {
+      id += c;
+    } else if (!id.empty() && id.back() != '_') {
+      id += '_';
+    }
+    if (id.size() >= 48) break;
+  }
+  while (!id.empty() && id.back() == '_') id.pop_back();
+  return id.empty() ? "prompt" : id;
+}
+
+Json GenerationSettings::identity() const {
+  Json prompts_json = Json::array();
+  for (const auto& p : prompts) prompts_json.push_back({{"prompt_id", p.prompt_id}, {"prompt", p.prompt}});
+  return Json{{"model", std::filesystem::absolute(model_dir).lexically_normal().string()},
+              {"prompts", prompts_json},
+              {"negative_prompt", negative_prompt},
+              {"steps", steps},
+              {"guidance", guidance_scale},
+              {"scheduler", scheduler},
+              {"seed", seed},
+              {"width", width},
+              {"height", height},
+              {"dtype", dtype},
+              {"lora", lora_file.empty() ? "" : std::filesystem::absolute(lora_file).lexically_normal().string()},
+              {"lora_scale", lora_scale}};
+}
+
+GenerationSummary run_generation(const GenerationSettings& s, const ModelHook& hook) {
+  // Everything that can be checked without loading the model, first.
+  validate_model_directory(s.model_dir);
+  if (s.prompts.empty()) throw UsageError("no prompts given");
+  torch::Device device = parse_device(s.device);
+  torch::Dtype dtype = parse_dtype(s.dtype);
+  require_dtype_supported(device, dtype);
+  make_scheduler(s.scheduler, SchedulerConfig());  // validates the name
+  ensure_directory(s.out_dir, "--out directory");
+
+  const auto run_json = s.out_dir / "run.json";
+  Json identity = s.identity();
+  if (std::filesystem::exists(run_json)) {
+    Json previous = read_json_file(run_json);
+    Json previous_identity = previous.value("identity", Json());
+    if (previous_identity != identity) {
+      std::string differences;
+      for (auto it = identity.begin(); it != identity.end(); ++it) {
+        if (!previous_identity.contains(it.key()) || previous_identity[it.key()] != *it) {
+          differences += (differences.empty() ? "" : ", ") + it.key();
+        }
+      }
+      throw InputError("--out " + s.out_dir.string() + " holds a run with different settings (" + differences +
+                       "); its images are kept: use another --out directory, or the same settings to resume");
+    }
+  }
+  write_json_file(run_json, Json{{"identity", identity}, {"images_per_prompt", s.images_per_prompt}});
+
+  std::vector<WorkItem> todo;
+  int64_t total = 0, skipped = 0;
+  for (const auto& p : s.prompts) {
+    for (int64_t i = 0; i < s.images_per_prompt; ++i) {
+      WorkItem item{&p, i, s.seed + static_cast<uint64_t>(i),
+                    std::filesystem::path("images") / p.prompt_id / (std::to_string(i) + ".png")};
+      ++total;
+      if (std::filesystem::exists(s.out_dir / item.file)) {
+        ++skipped;
+      } else {
+        todo.push_back(item);
+      }
+    }
+  }
+  GenerationSummary summary;
+  summary.skipped = skipped;
+  if (todo.empty()) {
+    std::fprintf(stderr, "generate: all %lld images already exist in %s\n", static_cast<long long>(total), s.out_dir.string().c_str());
+  }
+
+  // The manifest is rebuilt from what is on disk, so it always lists exactly the finished images.
+  auto write_manifest = [&]() {
+    std::string text = csv_line(kManifestColumns);
+    for (const auto& p : s.prompts) {
+      for (int64_t i = 0; i < s.images_per_prompt; ++i) {
+        auto file = std::filesystem::path("images") / p.prompt_id / (std::to_string(i) + ".png");
+        if (!std::filesystem::exists(s.out_dir / file)) continue;
+        char guidance[32];
+        std::snprintf(guidance, sizeof(guidance), "%g", s.guidance_scale);
+        char lora_scale[32];
+        std::snprintf(lora_scale, sizeof(lora_scale), "%g", s.lora_scale);
+        text += csv_line({p.prompt_id, p.prompt, std::to_string(i), std::to_string(s.seed + static_cast<uint64_t>(i)),
+                          file.string(), s.negative_prompt, s.scheduler, std::to_string(s.steps), guidance,
+                          std::to_string(s.width), std::to_string(s.height), s.dtype, s.device,
+                          identity["model"].get<std::string>(), identity["lora"].get<std::string>(), lora_scale});
+      }
+    }
+    write_file_atomic(s.out_dir / "manifest.csv", text);
+  };
+  if (todo.empty()) {
+    write_manifest();
+    return summary;
+  }
+
+  StableDiffusionModel model = load_stable_diffusion(s.model_dir, device, dtype);
+  if (hook) hook(model);
+  StableDiffusionPipeline pipeline(model);
+  Progress progress("generate", total, skipped, "img");
+  try {
+    for (size_t start = 0; start < todo.size(); start += static_cast<size_t>(s.batch_size)) {
+      check_interrupt();
+      size_t end = std::min(todo.size(), start + static_cast<size_t>(s.batch_size));
+      GenerationRequest request;
+      request.negative_prompt = s.negative_prompt;
+      request.steps = s.steps;
+      request.guidance_scale = s.guidance_scale;
+      request.scheduler = s.scheduler;
+      request.width = s.width;
+      request.height = s.height;
+      for (size_t k = start; k < end; ++k) {
+        request.prompts.push_back(todo[k].prompt->prompt);
+        request.seeds.push_back(todo[k].seed);
+      }
+      // Ctrl-C between denoising steps abandons only the batch in flight.
+      torch::Tensor images = pipeline.generate(request, [](size_t, const torch::Tensor&) { check_interrupt(); });
+      for (size_t k = start; k < end; ++k) {
+        auto path = s.out_dir / todo[k].file;
+        ensure_directory(path.parent_path(), "image folder");
+        write_png(path, image_from_unit_tensor(images[static_cast<int64_t>(k - start)]));
+        ++summary.generated;
+      }
+      write_manifest();
+      progress.advance(static_cast<long long>(end - start), todo[end - 1].prompt->prompt_id);
+    }
+  } catch (...) {
+    write_manifest();
+    throw;
+  }
+  progress.finish();
+  summary.seconds = progress.elapsed_seconds();
+  return summary;
+}
+
+}  // namespace fairdiff

@@ -1,0 +1,63 @@
+// A resumable generation run: N images per prompt written to OUT/images/<prompt_id>/<index>.png with a
+// manifest (OUT/manifest.csv: one row per finished image with its prompt, seed, file and every setting)
+// and the run's settings (OUT/run.json). Image i of every prompt uses seed = run seed + i, so prompts are
+// compared under the same noise (common random numbers) and `--seed S` reproduces the reference's
+// generator=torch.Generator("cpu").manual_seed(S) for image 0. A rerun skips finished images; a run
+// directory holding other settings is refused rather than mixed.
+#pragma once
+
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "core/json.h"
+
+namespace fairdiff {
+
+struct PromptItem {
+  std::string prompt_id;
+  std::string prompt;
+};
+
+// Reads a `prompt_id,prompt` CSV (../shared/seed/prompts_info.csv); InputError naming the file and line for
+// empty or duplicate ids, ids unusable as folder names, and empty prompts.
+std::vector<PromptItem> read_prompts_csv(const std::filesystem::path& path);
+// A folder-safe id for a single --prompt.
+std::string prompt_id_for(const std::string& prompt);
+
+struct GenerationSettings {
+  std::filesystem::path model_dir;
+  std::vector<PromptItem> prompts;
+  std::string negative_prompt;
+  int64_t images_per_prompt = 1;
+  int64_t steps = 50;
+  double guidance_scale = 7.5;
+  std::string scheduler = "pndm";
+  uint64_t seed = 0;
+  int64_t width = 0;   // 0: the model's native size
+  int64_t height = 0;
+  int64_t batch_size = 1;
+  std::string device = "cpu";
+  std::string dtype = "fp32";
+  std::filesystem::path out_dir;
+  std::filesystem::path lora_file;  // optional
+  double lora_scale = 1.0;
+
+  // The settings that change pixels (everything but batch size and device), as stored in run.json.
+  Json identity() const;
+};
+
+struct GenerationSummary {
+  int64_t generated = 0;
+  int64_t skipped = 0;
+  double seconds = 0;
+};
+
+// Hook to modify the loaded model before generating (e.g. apply LoRA weights); may be empty.
+struct StableDiffusionModel;
+using ModelHook = std::function<void(StableDiffusionModel&)>;
+
+GenerationSummary run_generation(const GenerationSettings& settings, const ModelHook& hook = nullptr);
+
+}  // namespace fairdiff

@@ -1,0 +1,166 @@
+#include "diffusion/model_init.h"
+
+#include "core/error.h"
+#include "core/fs.h"
+#include "core/json.h"
+#include "core/state_dict.h"
+#include "core/strings.h"
+
+namespace fairdiff {
+namespace {
+
+SchedulerConfig stable_diffusion_schedule() {
+  SchedulerConfig s;
+  s.num_train_timesteps = 1000;
+  s.beta_start = 0.00085;
+  s.beta_end = 0.012;
+  s.beta_schedule = "scaled_linear";
+  s.steps_offset = 1;
+  s.set_alpha_to_one = false;
+  s.skip_prk_steps = true;
+  s.clip_sample = false;
+  return s;
+}
+
+TensorMap to_dtype(const TensorMap& weights, torch::Dtype dtype) {
+  TensorMap out;
+  for (const auto& [name, t] : weights) out[name] = t.is_floating_point() ? t.to(dtype) : t;
+  return out;
+}
+
+}  // namespace
+
+std::vector<std::string> architecture_names() { return {"sd21-base", "sd15", "tiny-sd2", "tiny-sd1"}; }
+
+ModelArchitecture architecture(const std::string& name) {
+  ModelArchitecture a;
+  a.name = name;
+  a.scheduler = stable_diffusion_schedule();
+  if (name == "sd21-base" || name == "sd15") {
+    a.unet.block_out_channels = {320, 640, 1280, 1280};
+    a.unet.sample_size = 64;
+    a.vae.block_out_channels = {128, 256, 512, 512};
+    a.vae.sample_size = 512;
+    if (name == "sd21-base") {
+      a.unet.num_attention_heads = {5, 10, 20, 20};
+      a.unet.cross_attention_dim = 1024;
+      a.unet.use_linear_projection = true;
+      a.text_encoder.hidden_size = 1024;
+      a.text_encoder.intermediate_size = 4096;
+      a.text_encoder.num_hidden_layers = 23;
+      a.text_encoder.num_attention_heads = 16;
+      a.text_encoder.hidden_act = "gelu";
+      a.pad_token = "!";
+    } else {
+      a.unet.num_attention_heads = {8, 8, 8, 8};
+      a.unet.cross_attention_dim = 768;
+      a.unet.use_linear_projection = false;
+      a.text_encoder.hidden_size = 768;
+      a.text_encoder.intermediate_size = 3072;
+      a.text_encoder.num_hidden_layers = 12;
+      a.text_encoder.num_attention_heads = 12;
+      a.text_encoder.hidden_act = "quick_gelu";
+      a.pad_token = "<|endoftext|>";
+    }
+    return a;
+  }
+  if (name == "tiny-sd2" || name == "tiny-sd1") {
+    // The shapes of ../shared/fixtures/tiny-sd{1,2}.
+    a.unet.block_out_channels = {32, 64};
+    a.unet.down_block_types = {"CrossAttnDownBlock2D", "DownBlock2D"};
+    a.unet.up_block_types = {"UpBlock2D", "CrossAttnUpBlock2D"};
+    a.unet.sample_size = 16;
+    a.unet.cross_attention_dim = 32;
+    a.vae.block_out_channels = {32, 64};
+    a.vae.layers_per_block = 1;
+    a.vae.sample_size = 32;
+    a.text_encoder.hidden_size = 32;
+    a.text_encoder.intermediate_size = 37;
+    a.text_encoder.num_attention_heads = 4;
+    if (name == "tiny-sd2") {
+      a.unet.num_attention_heads = {2, 4};
+      a.unet.use_linear_projection = true;
+      a.text_encoder.num_hidden_layers = 3;
+      a.text_encoder.hidden_act = "gelu";
+      a.pad_token = "!";
+    } else {
+      a.unet.num_attention_heads = {8, 8};
+      a.unet.use_linear_projection = false;
+      a.text_encoder.num_hidden_layers = 2;
+      a.text_encoder.hidden_act = "quick_gelu";
+      a.pad_token = "<|endoftext|>";
+    }
+    return a;
+  }
+  throw UsageError("--arch " + name + ": expected one of " + join(architecture_names(), ", "));
+}
+
+void init_random_model(const ModelArchitecture& arch, const std::filesystem::path& tokenizer_from,
+                       const std::filesystem::path& out, uint64_t seed, torch::Dtype weights_dtype) {
+  std::filesystem::path tokenizer_dir = tokenizer_from;
+  if (!std::filesystem::exists(tokenizer_dir / "vocab.json") && std::filesystem::exists(tokenizer_dir / "tokenizer" / "vocab.json")) {
+    tokenizer_dir = tokenizer_dir / "tokenizer";
+  }
+  require_file(tokenizer_dir / "vocab.json", "--tokenizer-from: CLIP vocabulary");
+  require_file(tokenizer_dir / "merges.txt", "--tokenizer-from: CLIP merges");
+  if (std::filesystem::exists(out / "model_index.json")) {
+    throw InputError("--out " + out.string() + " already holds a model (model_index.json); choose an empty directory");
+  }
+  // Build into a temporary directory and rename at the end, so an interrupted init leaves no half model.
+  std::filesystem::path staging = out;
+  staging += ".partial";
+  std::filesystem::remove_all(staging);
+  for (const char* component : {"tokenizer", "text_encoder", "unet", "vae", "scheduler"}) {
+    ensure_directory(staging / component, "model component folder");
+  }
+  torch::manual_seed(seed);
+  torch::NoGradGuard no_grad;
+  {
+    ClipTextModel text_encoder(arch.text_encoder);
+    write_safetensors(staging / "text_encoder" / "model.safetensors", to_dtype(module_state_dict(*text_encoder), weights_dtype),
+                      {{"format", "pt"}});
+  }
+  {
+    UNet2DConditionModel unet(arch.unet);
+    write_safetensors(staging / "unet" / "diffusion_pytorch_model.safetensors", to_dtype(module_state_dict(*unet), weights_dtype),
+                      {{"format", "pt"}});
+  }
+  {
+    AutoencoderKL vae(arch.vae);
+    write_safetensors(staging / "vae" / "diffusion_pytorch_model.safetensors", to_dtype(module_state_dict(*vae), weights_dtype),
+                      {{"format", "pt"}});
+  }
+  write_json_file(staging / "text_encoder" / "config.json", arch.text_encoder.to_json());
+  write_json_file(staging / "unet" / "config.json", arch.unet.to_json());
+  write_json_file(staging / "vae" / "config.json", arch.vae.to_json());
+  write_json_file(staging / "scheduler" / "scheduler_config.json", arch.scheduler.to_json("PNDMScheduler"));
+  std::filesystem::copy_file(tokenizer_dir / "vocab.json", staging / "tokenizer" / "vocab.json");
+  std::filesystem::copy_file(tokenizer_dir / "merges.txt", staging / "tokenizer" / "merges.txt");
+  write_json_file(staging / "tokenizer" / "tokenizer_config.json",
+                  Json{{"tokenizer_class", "CLIPTokenizer"},
+                       {"bos_token", "<|startoftext|>"},
+                       {"eos_token", "<|endoftext|>"},
+                       {"unk_token", "<|endoftext|>"},
+                       {"pad_token", arch.pad_token},
+                       {"model_max_length", 77}});
+  write_json_file(staging / "model_index.json",
+                  Json{{"_class_name", "StableDiffusionPipeline"},
+                       {"_diffusers_version", "0.30.0"},
+                       {"fairdiff_architecture", arch.name},
+                       {"fairdiff_random_init_seed", seed},
+                       {"requires_safety_checker", false},
+                       {"feature_extractor", {nullptr, nullptr}},
+                       {"safety_checker", {nullptr, nullptr}},
+                       {"scheduler", {"diffusers", "PNDMScheduler"}},
+                       {"text_encoder", {"transformers", "CLIPTextModel"}},
+                       {"tokenizer", {"transformers", "CLIPTokenizer"}},
+                       {"unet", {"diffusers", "UNet2DConditionModel"}},
+                       {"vae", {"diffusers", "AutoencoderKL"}}});
+  if (std::filesystem::exists(out)) {
+    if (!std::filesystem::is_empty(out)) throw InputError("--out " + out.string() + " is not empty");
+    std::filesystem::remove(out);
+  }
+  std::filesystem::rename(staging, out);
+}
+
+}  // namespace fairdiff

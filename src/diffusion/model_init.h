@@ -1,0 +1,36 @@
+// Randomly initialised Stable Diffusion models with a real architecture's configs, written in the diffusers
+// layout: for benchmarks and tests where real weights cannot be downloaded.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "diffusion/autoencoder_kl.h"
+#include "diffusion/schedulers/scheduler.h"
+#include "diffusion/unet_2d_condition.h"
+#include "text/clip_text_model.h"
+
+namespace fairdiff {
+
+struct ModelArchitecture {
+  std::string name;
+  UNet2DConditionConfig unet;
+  AutoencoderKLConfig vae;
+  ClipTextConfig text_encoder;
+  SchedulerConfig scheduler;
+  std::string pad_token;  // "!" for SD 2.x, "<|endoftext|>" for SD 1.x
+};
+
+std::vector<std::string> architecture_names();  // sd21-base, sd15, tiny-sd2, tiny-sd1
+ModelArchitecture architecture(const std::string& name);
+
+// Writes model_index.json and every component; the tokenizer's vocab.json and merges.txt are copied from
+// `tokenizer_from` (a tokenizer folder, or a model directory that has one). `weights_dtype` is how the
+// weights are stored (float32 or float16).
+void init_random_model(const ModelArchitecture& arch, const std::filesystem::path& tokenizer_from,
+                       const std::filesystem::path& out, uint64_t seed, torch::Dtype weights_dtype = torch::kFloat32);
+
+}  // namespace fairdiff

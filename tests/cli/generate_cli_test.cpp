@@ -1,0 +1,139 @@
+// End-to-end tests of `fairdiff generate` and `fairdiff model init` on the tiny fixture models.
+#include <fstream>
+
+#include <gtest/gtest.h>
+
+#include "core/csv.h"
+#include "core/image.h"
+#include "core/safetensors.h"
+#include "test_paths.h"
+
+namespace fairdiff {
+namespace {
+
+std::string exe() { return FAIRDIFF_EXE; }
+std::string quote(const std::filesystem::path& p) { return "'" + p.string() + "'"; }
+
+std::string read_bytes(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+std::string generate_command(const std::string& scheduler, const std::filesystem::path& out) {
+  return exe() + " generate --model " + quote(test::fixtures_dir() / "tiny-sd2") +
+         " --prompt 'A photo of a CEO of an important company' --negative-prompt '' --seed 11 --steps 12"
+         " --guidance 7.5 --scheduler " + scheduler + " --width 32 --height 32 --out " + quote(out);
+}
+
+class GenerateMatchesFixture : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(GenerateMatchesFixture, PngEqualsReferenceImageWithinOneLevel) {
+  const std::string s = GetParam();
+  auto out = test::scratch_dir("generate_" + s);
+  std::string log;
+  ASSERT_EQ(test::run_command(generate_command(s, out), &log), 0) << log;
+  auto png = out / "images" / "a_photo_of_a_ceo_of_an_important_company" / "0.png";
+  ASSERT_TRUE(std::filesystem::exists(png)) << log;
+  Image image = read_image(png);
+  torch::Tensor expected = read_safetensors(test::fixtures_dir() / "tiny-sd2" / "reference.safetensors").tensors.at("pipe." + s + ".image")[0];
+  ASSERT_EQ(image.width, 32);
+  ASSERT_EQ(image.height, 32);
+  torch::Tensor got = torch::from_blob(image.pixels.data(), {32, 32, 3}, torch::kUInt8).to(torch::kFloat32) / 255.0;
+  EXPECT_LE((got - expected).abs().max().item<double>(), 1.0 / 255.0 + 1e-6);
+}
+
+INSTANTIATE_TEST_SUITE_P(Schedulers, GenerateMatchesFixture, ::testing::Values("pndm", "ddim", "euler", "dpmpp2m"));
+
+TEST(GenerateCli, ResumeSkipsFinishedImagesAndSameSeedGivesIdenticalBytes) {
+  auto out = test::scratch_dir("generate_resume");
+  auto prompts = out.parent_path() / "generate_resume_prompts.csv";
+  { std::ofstream(prompts) << "prompt_id,prompt\nceo,A photo of a CEO\nnurse,\"A photo of a nurse, smiling\"\n"; }
+  std::string base = exe() + " generate --model " + quote(test::fixtures_dir() / "tiny-sd1") + " --prompts " + quote(prompts) +
+                     " --images-per-prompt 2 --steps 3 --batch-size 3 --width 32 --height 32 --out " + quote(out);
+  std::string log;
+  ASSERT_EQ(test::run_command(base, &log), 0) << log;
+  CsvTable manifest = read_csv(out / "manifest.csv");
+  ASSERT_EQ(manifest.rows.size(), 4u);
+  EXPECT_EQ(manifest.rows[1].fields[manifest.require_column("seed")], "1");
+  EXPECT_EQ(manifest.rows[2].fields[manifest.require_column("prompt")], "A photo of a nurse, smiling");
+  std::string first = read_bytes(out / "images" / "nurse" / "1.png");
+
+  // Delete one image: a rerun regenerates exactly that one, byte for byte.
+  std::filesystem::remove(out / "images" / "nurse" / "1.png");
+  auto untouched_time = std::filesystem::last_write_time(out / "images" / "ceo" / "0.png");
+  ASSERT_EQ(test::run_command(base, &log), 0) << log;
+  EXPECT_NE(log.find("generated 1 image(s), skipped 3"), std::string::npos) << log;
+  EXPECT_EQ(read_bytes(out / "images" / "nurse" / "1.png"), first);
+  EXPECT_EQ(std::filesystem::last_write_time(out / "images" / "ceo" / "0.png"), untouched_time);
+
+  // Different settings into the same run directory are refused and nothing is touched.
+  ASSERT_NE(test::run_command(base + " --steps 4", &log), 0);
+  EXPECT_NE(log.find("different settings"), std::string::npos) << log;
+  EXPECT_EQ(read_bytes(out / "images" / "nurse" / "1.png"), first);
+}
+
+TEST(GenerateCli, BadInputsFailClearlyAndKeepOutputs) {
+  auto out = test::scratch_dir("generate_bad");
+  { std::ofstream(out / "keep.txt") << "earlier output"; }
+  auto model = test::fixtures_dir() / "tiny-sd2";
+  struct Case {
+    std::string args;
+    int code;
+    std::string fragment;
+  };
+  auto broken = out.parent_path() / "generate_bad_model";
+  std::filesystem::remove_all(broken);
+  std::filesystem::create_directories(broken);
+  std::filesystem::copy(model, broken, std::filesystem::copy_options::recursive);
+  std::filesystem::permissions(broken, std::filesystem::perms::owner_all, std::filesystem::perm_options::add);
+  for (auto& entry : std::filesystem::recursive_directory_iterator(broken)) {
+    std::filesystem::permissions(entry.path(), std::filesystem::perms::owner_all, std::filesystem::perm_options::add);
+  }
+  std::filesystem::remove_all(broken / "vae");
+  auto bad_csv = out.parent_path() / "generate_bad.csv";
+  { std::ofstream(bad_csv) << "prompt_id,prompt\nceo,A photo\nnurse\n"; }
+  std::vector<Case> cases = {
+      {"--model " + quote(broken) + " --prompt x", 3, "missing the component folder 'vae/'"},
+      {"--model " + quote(model) + " --prompt x --scheduler heun", 2, "expected one of pndm, ddim, euler, dpmpp2m"},
+      {"--model " + quote(model) + " --prompts " + quote(bad_csv), 3, "generate_bad.csv:3"},
+      {"--model " + quote(model) + " --prompt x --images-per-prompt 0", 2, "--images-per-prompt 0"},
+      {"--model " + quote(model) + " --prompt x --steps -3", 2, "--steps -3"},
+      {"--model " + quote(model) + " --prompt x --dtype fp16 --device cpu", 4, "fp16"},
+      {"--model " + quote(model) + " --prompt x --width 30", 2, "multiple of 8"},
+      {"--model " + quote(out / "nope") + " --prompt x", 3, "does not exist"},
+  };
+  for (const auto& c : cases) {
+    std::string log;
+    const bool sets_steps = c.args.find("--steps") != std::string::npos;
+    int code = test::run_command(exe() + " generate " + c.args + (sets_steps ? "" : " --steps 2") + " --out " + quote(out), &log);
+    EXPECT_EQ(code, c.code) << c.args << "\n" << log;
+    EXPECT_NE(log.find(c.fragment), std::string::npos) << c.args << "\n" << log;
+  }
+  EXPECT_EQ(read_bytes(out / "keep.txt"), "earlier output");
+}
+
+TEST(ModelInitCli, WritesALoadableRandomModel) {
+  auto out = test::scratch_dir("model_init") / "tiny";
+  std::string log;
+  ASSERT_EQ(test::run_command(exe() + " model init --arch tiny-sd1 --tokenizer-from " +
+                                  quote(test::fixtures_dir() / "tiny-sd1") + " --out " + quote(out) + " --seed 3", &log), 0) << log;
+  // Same tensor names and shapes as the reference's tiny-sd1.
+  for (const char* f : {"unet/diffusion_pytorch_model.safetensors", "vae/diffusion_pytorch_model.safetensors"}) {
+    auto mine = read_safetensors_header(out / f);
+    auto reference = read_safetensors_header(test::fixtures_dir() / "tiny-sd1" / f);
+    ASSERT_EQ(mine.size(), reference.size()) << f;
+    for (const auto& [name, info] : reference) {
+      ASSERT_TRUE(mine.count(name)) << name;
+      EXPECT_EQ(mine.at(name).shape, info.shape) << name;
+    }
+  }
+  ASSERT_EQ(test::run_command(exe() + " generate --model " + quote(out) + " --prompt 'a nurse' --steps 2 --out " +
+                                  quote(out.parent_path() / "run"), &log), 0) << log;
+  EXPECT_TRUE(std::filesystem::exists(out.parent_path() / "run" / "images" / "a_nurse" / "0.png"));
+  // A second init into the same directory is refused.
+  EXPECT_NE(test::run_command(exe() + " model init --arch tiny-sd1 --tokenizer-from " +
+                                  quote(test::fixtures_dir() / "tiny-sd1") + " --out " + quote(out), &log), 0);
+}
+
+}  // namespace
+}  // namespace fairdiff
