@@ -1,0 +1,127 @@
+// Parity of one DreamBooth step with the reference trainer (../shared/fixtures/*/reference.safetensors,
+// keys train.*): loss parts, total gradient norm, the clipped conv_in gradient and conv_in after one AdamW
+// step; and the learning-rate schedules of lr_schedules.json.
+#include <cmath>
+#include <cstdio>
+
+#include <gtest/gtest.h>
+
+#include "core/attention.h"
+#include "core/json.h"
+#include "core/safetensors.h"
+#include "diffusion/unet_2d_condition.h"
+#include "test_paths.h"
+#include "train/dreambooth_loss.h"
+#include "train/flat_adamw.h"
+#include "train/lr_schedule.h"
+
+namespace fairdiff::train {
+namespace {
+
+// |a - b| <= 1e-4, relative for magnitudes above 1 (the fixtures' README).
+void expect_close(const torch::Tensor& actual, const torch::Tensor& expected, const std::string& what) {
+  ASSERT_EQ(actual.sizes(), expected.sizes()) << what;
+  const torch::Tensor tolerance = 1e-4 * expected.abs().clamp_min(1.0);
+  const double worst = ((actual.to(torch::kFloat32) - expected).abs() - tolerance).max().item<double>();
+  const double diff = (actual.to(torch::kFloat32) - expected).abs().max().item<double>();
+  EXPECT_LE(worst, 0.0) << what << ": max |diff| " << diff;
+  std::printf("  %-24s max |diff| %.3g (max |ref| %.3g)\n", what.c_str(), diff, expected.abs().max().item<double>());
+}
+
+class DreamBoothParity : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override { set_fused_attention_enabled(false); }
+  std::filesystem::path model_dir() const { return test::fixtures_dir() / GetParam(); }
+};
+
+TEST_P(DreamBoothParity, OneStepMatchesReference) {
+  TensorMap ref = read_safetensors(model_dir() / "reference.safetensors").tensors;
+  UNet2DConditionModel unet = load_unet(model_dir() / "unet", torch::kFloat32);
+  unet->train();
+  auto noise_scheduler = make_scheduler("ddim", load_scheduler_config((model_dir() / "scheduler" / "scheduler_config.json").string()));
+
+  DreamBoothBatch batch{ref.at("train.latents"), ref.at("train.noise"), ref.at("train.timesteps"),
+                        ref.at("train.encoder_hidden_states"), 1};
+  expect_close(noise_scheduler->add_noise(batch.latents, batch.noise, batch.timesteps), ref.at("train.noisy"), "noisy");
+
+  NamedTensors params;
+  for (const auto& item : unet->named_parameters()) params.emplace_back(item.key(), item.value());
+  FlatAdamW optimizer(params, AdamWConfig{});
+  optimizer.zero_grad();
+  DreamBoothLoss loss = dreambooth_loss(*unet, *noise_scheduler, batch, {});
+  expect_close(loss.instance.detach(), ref.at("train.loss_instance"), "loss_instance");
+  expect_close(loss.prior.detach(), ref.at("train.loss_prior"), "loss_prior");
+  expect_close(loss.total.detach(), ref.at("train.loss"), "loss");
+  loss.total.backward();
+  optimizer.accumulate();
+
+  torch::Tensor norm = optimizer.grad_norm();
+  expect_close(norm, ref.at("train.grad_norm_before_clip"), "grad_norm_before_clip");
+  torch::Tensor coefficient = clip_coefficient(norm, 1.0);
+  EXPECT_LT(coefficient.item<double>(), 1.0) << "the fixture's gradient is expected to be clipped";
+  expect_close(optimizer.grad_of("conv_in.weight") * coefficient, ref.at("train.conv_in.weight.grad"), "clipped grad");
+
+  optimizer.step(1e-3, coefficient);
+  expect_close(unet->conv_in->weight.detach(), ref.at("train.conv_in.weight.after_adamw"), "conv_in after AdamW");
+  expect_close(optimizer.master_weights().at("conv_in.weight"), ref.at("train.conv_in.weight.after_adamw"), "master");
+}
+
+TEST_P(DreamBoothParity, GradientCheckpointingGivesTheSameGradients) {
+  TensorMap ref = read_safetensors(model_dir() / "reference.safetensors").tensors;
+  auto noise_scheduler = make_scheduler("ddim", load_scheduler_config((model_dir() / "scheduler" / "scheduler_config.json").string()));
+  DreamBoothBatch batch{ref.at("train.latents"), ref.at("train.noise"), ref.at("train.timesteps"),
+                        ref.at("train.encoder_hidden_states"), 1};
+  std::vector<torch::Tensor> grads;
+  std::vector<double> losses;
+  for (bool checkpointing : {false, true}) {
+    UNet2DConditionModel unet = load_unet(model_dir() / "unet", torch::kFloat32);
+    unet->train();
+    DreamBoothLoss loss = dreambooth_loss(*unet, *noise_scheduler, batch, {1.0, checkpointing});
+    loss.total.backward();
+    std::vector<torch::Tensor> all;
+    for (const auto& p : unet->parameters()) {
+      ASSERT_TRUE(p.grad().defined());
+      all.push_back(p.grad().flatten());
+    }
+    grads.push_back(torch::cat(all));
+    losses.push_back(loss.total.item<double>());
+  }
+  EXPECT_EQ(losses[0], losses[1]);
+  EXPECT_LE((grads[0] - grads[1]).abs().max().item<double>(), 1e-6);
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, DreamBoothParity, ::testing::Values("tiny-sd1", "tiny-sd2"));
+
+TEST(LrSchedules, MatchTheReferenceTrainer) {
+  Json ref = read_json_file(test::fixtures_dir() / "lr_schedules.json");
+  LrScheduleConfig config;
+  config.base_lr = ref.at("base_lr").get<double>();
+  config.warmup_steps = ref.at("warmup").get<int64_t>();
+  config.total_steps = ref.at("total").get<int64_t>();
+  int checked = 0;
+  for (const auto& [name, rates] : ref.at("lr_per_step").items()) {
+    config.name = name;
+    validate_lr_schedule(config);
+    ASSERT_EQ(rates.size(), 100u) << name;
+    for (size_t step = 0; step < rates.size(); ++step) {
+      const double expected = rates[step].get<double>();
+      EXPECT_NEAR(learning_rate_at(config, static_cast<int64_t>(step)), expected, 1e-12 * config.base_lr)
+          << name << " step " << step;
+    }
+    ++checked;
+  }
+  EXPECT_EQ(checked, 5);
+}
+
+TEST(LrSchedules, RejectsUnknownNamesAndBadRanges) {
+  LrScheduleConfig config;
+  config.name = "exponential";
+  EXPECT_THROW(validate_lr_schedule(config), UsageError);
+  config.name = "polynomial";
+  config.total_steps = 10;
+  config.warmup_steps = 10;
+  EXPECT_THROW(validate_lr_schedule(config), UsageError);
+}
+
+}  // namespace
+}  // namespace fairdiff::train
