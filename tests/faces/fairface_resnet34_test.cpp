@@ -1,0 +1,134 @@
+// Loader tests of the fairface profile's ResNet-34 on files of the real formats (torch.save zip, safetensors)
+// with random weights, and (on the GPU host, through tools/faces/fairface_torchvision_check.py) parity with
+// torchvision's resnet34.
+#include <cstdlib>
+#include <fstream>
+
+#include <gtest/gtest.h>
+
+#include "core/error.h"
+#include "core/image.h"
+#include "core/state_dict.h"
+#include "faces/fairface_resnet34.h"
+#include "test_paths.h"
+
+namespace fairdiff {
+namespace {
+
+namespace fs = std::filesystem;
+
+FairFaceResNet34 random_model() {
+  torch::manual_seed(7);
+  FairFaceResNet34 model;
+  torch::NoGradGuard no_grad;
+  for (auto& [name, buffer] : model->named_buffers()) {
+    if (name.find("running_mean") != std::string::npos) buffer.uniform_(-0.2, 0.2);
+    if (name.find("running_var") != std::string::npos) buffer.uniform_(0.5, 1.5);
+  }
+  model->eval();
+  return model;
+}
+
+void save_state_dict_pt(const FairFaceResNet34& model, const fs::path& path) {
+  c10::Dict<std::string, at::Tensor> dict;
+  for (const auto& [name, tensor] : module_state_dict(*model)) dict.insert(name, tensor);
+  std::vector<char> bytes = torch::pickle_save(dict);
+  std::ofstream(path, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+TEST(FairFaceResNet34, HasTorchvisionKeysAndShapes) {
+  TensorMap state = module_state_dict(*FairFaceResNet34());
+  EXPECT_EQ(state.at("conv1.weight").sizes(), (std::vector<int64_t>{64, 3, 7, 7}));
+  EXPECT_EQ(state.at("layer2.0.downsample.0.weight").sizes(), (std::vector<int64_t>{128, 64, 1, 1}));
+  EXPECT_EQ(state.at("layer3.5.bn2.running_var").sizes(), (std::vector<int64_t>{256}));
+  EXPECT_EQ(state.at("layer4.2.conv2.weight").sizes(), (std::vector<int64_t>{512, 512, 3, 3}));
+  EXPECT_EQ(state.at("fc.weight").sizes(), (std::vector<int64_t>{18, 512}));
+  EXPECT_EQ(state.count("layer1.0.downsample.0.weight"), 0u);
+  int64_t parameters = 0;
+  for (const auto& p : FairFaceResNet34()->parameters()) parameters += p.numel();
+  EXPECT_EQ(parameters, 21293906);  // torchvision resnet34 with an 18-way fc
+}
+
+TEST(FairFaceResNet34, LoadsTorchSaveZipAndSafetensors) {
+  const fs::path dir = test::scratch_dir("fairface_loader");
+  FairFaceResNet34 original = random_model();
+  save_state_dict_pt(original, dir / "weights.pt");
+  write_safetensors(dir / "weights.safetensors", module_state_dict(*original));
+
+  FaceImage image = FaceImage::from(read_image(test::shared_dir() / "faces/fairface_margin125/fairface_0007.jpg"));
+  FaceBox box{112, 112, 336, 336, 1.0f, {}};
+  torch::NoGradGuard no_grad;
+  torch::Tensor expected = original->forward(fairface_input(image, box));
+  for (const char* file : {"weights.pt", "weights.safetensors"}) {
+    FairFaceClassifier classifier(dir / file);
+    auto predictions = classifier.classify(image, box);
+    ASSERT_EQ(predictions.size(), 3u);
+    std::vector<AttributePrediction> want = FairFaceClassifier::predictions(expected);
+    for (size_t i = 0; i < 3; ++i) {
+      EXPECT_EQ(predictions[i].labels, want[i].labels);
+      for (size_t k = 0; k < want[i].probabilities.size(); ++k) {
+        EXPECT_NEAR(predictions[i].probabilities[k], want[i].probabilities[k], 1e-6) << file;
+      }
+    }
+    EXPECT_EQ(predictions[1].labels.size(), 7u);
+    EXPECT_EQ(predictions[2].labels.back(), "70+");
+  }
+}
+
+TEST(FairFaceResNet34, NamesMissingAndMisshapenTensors) {
+  const fs::path dir = test::scratch_dir("fairface_bad");
+  TensorMap state = module_state_dict(*random_model());
+  state.erase("layer3.1.conv1.weight");
+  state["fc.weight"] = torch::zeros({7, 512});
+  write_safetensors(dir / "bad.safetensors", state);
+  try {
+    FairFaceClassifier classifier(dir / "bad.safetensors");
+    FAIL();
+  } catch (const InputError& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find("layer3.1.conv1.weight"), std::string::npos) << message;
+    EXPECT_NE(message.find("fc.weight"), std::string::npos) << message;
+  }
+  std::ofstream(dir / "legacy.pt", std::ios::binary) << "\x80\x02legacy pickle";
+  try {
+    read_torch_state_dict(dir / "legacy.pt");
+    FAIL();
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("legacy"), std::string::npos) << e.what();
+  }
+}
+
+// Opt-in: tools/faces/fairface_torchvision_check.py writes the reference on a host with torchvision and runs
+// this test with FAIRDIFF_FAIRFACE_REFERENCE set.
+TEST(FairFaceResNet34, MatchesTorchvisionReference) {
+  const char* dir_env = std::getenv("FAIRDIFF_FAIRFACE_REFERENCE");
+  if (!dir_env) GTEST_SKIP() << "set by tools/faces/fairface_torchvision_check.py on a host with torchvision";
+  const fs::path dir = dir_env;
+  std::ifstream in(dir / "reference.pt", std::ios::binary);
+  std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  c10::Dict<c10::IValue, c10::IValue> reference = torch::pickle_load(bytes).toGenericDict();
+  torch::Tensor input = reference.at("input").toTensor(), logits = reference.at("logits").toTensor();
+  std::vector<fs::path> files = {dir / "weights.pt"};
+  if (fs::exists(dir / "weights.safetensors")) files.push_back(dir / "weights.safetensors");
+  std::vector<torch::Device> devices = {torch::kCPU};
+  if (torch::cuda::is_available()) devices.push_back(torch::Device(torch::kCUDA, 0));
+  at::globalContext().setAllowTF32CuDNN(false);  // TF32 convolutions would differ by ~1e-3
+  at::globalContext().setAllowTF32CuBLAS(false);
+  for (const auto& file : files) {
+    FairFaceResNet34 model;
+    load_state_dict_strict(*model, read_torch_state_dict(file), file.string());
+    model->eval();
+    for (const auto& device : devices) {
+      model->to(device);
+      torch::NoGradGuard no_grad;
+      torch::Tensor ours = model->forward(input.to(device)).to(torch::kCPU);
+      const double diff = (ours - logits).abs().max().item<double>();
+      std::printf("fairface %s on %s: max|diff| vs torchvision %.3g\n", file.filename().c_str(), device.str().c_str(),
+                  diff);
+      EXPECT_LE(diff, 1e-4) << file << " on " << device.str();
+    }
+  }
+}
+
+}  // namespace
+}  // namespace fairdiff

