@@ -97,10 +97,10 @@ BaselineComparison compare_with_baseline(const AuditResult& result, int run_inde
       const GroupDistribution& b = base.distributions.at(attribute)[p];
       std::vector<Difference> groups;
       if (run.has_prompt[p] && base.has_prompt[p]) {
-        tests.push_back(chi_square_homogeneity({b.counts, a.counts}, settings.homogeneity_resamples,
-                                               stream_seed(settings.bootstrap.seed, run.name + "/vs/" + base.name + "/" +
-                                                                                        attribute_name(attribute) + "/" +
-                                                                                        result.prompts.ids[p])));
+        tests.push_back(chi_square_homogeneity(
+            {b.counts, a.counts}, settings.homogeneity_resamples,
+            stream_seed(settings.bootstrap.seed, run.name + "/vs/" + base.name + "/" + attribute_name(attribute) + "/" +
+                                                     result.prompts.ids[p])));
         for (int k = 0; k < a.num_groups(); ++k) {
           groups.push_back(share_difference(a.counts[k], a.n_determined(), b.counts[k], b.n_determined()));
         }

@@ -33,18 +33,18 @@ struct RunAudit {
   int rows_read = 0;
   long long n_images = 0;
   std::vector<std::string> notes;
-  std::vector<bool> has_prompt;                                        // [prompt]
+  std::vector<bool> has_prompt;                                       // [prompt]
   std::map<Attribute, std::vector<GroupDistribution>> distributions;  // [attribute][prompt]
-  std::map<Attribute, GroupDistribution> overall;                      // all prompts pooled
-  std::map<Attribute, AttributeMetrics> metrics;                       // scored attributes
+  std::map<Attribute, GroupDistribution> overall;                     // all prompts pooled
+  std::map<Attribute, AttributeMetrics> metrics;                      // scored attributes
   std::map<Attribute, std::vector<CorrectedShares>> corrected;        // [attribute][prompt], with --confusion
 };
 
 struct BaselineComparison {
-  int run = 0;       // index into AuditResult::runs
-  int baseline = 0;  // index of the baseline run (0)
-  std::vector<int> prompts;  // prompts both runs have
-  std::map<Attribute, std::vector<HomogeneityTest>> tests;                   // [attribute][prompt]
+  int run = 0;                                                              // index into AuditResult::runs
+  int baseline = 0;                                                         // index of the baseline run (0)
+  std::vector<int> prompts;                                                 // prompts both runs have
+  std::map<Attribute, std::vector<HomogeneityTest>> tests;                  // [attribute][prompt]
   std::map<Attribute, std::vector<std::vector<Difference>>> share_changes;  // [attribute][prompt][group]
   std::map<Attribute, std::vector<MetricEstimate>> run_average;             // over `prompts`
   std::map<Attribute, std::vector<MetricEstimate>> baseline_average;        // over `prompts`
@@ -59,9 +59,9 @@ struct AuditResult {
   std::optional<ConfusionSet> confusion;
   AuditSettings settings;
   std::vector<RunAudit> runs;
-  std::vector<int> common_prompts;                                  // prompts every run has
+  std::vector<int> common_prompts;                                // prompts every run has
   std::map<Attribute, std::vector<HomogeneityTest>> homogeneity;  // [attribute][prompt], all runs with it
-  std::vector<BaselineComparison> comparisons;                      // runs[1..] against runs[0]
+  std::vector<BaselineComparison> comparisons;                    // runs[1..] against runs[0]
 };
 
 AuditResult run_audit(const PromptSet& prompts, const std::vector<Run>& runs, const Taxonomy& taxonomy,

@@ -12,10 +12,6 @@ std::vector<double> shares_of(const std::vector<long long>& counts, long long n)
   return p;
 }
 
-Interval percentile_interval(std::vector<double> values) {
-  return {percentile(values, 0.025), percentile(values, 0.975)};
-}
-
 }  // namespace
 
 PromptMetrics estimate_prompt_metrics(const GroupDistribution& distribution, const std::vector<double>& target,
@@ -51,7 +47,7 @@ PromptMetrics estimate_prompt_metrics(const GroupDistribution& distribution, con
   for (size_t m = 0; m < metrics.size(); ++m) {
     MetricEstimate& e = out.estimates[m];
     if (settings.resamples > 0) {
-      e.ci = percentile_interval(out.replicates[m]);
+      e.ci = bias_corrected_interval(out.replicates[m], e.value);
       double sum = 0;
       for (double v : out.floor_replicates[m]) sum += v;
       e.floor_mean = sum / static_cast<double>(out.floor_replicates[m].size());
@@ -90,7 +86,7 @@ MetricEstimate average_estimate(const std::vector<const PromptMetrics*>& prompts
   }
   e.value = sum / static_cast<double>(prompts.size());
   std::vector<double> replicates = average_replicates(prompts, m, false);
-  if (!replicates.empty()) e.ci = percentile_interval(replicates);
+  if (!replicates.empty()) e.ci = bias_corrected_interval(replicates, e.value);
   std::vector<double> floor = average_replicates(prompts, m, true);
   if (!floor.empty()) {
     double total = 0;

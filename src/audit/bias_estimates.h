@@ -1,6 +1,6 @@
 // Bootstrap intervals and sampling-noise floors of the bias metrics, per prompt and averaged over prompts.
-//  - interval: percentile bootstrap; each replicate redraws the prompt's determined images from the observed
-//    shares (Multinomial(n, p_hat)) and recomputes the metric;
+//  - interval: bias-corrected percentile bootstrap; each replicate redraws the prompt's determined images
+//    from the observed shares (Multinomial(n, p_hat)) and recomputes the metric;
 //  - noise floor: what a perfectly fair generator (one that draws from the target) would score with the
 //    same n, by simulation: the mean and the 95th percentile of the metric over Multinomial(n, t) samples.
 // Averages over prompts resample every prompt independently and average per replicate. Each prompt's
@@ -34,12 +34,12 @@ struct MetricEstimate {
 };
 
 struct PromptMetrics {
-  long long n = 0;  // images where the attribute was determined
-  std::vector<MetricEstimate> estimates;            // one per metric
-  std::vector<std::vector<double>> replicates;      // [metric][resample], bootstrap values
-  std::vector<std::vector<double>> floor_replicates;  // [metric][resample], fair-generator values
+  long long n = 0;                                                 // images where the attribute was determined
+  std::vector<MetricEstimate> estimates;                           // one per metric
+  std::vector<std::vector<double>> replicates;                     // [metric][resample], bootstrap values
+  std::vector<std::vector<double>> floor_replicates;               // [metric][resample], fair-generator values
   double chi_square_p = std::numeric_limits<double>::quiet_NaN();  // asymptotic, df = K - 1
-  bool small_expected_counts = false;  // some n t_k < 5: the asymptotic p-value is rough
+  bool small_expected_counts = false;                              // some n t_k < 5: the asymptotic p-value is rough
 };
 
 struct AttributeMetrics {

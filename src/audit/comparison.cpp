@@ -22,7 +22,8 @@ double pearson_statistic(const std::vector<std::vector<long long>>& table, const
 
 }  // namespace
 
-HomogeneityTest chi_square_homogeneity(const std::vector<std::vector<long long>>& table, int mc_resamples, uint64_t seed) {
+HomogeneityTest chi_square_homogeneity(const std::vector<std::vector<long long>>& table, int mc_resamples,
+                                       uint64_t seed) {
   HomogeneityTest test;
   std::vector<std::vector<long long>> rows;
   for (const auto& row : table) {

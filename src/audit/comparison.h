@@ -23,7 +23,8 @@ struct HomogeneityTest {
 // Pearson's chi-square test that every row (run) of `table` (rows x groups) draws from the same
 // distribution. Groups with a zero total are dropped; df = (rows - 1)(groups used - 1). The Monte Carlo
 // p-value redraws every row from Multinomial(row total, pooled shares) `mc_resamples` times.
-HomogeneityTest chi_square_homogeneity(const std::vector<std::vector<long long>>& table, int mc_resamples, uint64_t seed);
+HomogeneityTest chi_square_homogeneity(const std::vector<std::vector<long long>>& table, int mc_resamples,
+                                       uint64_t seed);
 
 struct Difference {
   double value = std::numeric_limits<double>::quiet_NaN();

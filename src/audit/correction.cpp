@@ -61,10 +61,12 @@ int group_index(const Taxonomy& taxonomy, Attribute attribute, const std::string
   return g >= 0 && r >= 0 ? taxonomy.gender_race_index(g, r) : -1;
 }
 
-ConfusionMatrix parse_matrix(const Json& object, Attribute attribute, const std::string& where, const Taxonomy& taxonomy) {
+ConfusionMatrix parse_matrix(const Json& object, Attribute attribute, const std::string& where,
+                             const Taxonomy& taxonomy) {
   if (!object.is_object() || !object.contains("labels") || !object.contains("confusion")) {
-    throw InputError(where + ": expected an object with \"labels\" (class names in the order of the rows) and "
-                             "\"confusion\" (rows = true class, columns = predicted class)");
+    throw InputError(where +
+                     ": expected an object with \"labels\" (class names in the order of the rows) and "
+                     "\"confusion\" (rows = true class, columns = predicted class)");
   }
   const Json& labels = object["labels"];
   const Json& confusion = object["confusion"];
@@ -97,7 +99,8 @@ ConfusionMatrix parse_matrix(const Json& object, Attribute attribute, const std:
   for (size_t i = 0; i < k; ++i) {
     const Json& row = confusion[i];
     if (!row.is_array() || row.size() != k) {
-      throw InputError(where + ": row " + std::to_string(i) + " of \"confusion\" must have " + std::to_string(k) + " numbers");
+      throw InputError(where + ": row " + std::to_string(i) + " of \"confusion\" must have " + std::to_string(k) +
+                       " numbers");
     }
     double total = 0;
     for (size_t j = 0; j < k; ++j) {
@@ -117,8 +120,9 @@ ConfusionMatrix parse_matrix(const Json& object, Attribute attribute, const std:
     if (std::fabs(total - 1.0) > 1e-6) rows_sum_to_one = false;
   }
   if (!all_integral && !rows_sum_to_one) {
-    throw InputError(where + ": \"confusion\" holds fractions whose rows do not sum to 1 (expected counts or "
-                             "row-normalised rates)");
+    throw InputError(where +
+                     ": \"confusion\" holds fractions whose rows do not sum to 1 (expected counts or "
+                     "row-normalised rates)");
   }
   matrix.counts = all_integral && !rows_sum_to_one;
   return matrix;
@@ -199,9 +203,9 @@ ConfusionSet parse_confusion_json(const Json& json, const std::string& source, c
   if (json.contains("confusion")) {
     int attribute = attribute_of_labels(json.value("labels", Json()), taxonomy);
     if (attribute < 0) {
-      throw InputError(source + ": \"labels\" " + json.value("labels", Json()).dump() +
-                       " name neither the genders (" + join(taxonomy.genders, ", ") + ") nor the races (" +
-                       join(taxonomy.races, ", ") + ") nor their gender x race cells");
+      throw InputError(source + ": \"labels\" " + json.value("labels", Json()).dump() + " name neither the genders (" +
+                       join(taxonomy.genders, ", ") + ") nor the races (" + join(taxonomy.races, ", ") +
+                       ") nor their gender x race cells");
     }
     Attribute a = static_cast<Attribute>(attribute);
     set.matrices[a] = parse_matrix(json, a, source, taxonomy);
@@ -211,8 +215,9 @@ ConfusionSet parse_confusion_json(const Json& json, const std::string& source, c
       if (it != json.end()) set.matrices[a] = parse_matrix(*it, a, source + ": " + attribute_name(a), taxonomy);
     }
     if (set.matrices.empty()) {
-      throw InputError(source + ": no confusion matrix found (expected {\"labels\",\"confusion\"} or keys "
-                                "\"gender\", \"race\", \"gender_race\" holding them)");
+      throw InputError(source +
+                       ": no confusion matrix found (expected {\"labels\",\"confusion\"} or keys "
+                       "\"gender\", \"race\", \"gender_race\" holding them)");
     }
   }
   if (!set.matrices.count(Attribute::gender_race) && set.matrices.count(Attribute::gender) &&

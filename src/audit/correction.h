@@ -36,9 +36,9 @@ struct ConfusionMatrix {
   // For a gender x race matrix built from the two attributes' matrices: the factors (entries unused).
   std::vector<ConfusionMatrix> kronecker_factors;
 
-  Matrix rates() const;  // row-normalised
+  Matrix rates() const;                          // row-normalised
   std::vector<double> recall_per_class() const;  // diagonal of rates()
-  long long total_count() const;  // sum of entries when counts, else 0
+  long long total_count() const;                 // sum of entries when counts, else 0
 };
 
 struct ConfusionSet {

@@ -84,7 +84,8 @@ Run parse_detections(const std::string& csv_text, const std::string& source, con
   CsvTable table = parse_csv(csv_text, source);
   int prompt_column = first_column(table, {"prompt_id", "prompt"});
   if (prompt_column < 0) {
-    throw InputError(source + ": missing column 'prompt' or 'prompt_id' (the header has: " + join(table.header, ",") + ")");
+    throw InputError(source + ": missing column 'prompt' or 'prompt_id' (the header has: " + join(table.header, ",") +
+                     ")");
   }
   int path_column = first_column(table, {"path", "image", "file"});
   if (path_column < 0) {
@@ -144,8 +145,8 @@ Run parse_detections(const std::string& csv_text, const std::string& source, con
     std::string race = mapped("race", row.fields[race_column]);
     record.race = race_index(options.taxonomy, race);
     if (record.race == -2) {
-      fail(row.line, "unknown race label '" + race + "' (expected " + expected_races + "; map it with --map race:" +
-                         trim(race) + "=LABEL)");
+      fail(row.line, "unknown race label '" + race + "' (expected " + expected_races +
+                         "; map it with --map race:" + trim(race) + "=LABEL)");
       ok = false;
     }
     record.age = kNoFace;
@@ -179,7 +180,8 @@ Run parse_detections(const std::string& csv_text, const std::string& source, con
     if (ok) faces.push_back(face);
   }
   if (error_count > 0) {
-    std::string message = source + ": " + std::to_string(error_count) + " row(s) could not be read:\n  " + join(errors, "\n  ");
+    std::string message =
+        source + ": " + std::to_string(error_count) + " row(s) could not be read:\n  " + join(errors, "\n  ");
     if (error_count > static_cast<int>(errors.size())) {
       message += "\n  ... and " + std::to_string(error_count - static_cast<int>(errors.size())) + " more";
     }
@@ -206,8 +208,9 @@ Run parse_detections(const std::string& csv_text, const std::string& source, con
       }
       FaceRow& best = principal[it->second];
       face_counts[it->second] += has_face ? 1 : 0;
-      bool better = best.face_index < 0 ||
-                    (has_face && (face.area >= 0 && best.area >= 0 ? face.area > best.area : face.face_index < best.face_index));
+      bool better =
+          best.face_index < 0 ||
+          (has_face && (face.area >= 0 && best.area >= 0 ? face.area > best.area : face.face_index < best.face_index));
       if (better) best = face;
     }
     for (size_t i = 0; i < principal.size(); ++i) {

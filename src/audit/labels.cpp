@@ -97,7 +97,8 @@ void LabelMap::add(const std::string& entry) {
   size_t colon = entry.find(':');
   size_t equals = entry.find('=', colon == std::string::npos ? 0 : colon);
   if (colon == std::string::npos || equals == std::string::npos || colon == 0 || equals == colon + 1) {
-    throw UsageError("--map '" + entry + "': expected COLUMN:FROM=TO (e.g. race:race=-- or prompt:delivery_driver=delivery)");
+    throw UsageError("--map '" + entry +
+                     "': expected COLUMN:FROM=TO (e.g. race:race=-- or prompt:delivery_driver=delivery)");
   }
   std::string column = trim(entry.substr(0, colon));
   std::string from = entry.substr(colon + 1, equals - colon - 1);
@@ -148,7 +149,8 @@ int race_index(const Taxonomy& taxonomy, const std::string& label) {
 namespace {
 
 bool all_digits(const std::string& text) {
-  return !text.empty() && std::all_of(text.begin(), text.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
+  return !text.empty() &&
+         std::all_of(text.begin(), text.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
 }
 
 }  // namespace
@@ -168,7 +170,8 @@ std::string canonical_age(const std::string& label) {
   if (dash != std::string::npos) {
     std::string low = trim(text.substr(0, dash));
     std::string high = trim(text.substr(dash + 1));
-    if (all_digits(low) && all_digits(high) && low.size() <= 3 && high.size() <= 3 && std::stoi(low) <= std::stoi(high)) {
+    if (all_digits(low) && all_digits(high) && low.size() <= 3 && high.size() <= 3 &&
+        std::stoi(low) <= std::stoi(high)) {
       return "(" + low + "-" + high + ")";
     }
   }

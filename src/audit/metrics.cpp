@@ -110,7 +110,8 @@ int female_index(const Taxonomy& taxonomy) {
   return -1;
 }
 
-double metric_value(Metric metric, const std::vector<double>& p, const std::vector<double>& t, long long n, int female) {
+double metric_value(Metric metric, const std::vector<double>& p, const std::vector<double>& t, long long n,
+                    int female) {
   switch (metric) {
     case Metric::shen_bias:
       return shen_bias(p);

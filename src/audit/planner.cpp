@@ -94,10 +94,11 @@ std::string format_share(double value) {
 }
 
 std::string plan_csv(const Plan& plan) {
-  std::string out = csv_line(std::vector<std::string>{"prompt_id", "prompt", "gender", "race", "share", "n_images", "augmented_prompt"});
+  std::string out = csv_line(
+      std::vector<std::string>{"prompt_id", "prompt", "gender", "race", "share", "n_images", "augmented_prompt"});
   for (const auto& row : plan.rows) {
     out += csv_line(std::vector<std::string>{row.prompt_id, row.prompt, row.gender, row.race, format_share(row.share),
-                     std::to_string(row.n_images), row.augmented_prompt});
+                                             std::to_string(row.n_images), row.augmented_prompt});
   }
   return out;
 }

@@ -22,7 +22,7 @@ enum class PlanRule { study, target };
 
 struct PlanSettings {
   PlanRule rule = PlanRule::study;
-  int images_per_group = 10;   // study rule
+  int images_per_group = 10;     // study rule
   double share_threshold = 0.4;  // study rule
 };
 

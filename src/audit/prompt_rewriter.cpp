@@ -14,10 +14,10 @@ namespace {
 
 // Framing nouns: "A photo of ...": the article before them is not the subject's.
 const std::set<std::string>& framing_nouns() {
-  static const std::set<std::string> nouns = {
-      "photo",   "photograph", "picture",   "portrait", "image", "painting", "drawing", "sketch",
-      "headshot", "close-up",  "closeup",   "shot",     "selfie", "illustration", "rendering", "snapshot",
-      "still",   "render",     "depiction", "stock"};
+  static const std::set<std::string> nouns = {"photo",    "photograph", "picture", "portrait",     "image",
+                                              "painting", "drawing",    "sketch",  "headshot",     "close-up",
+                                              "closeup",  "shot",       "selfie",  "illustration", "rendering",
+                                              "snapshot", "still",      "render",  "depiction",    "stock"};
   return nouns;
 }
 
@@ -25,11 +25,14 @@ const std::set<std::string>& framing_nouns() {
 // ("a nice young Indian woman"), so the group phrase goes after them.
 const std::set<std::string>& quality_adjectives() {
   static const std::set<std::string> words = {
-      "nice",      "kind",      "good",       "bad",      "friendly", "successful", "famous",    "important",
-      "happy",     "smiling",   "young",      "old",      "elderly",  "senior",     "junior",    "experienced",
-      "beautiful", "handsome",  "typical",    "confident", "serious", "hardworking", "hard-working", "skilled",
-      "talented",  "wealthy",   "rich",       "poor",     "dangerous", "powerful",  "attractive", "ugly",
-      "tall",      "short",     "middle-aged", "average", "ordinary", "great",      "brilliant", "professional-looking"};
+      "nice",        "kind",        "good",         "bad",       "friendly",
+      "successful",  "famous",      "important",    "happy",     "smiling",
+      "young",       "old",         "elderly",      "senior",    "junior",
+      "experienced", "beautiful",   "handsome",     "typical",   "confident",
+      "serious",     "hardworking", "hard-working", "skilled",   "talented",
+      "wealthy",     "rich",        "poor",         "dangerous", "powerful",
+      "attractive",  "ugly",        "tall",         "short",     "middle-aged",
+      "average",     "ordinary",    "great",        "brilliant", "professional-looking"};
   return words;
 }
 
@@ -59,7 +62,9 @@ std::vector<Word> words_of(const std::string& text) {
   return words;
 }
 
-bool is_article(const std::string& lower) { return lower == "a" || lower == "an" || lower == "the"; }
+bool is_article(const std::string& lower) {
+  return lower == "a" || lower == "an" || lower == "the";
+}
 
 // Keeps the capitalisation of the article being replaced ("A" -> "An").
 std::string with_case_of(const std::string& original, const std::string& article) {
@@ -109,14 +114,16 @@ std::string group_phrase(const std::string& race_label, const std::string& gende
 std::string indefinite_article(const std::string& next_word) {
   std::string w;
   for (char c : next_word) {
-    if (std::isalnum(static_cast<unsigned char>(c))) w += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (std::isalnum(static_cast<unsigned char>(c)))
+      w += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   }
   if (w.empty()) return "a";
   for (const char* silent_h : {"hour", "honest", "honor", "honour", "heir"}) {
     if (starts_with(w, silent_h)) return "an";
   }
   // Vowel letters that sound like a consonant ("a unique", "a European", "a one-off").
-  for (const char* consonant_sound : {"uni", "use", "usu", "uti", "uto", "ura", "ure", "euro", "eu", "one", "once", "ubiq"}) {
+  for (const char* consonant_sound :
+       {"uni", "use", "usu", "uti", "uto", "ura", "ure", "euro", "eu", "one", "once", "ubiq"}) {
     if (starts_with(w, consonant_sound)) return "a";
   }
   return std::string("aeiou").find(w[0]) != std::string::npos ? "an" : "a";
@@ -167,7 +174,8 @@ std::string rewrite_prompt(const std::string& prompt, const std::string& phrase)
     std::string out = prompt.substr(0, words[insert].begin) + phrase + " " + prompt.substr(words[insert].begin);
     if (words[i].lower != "the") {
       std::string original = prompt.substr(words[i].begin, words[i].end - words[i].begin);
-      std::string next = insert == i + 1 ? first_word(phrase) : prompt.substr(words[i + 1].begin, words[i + 1].end - words[i + 1].begin);
+      std::string next = insert == i + 1 ? first_word(phrase)
+                                         : prompt.substr(words[i + 1].begin, words[i + 1].end - words[i + 1].begin);
       out = out.substr(0, words[i].begin) + with_case_of(original, indefinite_article(next)) + out.substr(words[i].end);
     }
     return out;

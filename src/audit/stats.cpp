@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 namespace fairdiff::audit {
 
@@ -14,7 +15,9 @@ uint64_t splitmix64(uint64_t& x) {
   return z ^ (z >> 31);
 }
 
-uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+uint64_t rotl(uint64_t x, int k) {
+  return (x << k) | (x >> (64 - k));
+}
 
 }  // namespace
 
@@ -34,7 +37,9 @@ uint64_t Rng::next() {
   return result;
 }
 
-double Rng::uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
+double Rng::uniform() {
+  return static_cast<double>(next() >> 11) * 0x1.0p-53;
+}
 
 uint64_t stream_seed(uint64_t base_seed, const std::string& name) {
   uint64_t hash = 0xCBF29CE484222325ULL;  // FNV-1a
@@ -46,7 +51,8 @@ uint64_t stream_seed(uint64_t base_seed, const std::string& name) {
   return splitmix64(mixed);
 }
 
-void sample_multinomial(Rng& rng, long long n, const std::vector<double>& probabilities, std::vector<long long>& counts) {
+void sample_multinomial(Rng& rng, long long n, const std::vector<double>& probabilities,
+                        std::vector<long long>& counts) {
   const size_t k = probabilities.size();
   counts.assign(k, 0);
   if (k == 0 || n <= 0) return;
@@ -93,6 +99,32 @@ Interval newcombe_difference_interval(long long k1, long long n1, long long k2, 
   const double d = p1 - p2;
   return {d - std::sqrt((p1 - a.low) * (p1 - a.low) + (b.high - p2) * (b.high - p2)),
           d + std::sqrt((a.high - p1) * (a.high - p1) + (p2 - b.low) * (p2 - b.low))};
+}
+
+double normal_cdf(double x) { return 0.5 * std::erfc(-x / std::sqrt(2.0)); }
+
+double normal_quantile(double p) {
+  if (p <= 0) return -std::numeric_limits<double>::infinity();
+  if (p >= 1) return std::numeric_limits<double>::infinity();
+  double low = -40, high = 40;
+  for (int i = 0; i < 200 && high - low > 1e-12; ++i) {
+    const double mid = 0.5 * (low + high);
+    (normal_cdf(mid) < p ? low : high) = mid;
+  }
+  return 0.5 * (low + high);
+}
+
+Interval bias_corrected_interval(std::vector<double> replicates, double estimate, double z) {
+  if (replicates.empty()) return {std::nan(""), std::nan("")};
+  const double b = static_cast<double>(replicates.size());
+  double below = 0;
+  for (double v : replicates) below += v < estimate ? 1.0 : (v == estimate ? 0.5 : 0.0);
+  // Keep z0 finite when every replicate lies on one side (e.g. an estimate of exactly 0).
+  const double fraction = std::min(std::max(below / b, 0.5 / b), 1.0 - 0.5 / b);
+  const double z0 = normal_quantile(fraction);
+  const double low_q = normal_cdf(2 * z0 - z);
+  const double high_q = normal_cdf(2 * z0 + z);
+  return {percentile(replicates, low_q), percentile(replicates, high_q)};
 }
 
 double percentile(std::vector<double>& values, double q) {

@@ -36,7 +36,8 @@ uint64_t stream_seed(uint64_t base_seed, const std::string& name);
 
 // Draws counts ~ Multinomial(n, probabilities) into `counts` (resized to K). `probabilities` need not be
 // normalised exactly; the last category absorbs rounding.
-void sample_multinomial(Rng& rng, long long n, const std::vector<double>& probabilities, std::vector<long long>& counts);
+void sample_multinomial(Rng& rng, long long n, const std::vector<double>& probabilities,
+                        std::vector<long long>& counts);
 
 // Wilson score interval for k successes out of n (n = 0 gives [0, 1]).
 Interval wilson_interval(long long k, long long n, double z = kZ95);
@@ -46,6 +47,15 @@ Interval newcombe_difference_interval(long long k1, long long n1, long long k2, 
 
 // Percentile with linear interpolation between order statistics (the "type 7" definition); sorts `values`.
 double percentile(std::vector<double>& values, double q);
+
+// Standard normal CDF and its inverse (bisection on the CDF to 1e-12).
+double normal_cdf(double x);
+double normal_quantile(double p);
+
+// Bias-corrected percentile bootstrap interval (Efron 1981): with z0 = Phi^-1(share of replicates below the
+// estimate, ties counted half), the bounds are the Phi(2 z0 -/+ z) quantiles of the replicates. It removes
+// the shift of plain percentile intervals for plug-in metrics, whose replicates sit above the estimate.
+Interval bias_corrected_interval(std::vector<double> replicates, double estimate, double z = kZ95);
 
 // P(X >= x) for X ~ chi-square with `df` degrees of freedom.
 double chi_square_sf(double x, double df);

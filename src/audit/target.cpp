@@ -52,7 +52,8 @@ Target read_target(const std::filesystem::path& path, const Taxonomy& taxonomy, 
     } catch (const UsageError& e) {
       throw InputError(e.what());
     }
-    if (attribute == Attribute::age) throw InputError(where + ": targets for age are not supported (gender, race, gender_race)");
+    if (attribute == Attribute::age)
+      throw InputError(where + ": targets for age are not supported (gender, race, gender_race)");
     int prompt = -1;
     if (prompt_column >= 0) {
       std::string id = trim(row.fields[prompt_column]);

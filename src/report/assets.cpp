@@ -1,7 +1,8 @@
 #include "report/assets.h"
 
-#include <cstdlib>
 #include <unistd.h>
+
+#include <cstdlib>
 
 #include "core/error.h"
 #include "core/fs.h"
@@ -66,9 +67,12 @@ std::filesystem::path find_node_modules() {
     if (holds_vega(dir)) return dir;
     searched += (searched.empty() ? "" : ", ") + dir.string();
   }
-  throw UnsupportedError("the report's charting library (npm packages vega, vega-lite, vega-embed) is not installed; "
-                         "searched " + searched + ". Run scripts/install.sh (or `npm ci` in the project root), or "
-                         "set FAIRDIFF_NODE_MODULES to a node_modules directory that has them");
+  throw UnsupportedError(
+      "the report's charting library (npm packages vega, vega-lite, vega-embed) is not installed; "
+      "searched " +
+      searched +
+      ". Run scripts/install.sh (or `npm ci` in the project root), or "
+      "set FAIRDIFF_NODE_MODULES to a node_modules directory that has them");
 }
 
 ChartLibrary load_chart_library() {

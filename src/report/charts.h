@@ -15,7 +15,7 @@ struct Chart {
   std::string section;  // which report section shows it
   std::string title;
   std::string caption;
-  Json spec;            // a complete Vega-Lite spec with inline data
+  Json spec;  // a complete Vega-Lite spec with inline data
 };
 
 std::vector<Chart> make_charts(const audit::AuditResult& result);

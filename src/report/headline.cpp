@@ -25,9 +25,8 @@ Headline make_headline(const audit::AuditResult& result) {
     for (int p = 0; p < result.prompts.size(); ++p) {
       if (am.prompts[p].n > 0) ranked.push_back({p, am.prompts[p].estimates[m]});
     }
-    std::stable_sort(ranked.begin(), ranked.end(), [](const RankedPrompt& a, const RankedPrompt& b) {
-      return a.estimate.value > b.estimate.value;
-    });
+    std::stable_sort(ranked.begin(), ranked.end(),
+                     [](const RankedPrompt& a, const RankedPrompt& b) { return a.estimate.value > b.estimate.value; });
     for (size_t i = 0; i < ranked.size() && i < 3; ++i) h.most_biased.push_back(ranked[i]);
     for (size_t i = 0; i < ranked.size() && i < 3; ++i) h.least_biased.push_back(ranked[ranked.size() - 1 - i]);
     for (Attribute attribute : audit::scored_attributes()) {

@@ -94,32 +94,36 @@ std::string render_html(const audit::AuditResult& result, const Headline& headli
                         const ReportOptions& options) {
   std::string run_names;
   for (const auto& run : result.runs) run_names += (run_names.empty() ? "" : ", ") + run.name;
-  std::string html = "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-                     "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
-                     "<title>fairdiff report: rendering</title>\n<style>" + std::string(kStyle) + "</style>\n";
+  std::string html =
+      "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+      "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+      "<title>fairdiff report: rendering</title>\n<style>" +
+      std::string(kStyle) + "</style>\n";
   for (const auto& [name, source] : library.scripts) {
     html += "<script data-library=\"" + name + "\">\n" + source + "\n</script>\n";
   }
   html += "</head>\n<body data-render-status=\"pending\">\n<header><h1>Demographic bias audit</h1>\n<p>Runs: " +
-          html_escape(run_names) + " &middot; " + std::to_string(result.prompts.size()) + " prompts &middot; target: " +
-          html_escape(result.target.is_uniform() ? "uniform" : result.target.source()) + " &middot; " +
-          std::to_string(result.settings.bootstrap.resamples) + " bootstrap resamples (seed " +
+          html_escape(run_names) + " &middot; " + std::to_string(result.prompts.size()) +
+          " prompts &middot; target: " + html_escape(result.target.is_uniform() ? "uniform" : result.target.source()) +
+          " &middot; " + std::to_string(result.settings.bootstrap.resamples) + " bootstrap resamples (seed " +
           std::to_string(result.settings.bootstrap.seed) + ")</p></header>\n";
-  html += "<nav><a href=\"#headline\">Headline</a><a href=\"#caveat\">Trusting the labels</a>"
-          "<a href=\"#distributions\">Distributions</a><a href=\"#metrics\">Bias metrics</a>";
+  html +=
+      "<nav><a href=\"#headline\">Headline</a><a href=\"#caveat\">Trusting the labels</a>"
+      "<a href=\"#distributions\">Distributions</a><a href=\"#metrics\">Bias metrics</a>";
   if (result.runs.size() > 1) html += "<a href=\"#comparisons\">Run comparisons</a>";
   if (result.confusion) html += "<a href=\"#correction\">Error correction</a>";
-  html += "<a href=\"#thumbnails\">Images</a><a href=\"#data\">Data</a><a href=\"#methods\">Methods</a></nav>\n<main>\n";
+  html +=
+      "<a href=\"#thumbnails\">Images</a><a href=\"#data\">Data</a><a href=\"#methods\">Methods</a></nav>\n<main>\n";
   html += headline_section(result, headline, charts);
   html += caveat_section(result);
-  html += "<section id=\"distributions\"><h2>Distributions per prompt</h2>\n" + charts_of_section(charts, "distributions") +
-          "</section>\n";
+  html += "<section id=\"distributions\"><h2>Distributions per prompt</h2>\n" +
+          charts_of_section(charts, "distributions") + "</section>\n";
   html += "<section id=\"metrics\"><h2>Bias metrics</h2>\n" + charts_of_section(charts, "metrics") +
           metrics_tables(result) + "</section>\n";
   if (result.runs.size() > 1) html += comparisons_section(result);
   if (result.confusion) {
-    html += "<section id=\"correction\"><h2>Classifier-error correction</h2>\n" + charts_of_section(charts, "correction") +
-            correction_tables(result) + "</section>\n";
+    html += "<section id=\"correction\"><h2>Classifier-error correction</h2>\n" +
+            charts_of_section(charts, "correction") + correction_tables(result) + "</section>\n";
   }
   html += thumbnails_section(result, thumbnails);
   html += data_section(result, options.label_map, options.command_line);

@@ -34,12 +34,15 @@ p-value from the &chi;&sup2; distribution with K&minus;1 degrees of freedom (rou
 </ul>
 <h3>Uncertainty</h3>
 <ul>
-<li>Bootstrap 95% interval: )HTML" + resamples + R"HTML( resamples; each draws the prompt's n determined labels again
-from Multinomial(n, p&#770;) and recomputes the metric; the interval is the 2.5th&ndash;97.5th percentile. An average
-over prompts resamples every prompt independently and averages per resample. Near 0 the metrics are biased upwards
-(they are absolute values), which is why the noise floor is shown.</li>
+<li>Bootstrap 95% interval: )HTML" +
+                     resamples + R"HTML( resamples; each draws the prompt's n determined labels again
+from Multinomial(n, p&#770;) and recomputes the metric; the interval is the bias-corrected percentile interval:
+with z<sub>0</sub> = &Phi;<sup>&minus;1</sup>(share of resamples below the estimate), the &Phi;(2z<sub>0</sub> &minus; 1.96)
+and &Phi;(2z<sub>0</sub> + 1.96) quantiles of the resamples. An average over prompts resamples every prompt
+independently and averages per resample. Near 0 the metrics are biased upwards (they are absolute values), which is why the noise floor is shown.</li>
 <li>Noise floor: the same metric for a perfectly fair generator with the same n: labels drawn from
-Multinomial(n, t), )HTML" + resamples + R"HTML( times; the mean and the 95th percentile are shown. A value below the
+Multinomial(n, t), )HTML" +
+                     resamples + R"HTML( times; the mean and the 95th percentile are shown. A value below the
 95th percentile cannot be told apart from fair at this sample size.</li>
 <li>Random numbers: xoshiro256** seeded from the seed and the name of each (run, attribute, prompt), so the report
 is the same on every run and machine.</li>

@@ -19,8 +19,11 @@ Json interval_json(const audit::Interval& interval) {
 }
 
 Json estimate_json(const audit::MetricEstimate& e) {
-  return {{"value", json_number(e.value)}, {"ci", interval_json(e.ci)}, {"floor_mean", json_number(e.floor_mean)},
-          {"floor_q95", json_number(e.floor_q95)}, {"n", e.n}};
+  return {{"value", json_number(e.value)},
+          {"ci", interval_json(e.ci)},
+          {"floor_mean", json_number(e.floor_mean)},
+          {"floor_q95", json_number(e.floor_q95)},
+          {"n", e.n}};
 }
 
 Json difference_json(const audit::Difference& d) {
@@ -35,23 +38,33 @@ Json distribution_json(const audit::GroupDistribution& d) {
     share_det.push_back(d.n_determined() > 0 ? Json(d.share_of_determined(k)) : Json(nullptr));
     share_det_ci.push_back(interval_json(d.wilson_of_determined(k)));
   }
-  return {{"labels", d.labels},      {"counts", d.counts},          {"n_images", d.n_images},
-          {"n_none", d.n_none},      {"none_share", d.none_share()}, {"none_share_ci", interval_json(d.wilson_none())},
-          {"share_all", share_all},  {"share_all_ci", share_all_ci}, {"share_determined", share_det},
+  return {{"labels", d.labels},
+          {"counts", d.counts},
+          {"n_images", d.n_images},
+          {"n_none", d.n_none},
+          {"none_share", d.none_share()},
+          {"none_share_ci", interval_json(d.wilson_none())},
+          {"share_all", share_all},
+          {"share_all_ci", share_all_ci},
+          {"share_determined", share_det},
           {"share_determined_ci", share_det_ci}};
 }
 
 Json test_json(const audit::HomogeneityTest& t) {
-  return {{"statistic", json_number(t.statistic)}, {"df", t.df}, {"p_value", json_number(t.p_value)},
-          {"p_value_mc", json_number(t.p_value_mc)}, {"small_expected_counts", t.small_expected_counts},
+  return {{"statistic", json_number(t.statistic)},
+          {"df", t.df},
+          {"p_value", json_number(t.p_value)},
+          {"p_value_mc", json_number(t.p_value_mc)},
+          {"small_expected_counts", t.small_expected_counts},
           {"groups_used", t.groups_used}};
 }
 
 Json run_json(const audit::AuditResult& result, const audit::RunAudit& run) {
-  Json j = {{"name", run.name}, {"source", run.source}, {"layout", run.layout},
+  Json j = {{"name", run.name},         {"source", run.source},       {"layout", run.layout},
             {"n_images", run.n_images}, {"rows_read", run.rows_read}, {"notes", run.notes}};
   Json distributions = Json::object();
-  for (Attribute a : audit::described_attributes()) distributions["all"][audit::attribute_name(a)] = distribution_json(run.overall.at(a));
+  for (Attribute a : audit::described_attributes())
+    distributions["all"][audit::attribute_name(a)] = distribution_json(run.overall.at(a));
   for (int p = 0; p < result.prompts.size(); ++p) {
     if (!run.has_prompt[p]) continue;
     for (Attribute a : audit::described_attributes()) {
@@ -65,7 +78,8 @@ Json run_json(const audit::AuditResult& result, const audit::RunAudit& run) {
     Json per_prompt = Json::object();
     for (int p = 0; p < result.prompts.size(); ++p) {
       if (am.prompts[p].n == 0) continue;
-      Json entry = {{"n", am.prompts[p].n}, {"chi_square_p", json_number(am.prompts[p].chi_square_p)},
+      Json entry = {{"n", am.prompts[p].n},
+                    {"chi_square_p", json_number(am.prompts[p].chi_square_p)},
                     {"small_expected_counts", am.prompts[p].small_expected_counts}};
       for (size_t m = 0; m < am.metrics.size(); ++m) {
         entry[audit::metric_info(am.metrics[m]).key] = estimate_json(am.prompts[p].estimates[m]);
@@ -76,7 +90,8 @@ Json run_json(const audit::AuditResult& result, const audit::RunAudit& run) {
     Json averaged = Json::array();
     for (int p : am.averaged_prompts) averaged.push_back(result.prompts.ids[p]);
     average["prompts"] = averaged;
-    for (size_t m = 0; m < am.metrics.size(); ++m) average[audit::metric_info(am.metrics[m]).key] = estimate_json(am.average[m]);
+    for (size_t m = 0; m < am.metrics.size(); ++m)
+      average[audit::metric_info(am.metrics[m]).key] = estimate_json(am.average[m]);
     metrics[audit::attribute_name(a)] = {{"per_prompt", per_prompt}, {"average", average}};
   }
   j["metrics"] = metrics;
@@ -93,9 +108,13 @@ Json run_json(const audit::AuditResult& result, const audit::RunAudit& run) {
         for (size_t m = 0; m < am.metrics.size(); ++m) {
           metrics_entry[audit::metric_info(am.metrics[m]).key] = estimate_json(c.metrics[m]);
         }
-        corrected[audit::attribute_name(a)][result.prompts.ids[p]] = {
-            {"labels", result.taxonomy.group_labels(a)}, {"n", c.n}, {"raw", c.raw}, {"raw_ci", raw_ci},
-            {"corrected", c.corrected}, {"corrected_ci", corrected_ci}, {"metrics", metrics_entry}};
+        corrected[audit::attribute_name(a)][result.prompts.ids[p]] = {{"labels", result.taxonomy.group_labels(a)},
+                                                                      {"n", c.n},
+                                                                      {"raw", c.raw},
+                                                                      {"raw_ci", raw_ci},
+                                                                      {"corrected", c.corrected},
+                                                                      {"corrected_ci", corrected_ci},
+                                                                      {"metrics", metrics_entry}};
       }
     }
     j["corrected"] = corrected;
@@ -115,7 +134,8 @@ Json metrics_json(const audit::AuditResult& result, const Headline& headline) {
                    {"confusion", result.confusion ? Json(result.confusion->source) : Json(nullptr)},
                    {"prompts_csv", result.prompts.source}};
   Json prompts = Json::array();
-  for (int p = 0; p < result.prompts.size(); ++p) prompts.push_back({{"id", result.prompts.ids[p]}, {"text", result.prompts.texts[p]}});
+  for (int p = 0; p < result.prompts.size(); ++p)
+    prompts.push_back({{"id", result.prompts.ids[p]}, {"text", result.prompts.texts[p]}});
   j["prompts"] = prompts;
   j["taxonomy"] = {{"gender", result.taxonomy.genders}, {"race", result.taxonomy.races}, {"age", result.age_labels}};
   Json common = Json::array();
@@ -159,8 +179,10 @@ Json metrics_json(const audit::AuditResult& result, const Headline& headline) {
   Json runs_headline = Json::array();
   for (const auto& h : headline.runs) {
     Json most = Json::array(), least = Json::array();
-    for (const auto& r : h.most_biased) most.push_back({{"prompt_id", result.prompts.ids[r.prompt]}, {"estimate", estimate_json(r.estimate)}});
-    for (const auto& r : h.least_biased) least.push_back({{"prompt_id", result.prompts.ids[r.prompt]}, {"estimate", estimate_json(r.estimate)}});
+    for (const auto& r : h.most_biased)
+      most.push_back({{"prompt_id", result.prompts.ids[r.prompt]}, {"estimate", estimate_json(r.estimate)}});
+    for (const auto& r : h.least_biased)
+      least.push_back({{"prompt_id", result.prompts.ids[r.prompt]}, {"estimate", estimate_json(r.estimate)}});
     runs_headline.push_back({{"run", result.runs[h.run].name}, {"most_biased", most}, {"least_biased", least}});
   }
   j["headline"] = {{"attribute", audit::attribute_name(headline.ranking_attribute)},

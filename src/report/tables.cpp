@@ -42,7 +42,8 @@ std::vector<std::vector<std::string>> group_rows(const AuditResult& result, Attr
     }
     rows.push_back({audit::kNoFace, audit::kNoFace});
   } else {
-    for (const auto& label : attribute == Attribute::age ? result.age_labels : result.taxonomy.group_labels(attribute)) {
+    for (const auto& label :
+         attribute == Attribute::age ? result.age_labels : result.taxonomy.group_labels(attribute)) {
       rows.push_back({label});
     }
     rows.push_back({audit::kNoFace});
@@ -106,9 +107,9 @@ std::string summary_table_csv(const AuditResult& result, Attribute attribute) {
 namespace {
 
 std::string distributions_csv(const AuditResult& result) {
-  std::string out = csv_line({"run", "prompt_id", "attribute", "group", "count", "n_images", "share_all", "share_all_low",
-                              "share_all_high", "n_determined", "share_determined", "share_determined_low",
-                              "share_determined_high"});
+  std::string out =
+      csv_line({"run", "prompt_id", "attribute", "group", "count", "n_images", "share_all", "share_all_low",
+                "share_all_high", "n_determined", "share_determined", "share_determined_low", "share_determined_high"});
   for (const auto& run : result.runs) {
     for (Attribute attribute : audit::described_attributes()) {
       for (int p = -1; p < result.prompts.size(); ++p) {
@@ -119,16 +120,22 @@ std::string distributions_csv(const AuditResult& result) {
           const bool none = k == d.num_groups();
           const long long count = none ? d.n_none : d.counts[k];
           const audit::Interval all = none ? d.wilson_none() : d.wilson_of_all(k);
-          std::vector<std::string> fields = {run.name, prompt, audit::attribute_name(attribute),
-                                             none ? audit::kNoFace : d.labels[k], std::to_string(count),
-                                             std::to_string(d.n_images), exact_share(count, d.n_images),
-                                             format_number(all.low), format_number(all.high),
+          std::vector<std::string> fields = {run.name,
+                                             prompt,
+                                             audit::attribute_name(attribute),
+                                             none ? audit::kNoFace : d.labels[k],
+                                             std::to_string(count),
+                                             std::to_string(d.n_images),
+                                             exact_share(count, d.n_images),
+                                             format_number(all.low),
+                                             format_number(all.high),
                                              std::to_string(d.n_determined())};
           if (none) {
             fields.insert(fields.end(), {"", "", ""});
           } else {
             const audit::Interval det = d.wilson_of_determined(k);
-            fields.insert(fields.end(), {exact_share(count, d.n_determined()), format_number(det.low), format_number(det.high)});
+            fields.insert(fields.end(),
+                          {exact_share(count, d.n_determined()), format_number(det.low), format_number(det.high)});
           }
           out += csv_line(fields);
         }
@@ -151,7 +158,8 @@ std::string metrics_csv(const AuditResult& result) {
           const audit::MetricEstimate& e = average ? am.average[m] : am.prompts[p].estimates[m];
           if (!e.defined()) continue;
           std::string p_value = !average && am.metrics[m] == audit::Metric::chi_square
-                                    ? format_number(am.prompts[p].chi_square_p, 8) : "";
+                                    ? format_number(am.prompts[p].chi_square_p, 8)
+                                    : "";
           out += csv_line({run.name, audit::attribute_name(attribute), average ? "average" : result.prompts.ids[p],
                            audit::metric_info(am.metrics[m]).key, format_number(e.value), format_number(e.ci.low),
                            format_number(e.ci.high), format_number(e.floor_mean), format_number(e.floor_q95),

@@ -24,8 +24,8 @@ struct ThumbnailOptions {
 
 struct RunThumbnails {
   std::string run;
-  int found = 0;     // images located on disk
-  int missing = 0;   // images not found
+  int found = 0;                // images located on disk
+  int missing = 0;              // images not found
   std::string example_missing;  // one missing path, for the note
   // prompt index -> group label (gender x race, or "--") -> data URIs
   std::map<int, std::map<std::string, std::vector<std::string>>> cells;

@@ -1,9 +1,9 @@
 // Chi-square homogeneity and differences between runs against hand-computed values.
-#include <cmath>
+#include "audit/comparison.h"
 
 #include <gtest/gtest.h>
 
-#include "audit/comparison.h"
+#include <cmath>
 
 namespace fairdiff::audit {
 namespace {

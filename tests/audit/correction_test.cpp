@@ -1,9 +1,10 @@
 // Classifier-error correction on synthetic data with a known confusion matrix.
-#include <cmath>
+#include "audit/correction.h"
 
 #include <gtest/gtest.h>
 
-#include "audit/correction.h"
+#include <cmath>
+
 #include "core/error.h"
 
 namespace fairdiff::audit {
@@ -119,14 +120,17 @@ TEST(Correction, ParsesFlatAndNestedJsonWithCountsOrRates) {
 
 TEST(Correction, RejectsBadMatrices) {
   Taxonomy taxonomy;
-  EXPECT_THROW(parse_confusion_json(Json::parse(R"({"labels":["Male","Robot"],"confusion":[[1,0],[0,1]]})"), "x", taxonomy),
+  EXPECT_THROW(
+      parse_confusion_json(Json::parse(R"({"labels":["Male","Robot"],"confusion":[[1,0],[0,1]]})"), "x", taxonomy),
+      InputError);
+  EXPECT_THROW(
+      parse_confusion_json(Json::parse(R"({"labels":["Male","Female"],"confusion":[[1,0],[0,0]]})"), "x", taxonomy),
+      InputError);
+  EXPECT_THROW(parse_confusion_json(Json::parse(R"({"labels":["Male","Female"],"confusion":[[0.5,0.2],[0.1,0.9]]})"),
+                                    "x", taxonomy),
                InputError);
-  EXPECT_THROW(parse_confusion_json(Json::parse(R"({"labels":["Male","Female"],"confusion":[[1,0],[0,0]]})"), "x", taxonomy),
+  EXPECT_THROW(parse_confusion_json(Json::parse(R"({"gender":{"confusion":[[1,0],[0,1]]}})"), "x", taxonomy),
                InputError);
-  EXPECT_THROW(parse_confusion_json(Json::parse(R"({"labels":["Male","Female"],"confusion":[[0.5,0.2],[0.1,0.9]]})"), "x",
-                                    taxonomy),
-               InputError);
-  EXPECT_THROW(parse_confusion_json(Json::parse(R"({"gender":{"confusion":[[1,0],[0,1]]}})"), "x", taxonomy), InputError);
   EXPECT_THROW(parse_confusion_json(Json::parse(R"({"accuracy":0.5})"), "x", taxonomy), InputError);
 }
 

@@ -1,7 +1,8 @@
 // Reading prompts and detection CSVs: both layouts, label spellings, mappings, and errors with line numbers.
+#include "audit/detections.h"
+
 #include <gtest/gtest.h>
 
-#include "audit/detections.h"
 #include "core/error.h"
 #include "test_paths.h"
 
@@ -113,8 +114,9 @@ TEST(Detections, MalformedCsvNamesTheLine) {
   const std::string csv = "prompt,path,gender,age,race\nceo,a.png,Male,(25-32)\n";
   std::string message = error_of([&] { parse_detections(csv, "bad.csv", "sd", two_prompts(), DetectionOptions{}); });
   EXPECT_NE(message.find("bad.csv:2"), std::string::npos) << message;
-  std::string missing_column = error_of(
-      [&] { parse_detections("prompt,path,gender,age\nceo,a.png,Male,--\n", "m.csv", "sd", two_prompts(), DetectionOptions{}); });
+  std::string missing_column = error_of([&] {
+    parse_detections("prompt,path,gender,age\nceo,a.png,Male,--\n", "m.csv", "sd", two_prompts(), DetectionOptions{});
+  });
   EXPECT_NE(missing_column.find("missing column 'race'"), std::string::npos) << missing_column;
 }
 
@@ -139,7 +141,8 @@ TEST(Detections, PerFaceLayoutTakesTheLargestFace) {
 TEST(Detections, MissingFilesAreClearErrors) {
   EXPECT_THROW(read_prompts("/nonexistent/prompts.csv"), InputError);
   EXPECT_THROW(read_detections("/nonexistent/d.csv", "x", two_prompts(), DetectionOptions{}), InputError);
-  std::string message = error_of([&] { read_detections("/nonexistent/d.csv", "x", two_prompts(), DetectionOptions{}); });
+  std::string message =
+      error_of([&] { read_detections("/nonexistent/d.csv", "x", two_prompts(), DetectionOptions{}); });
   EXPECT_NE(message.find("/nonexistent/d.csv"), std::string::npos);
   EXPECT_THROW(parse_run_argument("nameonly"), UsageError);
   EXPECT_THROW(parse_run_argument("bad name=x.csv"), UsageError);

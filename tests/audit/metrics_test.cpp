@@ -1,10 +1,10 @@
 // Every bias metric against values worked out by hand (see the comments for the arithmetic).
-#include <cmath>
-#include <limits>
+#include "audit/metrics.h"
 
 #include <gtest/gtest.h>
 
-#include "audit/metrics.h"
+#include <cmath>
+#include <limits>
 
 namespace fairdiff::audit {
 namespace {

@@ -1,7 +1,8 @@
 // The rewriter on the study's prompts and on tricky ones.
+#include "audit/prompt_rewriter.h"
+
 #include <gtest/gtest.h>
 
-#include "audit/prompt_rewriter.h"
 #include "core/error.h"
 
 namespace fairdiff::audit {
@@ -10,10 +11,12 @@ namespace {
 TEST(PromptRewriter, StudyExamples) {
   EXPECT_EQ(rewrite_prompt("A photo of a CEO of an important company", group_phrase("black", "Female")),
             "A photo of a black female CEO of an important company");
-  EXPECT_EQ(rewrite_prompt("A photo of a doctor", group_phrase("indian", "Female")), "A photo of an Indian female doctor");
+  EXPECT_EQ(rewrite_prompt("A photo of a doctor", group_phrase("indian", "Female")),
+            "A photo of an Indian female doctor");
   EXPECT_EQ(rewrite_prompt("A photo of a nurse", group_phrase("asian", "Male")), "A photo of an Asian male nurse");
-  EXPECT_EQ(rewrite_prompt("A photo of a business executive in a leadership role", group_phrase("middle eastern", "Male")),
-            "A photo of a Middle Eastern male business executive in a leadership role");
+  EXPECT_EQ(
+      rewrite_prompt("A photo of a business executive in a leadership role", group_phrase("middle eastern", "Male")),
+      "A photo of a Middle Eastern male business executive in a leadership role");
   EXPECT_EQ(rewrite_prompt("A photo of a delivery driver", group_phrase("latino hispanic", "Female")),
             "A photo of a Latino Hispanic female delivery driver");
 }

@@ -1,10 +1,11 @@
 // Intervals, the chi-square tail and the random generator; interval coverage by simulation.
-#include <cmath>
+#include "audit/stats.h"
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "audit/bias_estimates.h"
-#include "audit/stats.h"
 
 namespace fairdiff::audit {
 namespace {
@@ -39,6 +40,22 @@ TEST(Stats, ChiSquareTail) {
   EXPECT_NEAR(chi_square_sf(3.0, 4), std::exp(-1.5) * 2.5, 1e-12);
   EXPECT_NEAR(chi_square_sf(0.5, 2), std::exp(-0.25), 1e-12);
   EXPECT_EQ(chi_square_sf(0.0, 3), 1.0);
+}
+
+TEST(Stats, NormalQuantileAndBiasCorrectedInterval) {
+  EXPECT_NEAR(normal_cdf(1.959963984540054), 0.975, 1e-12);
+  EXPECT_NEAR(normal_quantile(0.975), 1.959963984540054, 1e-9);
+  EXPECT_NEAR(normal_quantile(0.5), 0.0, 1e-9);
+  // Replicates centred on the estimate: z0 = 0 and the interval is the plain 2.5/97.5 percentiles.
+  std::vector<double> symmetric;
+  for (int i = 0; i <= 1000; ++i) symmetric.push_back(i / 1000.0);
+  Interval a = bias_corrected_interval(symmetric, 0.5);
+  EXPECT_NEAR(a.low, 0.025, 1e-9);
+  EXPECT_NEAR(a.high, 0.975, 1e-9);
+  // Replicates shifted up (84.13% above the estimate, z0 = -1): bounds at Phi(-2 -/+ 1.96) = 0.00005, 0.4840.
+  Interval b = bias_corrected_interval(symmetric, 0.15866);
+  EXPECT_NEAR(b.low, normal_cdf(-2 * 1.0 - 1.959963984540054), 2e-3);
+  EXPECT_NEAR(b.high, normal_cdf(-2 * 1.0 + 1.959963984540054), 2e-3);
 }
 
 TEST(Stats, PercentileInterpolates) {
@@ -83,6 +100,7 @@ TEST(Coverage, WilsonIntervalCoversNearNominal) {
       covered += (ci.low <= p && p <= ci.high) ? 1 : 0;
     }
     double coverage = covered / static_cast<double>(samples);
+    std::printf("Wilson coverage p=%.1f n=100: %.3f\n", p, coverage);
     EXPECT_GT(coverage, 0.925) << "p = " << p;
     EXPECT_LT(coverage, 0.975) << "p = " << p;
   }
@@ -145,7 +163,7 @@ TEST(NoiseFloor, FairGeneratorScoresItsOwnFloor) {
   EXPECT_NEAR(a.estimates[0].value, 0.0, 1e-12);
   EXPECT_GT(a.estimates[0].floor_mean, b.estimates[0].floor_mean * 3);
   // For gender, |p_m - p_f| = |2X/n - 1| with X ~ Bin(n, 1/2): mean E|2X/n - 1| summed exactly over the binomial.
-  EXPECT_NEAR(a.estimates[0].floor_mean, 0.176197, 0.01);  // exact: 0.176197
+  EXPECT_NEAR(a.estimates[0].floor_mean, 0.176197, 0.01);   // exact: 0.176197
   EXPECT_NEAR(b.estimates[0].floor_mean, 0.025225, 0.002);  // exact: 0.025225
 }
 

@@ -1,8 +1,8 @@
 // The study's own detections (../shared/seed) through the audit: known proportions and the planner, whose
 // study rule must give exactly the rows of prompts_to_generate.csv.
-#include <cmath>
-
 #include <gtest/gtest.h>
+
+#include <cmath>
 
 #include "audit/audit_result.h"
 #include "audit/planner.h"
@@ -12,7 +12,9 @@
 namespace fairdiff::audit {
 namespace {
 
-std::filesystem::path seed_dir() { return test::shared_dir() / "seed"; }
+std::filesystem::path seed_dir() {
+  return test::shared_dir() / "seed";
+}
 
 DetectionOptions study_options() {
   DetectionOptions options;
@@ -34,7 +36,8 @@ TEST(StudyData, UnmappedRaceLabelIsRejected) {
 TEST(StudyData, KnownProportions) {
   PromptSet prompts = read_prompts(seed_dir() / "prompts_info.csv");
   ASSERT_EQ(prompts.size(), 10);
-  audit::Run run = read_detections(seed_dir() / "study_results" / "prompts_results.csv", "sd21", prompts, study_options());
+  audit::Run run =
+      read_detections(seed_dir() / "study_results" / "prompts_results.csv", "sd21", prompts, study_options());
   ASSERT_EQ(run.images.size(), 1000u);
   Taxonomy taxonomy;
   const int ceo = prompts.find("ceo");
@@ -50,14 +53,15 @@ TEST(StudyData, KnownProportions) {
   EXPECT_EQ(gender.counts[1], 116);
   EXPECT_EQ(gender.n_none, 292);
   GroupDistribution race = make_distribution(all, Attribute::race, taxonomy);
-  EXPECT_EQ(race.counts[2], 420);          // white
-  EXPECT_EQ(race.n_none, 238 + 48);        // "--" plus the mapped "race"
+  EXPECT_EQ(race.counts[2], 420);    // white
+  EXPECT_EQ(race.n_none, 238 + 48);  // "--" plus the mapped "race"
   EXPECT_NEAR(gender.share_of_determined(1), 116.0 / 708.0, 1e-12);
 }
 
 TEST(StudyData, StudyRuleReproducesPromptsToGenerate) {
   PromptSet prompts = read_prompts(seed_dir() / "prompts_info.csv");
-  audit::Run run = read_detections(seed_dir() / "study_results" / "prompts_results.csv", "sd21", prompts, study_options());
+  audit::Run run =
+      read_detections(seed_dir() / "study_results" / "prompts_results.csv", "sd21", prompts, study_options());
   Taxonomy taxonomy;
   Plan plan = make_plan(prompts, run, taxonomy, Target(taxonomy, prompts.size()), PlanSettings{});
   CsvTable expected = read_csv(seed_dir() / "study_results" / "prompts_to_generate.csv");
@@ -75,7 +79,8 @@ TEST(StudyData, StudyRuleReproducesPromptsToGenerate) {
 
 TEST(StudyData, TargetRuleClosesTheGap) {
   PromptSet prompts = read_prompts(seed_dir() / "prompts_info.csv");
-  audit::Run run = read_detections(seed_dir() / "study_results" / "prompts_results.csv", "sd21", prompts, study_options());
+  audit::Run run =
+      read_detections(seed_dir() / "study_results" / "prompts_results.csv", "sd21", prompts, study_options());
   Taxonomy taxonomy;
   PlanSettings settings;
   settings.rule = PlanRule::target;
@@ -90,12 +95,12 @@ TEST(StudyData, TargetRuleClosesTheGap) {
       if (row.prompt_index != p) continue;
       added += row.n_images;
       EXPECT_LT(row.share_upper, 1.0 / 12) << row.prompt_id << " " << row.gender << " " << row.race;
-      counts[taxonomy.gender_race_index(row.gender == "Male" ? 0 : 1,
-                                        race_index(taxonomy, row.race))] += row.n_images;
+      counts[taxonomy.gender_race_index(row.gender == "Male" ? 0 : 1, race_index(taxonomy, row.race))] += row.n_images;
     }
     for (const auto& row : plan.rows) {
       if (row.prompt_index != p) continue;
-      const long long c = counts[taxonomy.gender_race_index(row.gender == "Male" ? 0 : 1, race_index(taxonomy, row.race))];
+      const long long c =
+          counts[taxonomy.gender_race_index(row.gender == "Male" ? 0 : 1, race_index(taxonomy, row.race))];
       EXPECT_GE(static_cast<double>(c) / static_cast<double>(d.n_determined() + added), 1.0 / 12 - 1e-9);
     }
   }
