@@ -1,5 +1,6 @@
 #include "audit/detections.h"
 
+#include <algorithm>
 #include <cctype>
 #include <map>
 #include <set>
@@ -98,6 +99,9 @@ Run parse_detections(const std::string& csv_text, const std::string& source, con
   int width_column = first_column(table, {"box_w", "w", "width"});
   int height_column = first_column(table, {"box_h", "h", "height"});
   int area_column = table.column("area");
+  int principal_column = table.column("principal");
+  int x0_column = table.column("x0"), y0_column = table.column("y0");
+  int x1_column = table.column("x1"), y1_column = table.column("y1");
 
   Run run;
   run.name = run_name;
@@ -169,12 +173,19 @@ Run parse_detections(const std::string& csv_text, const std::string& source, con
       } else {
         face.face_index = static_cast<int>(index);
       }
-      double w = 0, h = 0, area = 0;
-      if (area_column >= 0 && parse_double(trim(row.fields[area_column]), area)) {
+      double w = 0, h = 0, area = 0, x0 = 0, y0 = 0, x1 = 0, y1 = 0;
+      if (principal_column >= 0) {
+        // The analyzer marked its principal face: rank it first, whatever the box sizes.
+        face.area = trim(row.fields[principal_column]) == "1" ? 1.0 : 0.0;
+      } else if (area_column >= 0 && parse_double(trim(row.fields[area_column]), area)) {
         face.area = area;
       } else if (width_column >= 0 && height_column >= 0 && parse_double(trim(row.fields[width_column]), w) &&
                  parse_double(trim(row.fields[height_column]), h)) {
         face.area = w * h;
+      } else if (x0_column >= 0 && y0_column >= 0 && x1_column >= 0 && y1_column >= 0 &&
+                 parse_double(trim(row.fields[x0_column]), x0) && parse_double(trim(row.fields[y0_column]), y0) &&
+                 parse_double(trim(row.fields[x1_column]), x1) && parse_double(trim(row.fields[y1_column]), y1)) {
+        face.area = std::max(0.0, x1 - x0) * std::max(0.0, y1 - y0);
       }
     }
     if (ok) faces.push_back(face);

@@ -1,9 +1,11 @@
 // Inputs of an audit: the prompts CSV and detection CSVs, one per run. Two layouts are read:
 //  - the study's per-image layout `prompt,path,gender,age,race` ("--" where no face was found), where the
 //    prompt column holds the prompt's text or its id;
-//  - fairdiff's per-face layout: the same label columns plus a `face_index` (or `face`) column, one row per
-//    face, optionally with the box size (`box_w`,`box_h` or `w`,`h`) or `area`. An image's labels come from
-//    its principal face: the largest box, or face 0 when no size is given.
+//  - fairdiff's per-face layout (`fairdiff analyze`'s faces CSV): the same label columns plus a `face_index`
+//    (or `face`) column, one row per face. An image's labels come from its principal face: the row with
+//    `principal` = 1 when that column exists, else the largest box (`area`, `box_w`x`box_h`, `w`x`h` or
+//    x0,y0,x1,y1), else face 0. A row with an empty face index stands for an image without faces; images
+//    that have no row at all are unknown to the audit (their no-face share cannot be counted).
 // Rows that cannot be read (unknown prompt, unknown label, bad age) are collected and reported together,
 // each with its line number.
 #pragma once

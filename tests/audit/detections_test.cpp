@@ -138,6 +138,28 @@ TEST(Detections, PerFaceLayoutTakesTheLargestFace) {
   EXPECT_EQ(run.images[2].age, "(30-39)");
 }
 
+TEST(Detections, AnalyzeFacesCsvUsesThePrincipalColumn) {
+  // The layout `fairdiff analyze` writes: prompt,path,face,principal,x0,y0,x1,y1,score,gender,age,race,...
+  const std::string csv =
+      "prompt,path,face,principal,x0,y0,x1,y1,score,gender,age,race,gear.race\n"
+      "ceo,a.png,0,0,0,0,200,200,0.9,Male,(25-32),white,white\n"
+      "ceo,a.png,1,1,0,0,50,50,0.8,Female,(25-32),asian,asian\n"
+      "nurse,b.png,0,1,10,10,60,90,0.95,Female,(38-43),black,black\n";
+  audit::Run run = parse_detections(csv, "faces.csv", "fd", two_prompts(), DetectionOptions{});
+  ASSERT_EQ(run.images.size(), 2u);
+  EXPECT_EQ(run.images[0].gender, 1);  // marked principal, although smaller
+  EXPECT_EQ(run.images[0].race, 0);
+  EXPECT_EQ(run.images[0].num_faces, 2);
+  EXPECT_EQ(run.images[1].race, 3);
+  // Without the principal column the largest box (x0..y1) wins.
+  const std::string boxes =
+      "prompt,path,face,x0,y0,x1,y1,gender,age,race\n"
+      "ceo,a.png,0,0,0,200,200,Male,(25-32),white\n"
+      "ceo,a.png,1,0,0,50,50,Female,(25-32),asian\n";
+  audit::Run by_box = parse_detections(boxes, "faces.csv", "fd", two_prompts(), DetectionOptions{});
+  EXPECT_EQ(by_box.images[0].gender, 0);
+}
+
 TEST(Detections, MissingFilesAreClearErrors) {
   EXPECT_THROW(read_prompts("/nonexistent/prompts.csv"), InputError);
   EXPECT_THROW(read_detections("/nonexistent/d.csv", "x", two_prompts(), DetectionOptions{}), InputError);
