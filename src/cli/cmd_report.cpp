@@ -1,6 +1,7 @@
 // fairdiff report: distributions, bias metrics with intervals, run comparisons and the HTML report from
 // detection CSVs. With no --run it reports the study's own detections (../shared/seed).
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 
@@ -143,12 +144,16 @@ int run_report(const std::vector<std::string>& argv) {
   for (const auto& run : result.runs) {
     const auto& am = run.metrics.at(audit::Attribute::gender_race);
     const auto& average = am.average[report::metric_position(am, audit::Metric::shen_bias_normalized)];
+    std::string text = "-";
+    if (average.defined()) {
+      text = report::format_number(average.value, 3);
+      if (!std::isnan(average.ci.low)) {  // there were bootstrap resamples
+        text +=
+            " [" + report::format_number(average.ci.low, 3) + ", " + report::format_number(average.ci.high, 3) + "]";
+      }
+    }
     std::printf("%-14s %5lld images  avg normalized Shen bias (gender x race) %s\n", run.name.c_str(), run.n_images,
-                average.defined()
-                    ? (report::format_number(average.value, 3) + " [" + report::format_number(average.ci.low, 3) +
-                       ", " + report::format_number(average.ci.high, 3) + "]")
-                          .c_str()
-                    : "-");
+                text.c_str());
   }
   std::printf("wrote %s (%d charts, %d thumbnails), %s and %zu tables in %s in %.1f s\n", files.html.string().c_str(),
               files.charts, files.thumbnails, files.json.string().c_str(), files.tables.size(),
