@@ -1,0 +1,53 @@
+#include "train/class_images.h"
+
+#include <algorithm>
+
+#include "core/fs.h"
+#include "core/interrupt.h"
+#include "core/progress.h"
+#include "core/tensor_io.h"
+#include "train/training_data.h"
+
+namespace fairdiff::train {
+namespace fs = std::filesystem;
+
+int64_t count_class_images(const fs::path& dir) {
+  if (!fs::is_directory(dir)) return 0;
+  return static_cast<int64_t>(list_image_files(dir).size());
+}
+
+int64_t generate_missing_class_images(StableDiffusionModel& model, const ClassImageRequest& request) {
+  ensure_directory(request.dir, "--class-data");
+  const int64_t existing = count_class_images(request.dir);
+  const int64_t missing = request.num_images - existing;
+  if (missing <= 0) return 0;
+  // Free file names, in index order; the seed of class-<i>.png is seed + i, so regenerating gives the same image.
+  std::vector<int64_t> indices;
+  for (int64_t i = 0; static_cast<int64_t>(indices.size()) < missing; ++i) {
+    if (!fs::exists(request.dir / ("class-" + std::to_string(i) + ".png"))) indices.push_back(i);
+  }
+  model.unet->eval();
+  StableDiffusionPipeline pipeline(model);
+  Progress progress("class images", missing, 0, "img");
+  for (size_t begin = 0; begin < indices.size(); begin += static_cast<size_t>(request.batch_size)) {
+    check_interrupt();  // images already written are kept
+    const size_t end = std::min(indices.size(), begin + static_cast<size_t>(request.batch_size));
+    GenerationRequest g;
+    g.steps = request.steps;
+    g.guidance_scale = request.guidance_scale;
+    for (size_t i = begin; i < end; ++i) {
+      g.prompts.push_back(request.prompt);
+      g.seeds.push_back(request.seed + static_cast<uint64_t>(indices[i]));
+    }
+    torch::Tensor images = pipeline.generate(g);  // [B, H, W, 3] in [0, 1]
+    for (size_t i = begin; i < end; ++i) {
+      write_png(request.dir / ("class-" + std::to_string(indices[i]) + ".png"),
+                image_from_unit_tensor(images[static_cast<int64_t>(i - begin)]));
+    }
+    progress.advance(static_cast<long long>(end - begin));
+  }
+  progress.finish();
+  return missing;
+}
+
+}  // namespace fairdiff::train

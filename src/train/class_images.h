@@ -1,0 +1,29 @@
+// Prior-preservation class images: when the class folder holds fewer than the requested number, the missing
+// ones are generated with the base model (the class prompt, one seed per image) and kept in the folder, so a
+// later run reuses them.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+
+#include "diffusion/stable_diffusion.h"
+
+namespace fairdiff::train {
+
+struct ClassImageRequest {
+  std::filesystem::path dir;
+  std::string prompt;
+  int64_t num_images = 100;
+  uint64_t seed = 0;
+  int64_t steps = 50;
+  double guidance_scale = 7.5;
+  int64_t batch_size = 4;
+};
+
+// Images the folder already holds (PNG/JPEG).
+int64_t count_class_images(const std::filesystem::path& dir);
+// Generates the missing images as class-<index>.png; returns how many were generated.
+int64_t generate_missing_class_images(StableDiffusionModel& model, const ClassImageRequest& request);
+
+}  // namespace fairdiff::train

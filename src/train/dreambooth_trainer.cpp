@@ -1,0 +1,242 @@
+#include "train/dreambooth_trainer.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <cmath>
+#include <cstdlib>
+
+#include "core/device.h"
+#include "core/error.h"
+#include "train/dreambooth_loss.h"
+
+namespace fairdiff::train {
+namespace {
+
+// splitmix64: independent seeds for the random streams of (seed, stream, index).
+uint64_t derive_seed(uint64_t seed, uint64_t stream, uint64_t index) {
+  uint64_t z = seed + 0x9E3779B97F4A7C15ULL * (stream * 0x100000001B3ULL + index + 1);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  return z ^ (z >> 31);
+}
+
+constexpr uint64_t kStreamBatch = 1, kStreamEpoch = 2, kStreamLora = 3;
+
+void freeze_and_cast(torch::nn::Module& module, torch::Dtype dtype) {
+  for (auto& p : module.parameters()) p.set_requires_grad(false);
+  module.to(dtype);
+}
+
+NamedTensors prefixed_parameters(torch::nn::Module& module, const std::string& prefix) {
+  NamedTensors out;
+  for (const auto& item : module.named_parameters()) out.emplace_back(prefix + item.key(), item.value());
+  return out;
+}
+
+TensorMap strip_prefix(const TensorMap& weights, const std::string& prefix) {
+  TensorMap out;
+  for (const auto& [name, t] : weights) {
+    if (name.rfind(prefix, 0) == 0) out[name.substr(prefix.size())] = t.to(torch::kCPU).contiguous();
+  }
+  return out;
+}
+
+}  // namespace
+
+torch::Dtype mixed_precision_dtype(const std::string& mixed_precision) {
+  if (mixed_precision == "no") return torch::kFloat32;
+  if (mixed_precision == "fp16") return torch::kFloat16;
+  if (mixed_precision == "bf16") return torch::kBFloat16;
+  throw UsageError("--mixed-precision '" + mixed_precision + "': expected no, fp16 or bf16");
+}
+
+DreamBoothTrainer::DreamBoothTrainer(const FinetuneConfig& config, StableDiffusionModel& model,
+                                     std::vector<TrainingExample> instance, std::vector<TrainingExample> class_examples)
+    : config_(config), model_(model), instance_(std::move(instance)), class_(std::move(class_examples)),
+      dtype_(mixed_precision_dtype(config.mixed_precision)) {
+  if (model.dtype != torch::kFloat32) throw std::invalid_argument("DreamBoothTrainer: load the model in fp32");
+  if (instance_.empty()) throw std::invalid_argument("DreamBoothTrainer: no instance examples");
+  if (config_.with_prior_preservation && class_.empty()) throw std::invalid_argument("DreamBoothTrainer: no class examples");
+  noise_scheduler_ = make_scheduler("ddim", model.scheduler_config);
+  const std::string& prediction = model.scheduler_config.prediction_type;
+  if (prediction != "epsilon" && prediction != "v_prediction") {
+    throw UnsupportedError(model.dir.string() + ": the scheduler's prediction_type '" + prediction +
+                           "' cannot be fine-tuned (expected epsilon or v_prediction)");
+  }
+
+  // The frozen VAE runs in the compute dtype, or fp32 when fp16 would overflow it (force_upcast).
+  model_.vae_dtype = (dtype_ == torch::kFloat16 && model_.vae->config().force_upcast) ? torch::kFloat32 : dtype_;
+  freeze_and_cast(*model_.vae, model_.vae_dtype);
+  model_.vae->eval();
+  NamedTensors trainable;
+  if (config_.use_lora) {
+    freeze_and_cast(*model_.unet, dtype_);
+    freeze_and_cast(*model_.text_encoder, dtype_);
+    // The adapters keep the frozen base weights in the compute dtype; their factors start in fp32 (the masters).
+    LoraConfig lora = config_.lora;
+    lora.text_encoder = config_.train_text_encoder;
+    lora_ = std::make_unique<LoraAdapters>(
+        model_, lora, at::make_generator<at::CPUGeneratorImpl>(derive_seed(config_.seed, kStreamLora, 0)));
+    trainable = lora_->trainable();
+  } else {
+    trainable = prefixed_parameters(*model_.unet, "unet.");
+    if (config_.train_text_encoder) {
+      auto te = prefixed_parameters(*model_.text_encoder, "text_encoder.");
+      trainable.insert(trainable.end(), te.begin(), te.end());
+    } else {
+      freeze_and_cast(*model_.text_encoder, dtype_);
+    }
+  }
+  const bool accumulate_fp32 = config_.gradient_accumulation_steps > 1;
+  optimizer_ = std::make_unique<FlatAdamW>(trainable, config_.adam, dtype_, accumulate_fp32);
+  model_.dtype = dtype_;
+  model_.unet->train();
+  if (config_.train_text_encoder && !config_.use_lora) model_.text_encoder->train(); else model_.text_encoder->eval();
+  if (dtype_ == torch::kFloat16) state_.loss_scale = 65536.0;
+}
+
+DreamBoothTrainer::~DreamBoothTrainer() = default;
+
+int64_t DreamBoothTrainer::batches_per_epoch() const {
+  const auto n = static_cast<int64_t>(config_.with_prior_preservation ? std::max(instance_.size(), class_.size())
+                                                                      : instance_.size());
+  return (n + config_.train_batch_size - 1) / config_.train_batch_size;  // the last batch may be short
+}
+
+std::vector<int64_t> DreamBoothTrainer::batch_indices(int64_t micro) const {
+  const auto n = static_cast<int64_t>(config_.with_prior_preservation ? std::max(instance_.size(), class_.size())
+                                                                      : instance_.size());
+  const int64_t epoch = micro / batches_per_epoch();
+  const int64_t k = micro % batches_per_epoch();
+  auto generator = at::make_generator<at::CPUGeneratorImpl>(derive_seed(config_.seed, kStreamEpoch, static_cast<uint64_t>(epoch)));
+  torch::Tensor order = torch::randperm(n, generator, torch::kInt64);
+  const int64_t begin = k * config_.train_batch_size;
+  const int64_t end = std::min(n, begin + config_.train_batch_size);
+  std::vector<int64_t> out;
+  for (int64_t i = begin; i < end; ++i) out.push_back(order[i].item<int64_t>());
+  return out;
+}
+
+torch::Tensor DreamBoothTrainer::text_states(const std::vector<std::string>& prompts) {
+  const bool train_text = config_.train_text_encoder;
+  std::vector<torch::Tensor> rows;
+  for (const auto& prompt : prompts) {
+    if (!train_text) {
+      auto it = text_cache_.find(prompt);
+      if (it == text_cache_.end()) {
+        torch::NoGradGuard no_grad;
+        it = text_cache_.emplace(prompt, StableDiffusionPipeline(model_).encode_prompts({prompt})[0]).first;
+      }
+      rows.push_back(it->second);
+      continue;
+    }
+    auto ids = model_.tokenizer.encode(prompt);
+    torch::Tensor input_ids = torch::tensor(ids, torch::kInt64).view({1, model_.tokenizer.max_length()}).to(model_.device);
+    rows.push_back(model_.text_encoder->forward(input_ids)[0]);  // [L, E], with grad
+  }
+  return torch::stack(rows);  // [B, L, E]
+}
+
+void DreamBoothTrainer::latent_distribution(const TrainingExample& example, bool is_class, int64_t index,
+                                            torch::Tensor& mean, torch::Tensor& std) {
+  auto key = std::make_pair(is_class, index);
+  auto it = latent_cache_.find(key);
+  if (it != latent_cache_.end()) {
+    mean = it->second.first;
+    std = it->second.second;
+    return;
+  }
+  torch::NoGradGuard no_grad;
+  torch::Tensor pixels = example.pixels.unsqueeze(0).to(model_.device, model_.vae_dtype);  // [1, 3, R, R]
+  if (model_.device.is_cuda()) pixels = pixels.contiguous(torch::MemoryFormat::ChannelsLast);
+  LatentDistribution dist = model_.vae->encode(pixels);
+  mean = dist.mean[0].to(torch::kFloat32);
+  std = dist.std[0].to(torch::kFloat32);
+  if (config_.cache_latents) latent_cache_[key] = {mean, std};
+}
+
+const LossRecord& DreamBoothTrainer::train_step() {
+  const int64_t accumulation = config_.gradient_accumulation_steps;
+  const double loss_scale = state_.loss_scale;
+  LossRecord record;
+  record.step = state_.step + 1;
+  record.lr = learning_rate_at(config_.lr, state_.step);
+  optimizer_->zero_grad();
+  for (int64_t a = 0; a < accumulation; ++a) {
+    const int64_t micro = state_.step * accumulation + a;
+    const std::vector<int64_t> indices = batch_indices(micro);
+    std::vector<torch::Tensor> means, stds;
+    std::vector<std::string> prompts;
+    for (bool is_class : {false, true}) {
+      if (is_class && !config_.with_prior_preservation) break;
+      const auto& examples = is_class ? class_ : instance_;
+      for (int64_t i : indices) {
+        const auto k = static_cast<size_t>(i % static_cast<int64_t>(examples.size()));
+        torch::Tensor mean, std;
+        latent_distribution(examples[k], is_class, static_cast<int64_t>(k), mean, std);
+        means.push_back(mean);
+        stds.push_back(std);
+        prompts.push_back(examples[k].prompt);
+      }
+    }
+    torch::Tensor mean = torch::stack(means), std = torch::stack(stds);  // [B, Cl, h, w]
+    auto generator = at::make_generator<at::CPUGeneratorImpl>(derive_seed(config_.seed, kStreamBatch, static_cast<uint64_t>(micro)));
+    const auto shape = mean.sizes().vec();
+    torch::Tensor sample_noise = torch::randn(shape, generator, torch::kFloat32).to(model_.device);
+    torch::Tensor noise = torch::randn(shape, generator, torch::kFloat32).to(model_.device);
+    torch::Tensor timesteps = torch::randint(0, model_.scheduler_config.num_train_timesteps, {mean.size(0)}, generator,
+                                             torch::TensorOptions().dtype(torch::kInt64)).to(model_.device);
+    DreamBoothBatch batch;
+    batch.latents = (mean + std * sample_noise) * model_.vae->config().scaling_factor;  // the VAE posterior's sample
+    batch.noise = noise;
+    batch.timesteps = timesteps;
+    batch.num_instance = static_cast<int64_t>(indices.size());
+    if (lora_) lora_->refresh();  // before the text encoder too, which may carry adapters
+    batch.context = text_states(prompts);
+    DreamBoothLoss loss = dreambooth_loss(*model_.unet, *noise_scheduler_, batch,
+                                          {config_.prior_loss_weight, config_.gradient_checkpointing});
+    (loss.total * (loss_scale / static_cast<double>(accumulation))).backward();
+    optimizer_->accumulate();
+    record.loss += loss.total.item<double>() / static_cast<double>(accumulation);
+    record.loss_instance += loss.instance.item<double>() / static_cast<double>(accumulation);
+    if (loss.prior.defined()) record.loss_prior += loss.prior.item<double>() / static_cast<double>(accumulation);
+  }
+  torch::Tensor norm = optimizer_->grad_norm(1.0 / loss_scale);
+  record.grad_norm = norm.item<double>();
+  if (dtype_ == torch::kFloat16) {
+    // Dynamic loss scaling (as torch.cuda.amp.GradScaler): skip a step whose gradient overflowed and halve the
+    // scale; double it after 2000 clean steps.
+    if (!std::isfinite(record.grad_norm)) {
+      state_.loss_scale *= 0.5;
+      state_.loss_scale_growth = 0;
+      ++state_.step;
+      state_.curve.push_back(record);
+      return state_.curve.back();
+    }
+    if (++state_.loss_scale_growth == 2000) {
+      state_.loss_scale *= 2.0;
+      state_.loss_scale_growth = 0;
+    }
+  } else if (!std::isfinite(record.loss) || !std::isfinite(record.grad_norm)) {
+    throw Error(ExitCode::failure, "the loss or gradient became " + std::to_string(record.loss) + " at step " +
+                                       std::to_string(record.step) + "; lower --learning-rate or use --mixed-precision no");
+  }
+  optimizer_->step(record.lr, clip_coefficient(norm, config_.max_grad_norm) / loss_scale);
+  ++state_.step;
+  state_.curve.push_back(record);
+  return state_.curve.back();
+}
+
+std::map<std::string, TensorMap> DreamBoothTrainer::trained_weights() const {
+  const TensorMap master = optimizer_->master_weights();
+  std::map<std::string, TensorMap> out;
+  if (lora_) {
+    out["lora"] = lora_->export_weights(master);
+    return out;
+  }
+  out["unet"] = strip_prefix(master, "unet.");
+  if (config_.train_text_encoder) out["text_encoder"] = strip_prefix(master, "text_encoder.");
+  return out;
+}
+
+}  // namespace fairdiff::train

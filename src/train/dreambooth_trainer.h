@@ -1,0 +1,83 @@
+// The DreamBooth fine-tuning loop (full UNet, optionally the text encoder, or LoRA adapters) and the
+// `fairdiff finetune` run around it: class-image generation, checkpoints, resume, output.
+//
+// Randomness: every micro-batch draws its latent sample, noise and timesteps from a CPU generator seeded with
+// (seed, micro-batch index), and every epoch's data order from (seed, epoch); so a resumed run draws exactly
+// what an uninterrupted one does, and the same command gives the same numbers on the same device.
+//
+// Shape legend: B micro-batch rows (instance rows, then as many class rows with prior preservation),
+// Cl latent channels, h/w latent size, L text tokens, E text channels.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "diffusion/stable_diffusion.h"
+#include "train/checkpoint.h"
+#include "train/finetune_config.h"
+#include "train/flat_adamw.h"
+#include "train/lora.h"
+#include "train/training_data.h"
+
+namespace fairdiff::train {
+
+// "no" | "fp16" | "bf16" -> the compute dtype.
+torch::Dtype mixed_precision_dtype(const std::string& mixed_precision);
+
+class DreamBoothTrainer {
+ public:
+  // `model` must be loaded in fp32 (the masters come from it); the frozen parts are cast to the compute dtype
+  // here. `class_examples` is empty without prior preservation.
+  DreamBoothTrainer(const FinetuneConfig& config, StableDiffusionModel& model, std::vector<TrainingExample> instance,
+                    std::vector<TrainingExample> class_examples);
+  ~DreamBoothTrainer();
+
+  // One optimizer step (gradient_accumulation_steps micro-batches); appends to and returns the loss record.
+  const LossRecord& train_step();
+  TrainingState& state() { return state_; }
+  FlatAdamW& optimizer() { return *optimizer_; }
+  // Micro-batches per epoch and the dataset indices of micro-batch `micro`.
+  int64_t batches_per_epoch() const;
+  std::vector<int64_t> batch_indices(int64_t micro) const;
+  // The trained weights (fp32) by component: "unet", "text_encoder" for full fine-tuning; the LoRA file's
+  // tensors under "lora".
+  std::map<std::string, TensorMap> trained_weights() const;
+
+ private:
+  torch::Tensor text_states(const std::vector<std::string>& prompts);             // [B, L, E]
+  void latent_distribution(const TrainingExample& example, bool is_class, int64_t index, torch::Tensor& mean,
+                           torch::Tensor& std);                                    // [Cl, h, w] each
+
+  FinetuneConfig config_;
+  StableDiffusionModel& model_;
+  std::vector<TrainingExample> instance_;
+  std::vector<TrainingExample> class_;
+  torch::Dtype dtype_;
+  std::unique_ptr<Scheduler> noise_scheduler_;
+  std::unique_ptr<LoraAdapters> lora_;
+  std::unique_ptr<FlatAdamW> optimizer_;
+  std::map<std::string, torch::Tensor> text_cache_;                        // prompt -> [L, E]
+  std::map<std::pair<bool, int64_t>, std::pair<torch::Tensor, torch::Tensor>> latent_cache_;  // -> mean, std
+  TrainingState state_;
+};
+
+struct FinetuneResult {
+  std::filesystem::path out;
+  int64_t resumed_from = 0;  // optimizer steps a checkpoint had already done
+  int64_t steps_run = 0;     // in this process
+  double seconds = 0;
+  double final_loss = 0;
+  int64_t class_images_generated = 0;
+};
+
+// The whole run: validation, class images, training with checkpoints (and --resume), the output. Throws
+// InterruptedError after saving a checkpoint when interrupted (Ctrl-C, or the test hook
+// FAIRDIFF_FINETUNE_INTERRUPT_AFTER_STEP=k, which interrupts once k optimizer steps are done).
+FinetuneResult run_finetune(const FinetuneConfig& config);
+
+}  // namespace fairdiff::train

@@ -1,0 +1,144 @@
+// run_finetune: the `fairdiff finetune` run around DreamBoothTrainer.
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+
+#include "core/device.h"
+#include "core/error.h"
+#include "core/fs.h"
+#include "core/interrupt.h"
+#include "core/progress.h"
+#include "core/strings.h"
+#include "train/class_images.h"
+#include "train/dreambooth_trainer.h"
+#include "train/model_output.h"
+
+namespace fairdiff::train {
+namespace fs = std::filesystem;
+namespace {
+
+// Test hook: behave as if Ctrl-C arrived once this many optimizer steps are done (0: never).
+int64_t interrupt_after_step() {
+  const char* env = std::getenv("FAIRDIFF_FINETUNE_INTERRUPT_AFTER_STEP");
+  long long value = 0;
+  if (!env || !parse_int64(env, value) || value < 1) return 0;
+  return value;
+}
+
+std::string format_detail(const LossRecord& r) {
+  char buffer[96];
+  std::snprintf(buffer, sizeof(buffer), "loss %.4f lr %.3g", r.loss, r.lr);
+  return buffer;
+}
+
+void write_output(const FinetuneConfig& config, const DreamBoothTrainer& trainer, const TrainingState& state,
+                  const FinetuneResult& result) {
+  const fs::path staging = config.work_dir() / "output.partial";
+  fs::remove_all(staging);
+  ensure_directory(staging, "output staging folder");
+  const auto weights = trainer.trained_weights();
+  if (config.use_lora) {
+    std::map<std::string, std::string> metadata{{"format", "pt"},
+                                                {"fairdiff.lora_rank", std::to_string(config.lora.rank)},
+                                                {"fairdiff.lora_alpha", std::to_string(config.lora.alpha)},
+                                                {"fairdiff.alpha_folded_into_up", "true"},
+                                                {"fairdiff.base_model", config.model_dir.string()}};
+    write_safetensors(staging / kLoraWeightsName, weights.at("lora"), metadata);
+  } else {
+    std::set<std::string> trained;
+    for (const auto& [component, tensors] : weights) trained.insert(component);
+    link_base_model(config.model_dir, staging, trained);
+    for (const auto& [component, tensors] : weights) write_component_weights(staging, component, tensors);
+  }
+  write_file_atomic(staging / "loss_curve.csv", loss_curve_csv(state.curve));
+  Json settings = config.to_json();
+  settings["resolution"] = training_resolution(config);
+  settings["result"] = {{"steps", state.step},
+                        {"final_loss", result.final_loss},
+                        {"resumed_from_step", result.resumed_from},
+                        {"class_images_generated", result.class_images_generated},
+                        {"output", config.use_lora ? "lora" : "full_model"}};
+  // Written last: a folder with finetune_settings.json is complete (and only the rename makes it visible).
+  write_json_file(staging / "finetune_settings.json", settings);
+  publish_output(staging, config.out);
+}
+
+}  // namespace
+
+FinetuneResult run_finetune(const FinetuneConfig& input) {
+  FinetuneConfig config = input;
+  validate_finetune_flags(config);
+  validate_finetune_inputs(config);
+  config.resolution = training_resolution(config);
+  const torch::Device device = parse_device(config.device);
+  const torch::Dtype dtype = mixed_precision_dtype(config.mixed_precision);
+  require_dtype_supported(device, dtype);
+  if (dtype == torch::kFloat16 && !device.is_cuda()) {
+    throw UnsupportedError("--mixed-precision fp16 needs a CUDA device (use bf16 or no on " + config.device + ")");
+  }
+
+  FinetuneResult result;
+  std::optional<fs::path> checkpoint;
+  if (config.resume) {
+    checkpoint = latest_checkpoint(config.work_dir());
+    if (!checkpoint) std::fprintf(stderr, "finetune: --resume: no checkpoint in %s, starting from step 0\n",
+                                  config.work_dir().string().c_str());
+  }
+  ensure_directory(config.work_dir(), "work folder");
+  auto instance = load_instance_examples(config.instance_data, config.instance_prompt, config.resolution);
+
+  std::vector<TrainingExample> class_examples;
+  if (config.with_prior_preservation) {
+    if (count_class_images(config.class_data) < config.num_class_images) {
+      StableDiffusionModel generator = load_stable_diffusion(config.model_dir, device, dtype);
+      ClassImageRequest request{config.class_data,        config.class_prompt,         config.num_class_images,
+                                config.seed,              config.class_inference_steps, config.class_guidance_scale,
+                                config.sample_batch_size};
+      result.class_images_generated = generate_missing_class_images(generator, request);
+    }
+    class_examples = load_class_examples(config.class_data, config.class_prompt, config.resolution, config.num_class_images);
+  }
+
+  StableDiffusionModel model = load_stable_diffusion(config.model_dir, device, torch::kFloat32);
+  DreamBoothTrainer trainer(config, model, std::move(instance), std::move(class_examples));
+  if (checkpoint) {
+    trainer.state() = load_checkpoint(*checkpoint, config, trainer.optimizer());
+    result.resumed_from = trainer.state().step;
+    std::fprintf(stderr, "finetune: resuming from %s (step %lld of %lld)\n", checkpoint->string().c_str(),
+                 static_cast<long long>(result.resumed_from), static_cast<long long>(config.max_train_steps));
+  }
+  write_json_file(config.work_dir() / "settings.json", config.to_json());
+
+  const int64_t stop_after = interrupt_after_step();
+  const auto start = std::chrono::steady_clock::now();
+  Progress progress("finetune", config.max_train_steps, result.resumed_from, "step");
+  TrainingState& state = trainer.state();
+  while (state.step < config.max_train_steps) {
+    const LossRecord& record = trainer.train_step();
+    ++result.steps_run;
+    progress.advance(1, format_detail(record));
+    bool saved = false;
+    if (config.checkpointing_steps > 0 && state.step % config.checkpointing_steps == 0 &&
+        state.step < config.max_train_steps) {
+      save_checkpoint(config, trainer.optimizer(), state);
+      saved = true;
+    }
+    if (stop_after > 0 && state.step == stop_after) set_interrupt_requested(true);
+    if (interrupt_requested() && state.step < config.max_train_steps) {
+      if (!saved) save_checkpoint(config, trainer.optimizer(), state);
+      progress.finish();
+      std::fprintf(stderr, "finetune: checkpoint of step %lld saved in %s; rerun with --resume to continue\n",
+                   static_cast<long long>(state.step), config.work_dir().string().c_str());
+      throw InterruptedError();
+    }
+  }
+  progress.finish();
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  result.final_loss = state.curve.empty() ? 0.0 : state.curve.back().loss;
+  write_output(config, trainer, state, result);
+  fs::remove_all(config.work_dir());
+  result.out = config.out;
+  return result;
+}
+
+}  // namespace fairdiff::train
