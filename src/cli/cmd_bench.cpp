@@ -6,6 +6,7 @@
 #include <torch/cuda.h>
 
 #include "cli/args.h"
+#include "cli/bench_profile.h"
 #include "cli/subcommand.h"
 #include "core/device.h"
 #include "core/error.h"
@@ -33,8 +34,9 @@ int run_bench_generate(const std::vector<std::string>& argv) {
              {"dtype", "fp32|fp16|bf16", "compute dtype (default fp16 on CUDA, fp32 on CPU)"},
              {"iterations", "K", "timed batches (default 3)"},
              {"warmup", "K", "untimed batches first (default 1)"},
-             {"memory-format", "FORMAT", "channels_last | contiguous (default channels_last)"},
+             {"memory-format", "FORMAT", "channels_last | contiguous (default contiguous)"},
              {"vae-dtype", "DTYPE", "auto | fp32 | fp16 | bf16 (default auto: fp32 under fp16 when the VAE asks to upcast)"},
+             {"profile", "", "print the kernels taking the most time in one guided UNet step"},
              {"json", "FILE", "also write the figures as JSON"}},
             argv);
   if (args.help_requested()) {
@@ -54,7 +56,7 @@ int run_bench_generate(const std::vector<std::string>& argv) {
   if (device.is_cuda()) at::globalContext().setBenchmarkCuDNN(true);
 
   PipelineLoadOptions load_options;
-  load_options.channels_last = args.get_choice("memory-format", "channels_last", {"channels_last", "contiguous"}) == "channels_last";
+  load_options.channels_last = args.get_choice("memory-format", "contiguous", {"channels_last", "contiguous"}) == "channels_last";
   const std::string vae_dtype = args.get_choice("vae-dtype", "auto", {"auto", "fp32", "fp16", "bf16"});
   if (vae_dtype != "auto") load_options.vae_dtype = parse_dtype(vae_dtype);
   StableDiffusionModel model = load_stable_diffusion(model_dir, device, dtype, load_options);
@@ -76,6 +78,18 @@ int run_bench_generate(const std::vector<std::string>& argv) {
 
   for (int64_t i = 0; i < warmup; ++i) pipe.generate(request);
   synchronize(device);
+  if (args.flag("profile")) {
+    torch::NoGradGuard no_grad;
+    torch::Tensor context = pipe.encode_prompts(std::vector<std::string>(2 * batch, request.prompts[0]));
+    torch::Tensor sample = torch::randn({2 * batch, model.unet->config().in_channels, height / f, width / f},
+                                        torch::TensorOptions().device(device).dtype(dtype));
+    if (model.channels_last) sample = sample.contiguous(torch::MemoryFormat::ChannelsLast);
+    torch::Tensor t = torch::full({1}, 500.0, torch::TensorOptions().device(device));
+    std::printf("%s", profile_top_kernels([&] {
+                        model.unet->forward(sample, t, context);
+                        synchronize(device);
+                      }, device.is_cuda()).c_str());
+  }
   auto start = std::chrono::steady_clock::now();
   for (int64_t i = 0; i < iterations; ++i) pipe.generate(request);
   synchronize(device);

@@ -18,9 +18,14 @@ ResnetBlock2DImpl::ResnetBlock2DImpl(const ResnetOptions& options) : options_(op
 }
 
 torch::Tensor ResnetBlock2DImpl::forward(const torch::Tensor& x, const torch::Tensor& temb) {
-  torch::Tensor h = conv1(torch::silu(norm1(x)));
+  torch::Tensor h = torch::silu(norm1(x));
   if (time_emb_proj && temb.defined()) {
-    h = h + time_emb_proj(torch::silu(temb)).unsqueeze(-1).unsqueeze(-1);  // [B, C] -> [B, C, 1, 1]
+    // conv1's bias and the time embedding are both per-channel shifts: add them together, once, to the
+    // bias-free convolution (saves a pass over the activations; same sum up to float rounding).
+    torch::Tensor shift = time_emb_proj(torch::silu(temb)) + conv1->bias;  // [B, C]
+    h = torch::conv2d(h, conv1->weight, {}, 1, 1) + shift.unsqueeze(-1).unsqueeze(-1);  // + [B, C, 1, 1]
+  } else {
+    h = conv1(h);
   }
   h = conv2(torch::silu(norm2(h)));
   torch::Tensor shortcut = conv_shortcut ? conv_shortcut(x) : x;

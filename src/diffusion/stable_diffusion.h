@@ -41,7 +41,9 @@ struct StableDiffusionModel {
 // Checks the layout before reading any weights: InputError naming the missing folder or file.
 void validate_model_directory(const std::filesystem::path& dir);
 struct PipelineLoadOptions {
-  bool channels_last = true;  // on CUDA: convolution weights and activations channels-last
+  // On CUDA: convolution weights and activations channels-last. Off by default: on the H200 the UNet ran 6%
+  // slower channels-last (LibTorch's GroupNorm has no channels-last kernel), see bench/RESULTS.md.
+  bool channels_last = false;
   // The VAE's dtype; unset: float32 when the compute dtype is fp16 and the VAE config says force_upcast
   // (as the reference does, to avoid fp16 overflow in the decoder), else the compute dtype.
   std::optional<torch::Dtype> vae_dtype;
