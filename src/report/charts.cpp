@@ -235,7 +235,7 @@ Chart bias_chart(const audit::AuditResult& result) {
                    {"scale", {{"domain", {0, 1}}}},
                    {"title", "normalized Shen bias"}}},
                  {"x2", {{"field", "high"}}}}}},
-              {{"mark", {{"type", "tick"}, {"color", "#888"}, {"thickness", 2}}},
+              {{"mark", {{"type", "tick"}, {"color", "#888"}, {"thickness", 2}, {"size", 6}}},
                {"encoding", {{"x", {{"field", "floor"}, {"type", "quantitative"}}}, {"color", {{"value", "#888"}}}}}},
               {{"mark", {{"type", "point"}, {"filled", true}, {"size", 28}}},
                {"encoding", {{"x", {{"field", "value"}, {"type", "quantitative"}}}, {"tooltip", tooltip}}}}})}}}};
