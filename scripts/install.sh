@@ -10,9 +10,13 @@ APT_PACKAGES=(
   libtorch-dev nlohmann-json3-dev libpng-dev libjpeg-dev libicu-dev libsqlite3-dev
   libopencv-dev libhdf5-dev
   libgtest-dev
-  nodejs npm
   chromium
 )
+# Node.js and npm (face models, charting library): Debian's packages only where no node/npm is on the PATH
+# (a machine that already has a Node.js of its own would conflict with Debian's).
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  APT_PACKAGES+=(nodejs npm)
+fi
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
