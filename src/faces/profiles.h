@@ -1,5 +1,6 @@
 // Profiles: named combinations of a detector and classifiers.
-//   default:  BlazeFace (human-models' blazeface.json, chosen by measured recall) + faceres (gender, age,
+//   default:  BlazeFace front (blazeface-front.json, chosen by measured recall and speed, docs/classifiers.md)
+//             + faceres (gender, age,
 //             listed first so it answers those) + GEAR (race in 5 classes); install-free (npm).
 //   seed:     the study's stack: OpenCV DNN SSD face detector + Caffe gender_net/age_net + DeepFace's race
 //             model (VGG-Face, Keras .h5); the weights are the user's files.

@@ -21,9 +21,9 @@ FairFaceResNet34 random_model() {
   torch::manual_seed(7);
   FairFaceResNet34 model;
   torch::NoGradGuard no_grad;
-  for (auto& [name, buffer] : model->named_buffers()) {
-    if (name.find("running_mean") != std::string::npos) buffer.uniform_(-0.2, 0.2);
-    if (name.find("running_var") != std::string::npos) buffer.uniform_(0.5, 1.5);
+  for (auto& item : model->named_buffers()) {
+    if (item.key().find("running_mean") != std::string::npos) item.value().uniform_(-0.2, 0.2);
+    if (item.key().find("running_var") != std::string::npos) item.value().uniform_(0.5, 1.5);
   }
   model->eval();
   return model;
