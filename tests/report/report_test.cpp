@@ -1,9 +1,9 @@
 // The report module on the study's data: study-layout tables checked against counts taken straight from the
 // CSV, metrics.json, the HTML page, thumbnails.
+#include <gtest/gtest.h>
+
 #include <cmath>
 #include <map>
-
-#include <gtest/gtest.h>
 
 #include "audit/audit_result.h"
 #include "audit/planner.h"
@@ -22,7 +22,9 @@ namespace {
 
 using audit::Attribute;
 
-std::filesystem::path seed_dir() { return test::shared_dir() / "seed"; }
+std::filesystem::path seed_dir() {
+  return test::shared_dir() / "seed";
+}
 
 struct StudyAudit {
   audit::PromptSet prompts;
@@ -36,14 +38,16 @@ const StudyAudit& study_audit() {
     s.prompts = audit::read_prompts(seed_dir() / "prompts_info.csv");
     audit::DetectionOptions options;
     options.label_map.add("race:race=--");
-    s.runs.push_back(audit::read_detections(seed_dir() / "study_results" / "prompts_results.csv", "sd21", s.prompts, options));
+    s.runs.push_back(
+        audit::read_detections(seed_dir() / "study_results" / "prompts_results.csv", "sd21", s.prompts, options));
     s.runs.push_back(audit::read_detections(seed_dir() / "study_results" / "dreambooth" / "dream_detect_linear.csv",
                                             "linear_300", s.prompts, options));
     audit::AuditSettings settings;
     settings.bootstrap.resamples = 100;
     settings.homogeneity_resamples = 100;
     audit::Taxonomy taxonomy;
-    s.result = audit::run_audit(s.prompts, s.runs, taxonomy, audit::Target(taxonomy, s.prompts.size()), nullptr, settings);
+    s.result =
+        audit::run_audit(s.prompts, s.runs, taxonomy, audit::Target(taxonomy, s.prompts.size()), nullptr, settings);
     return s;
   }();
   return audit_data;
@@ -122,9 +126,9 @@ TEST(Html, PageHasEveryChartAndSection) {
   library.scripts = {{"stub", "/* charting library */"}};
   std::string html = render_html(s.result, make_headline(s.result), charts, library, {}, ReportOptions{});
   for (const auto& chart : charts) EXPECT_NE(html.find("id=\"" + chart.id + "\""), std::string::npos) << chart.id;
-  for (const char* section : {"id=\"headline\"", "id=\"caveat\"", "id=\"distributions\"", "id=\"metrics\"",
-                              "id=\"comparisons\"", "id=\"thumbnails\"", "id=\"methods\"", "Wilson", "Newcombe",
-                              "CLEAM", "not corrected"}) {
+  for (const char* section :
+       {"id=\"headline\"", "id=\"caveat\"", "id=\"distributions\"", "id=\"metrics\"", "id=\"comparisons\"",
+        "id=\"thumbnails\"", "id=\"methods\"", "Wilson", "Newcombe", "CLEAM", "not corrected"}) {
     EXPECT_NE(html.find(section), std::string::npos) << section;
   }
   // The embedded JSON cannot end its <script> element early.
@@ -163,8 +167,8 @@ TEST(WriteReport, WritesEveryFileWithThumbnailsWhenImagesExist) {
     image.channels = 3;
     image.pixels.assign(32 * 32 * 3, static_cast<uint8_t>(40 * i));
     write_png(dir / "images" / "ceo" / ("img_" + std::to_string(i) + ".png"), image);
-    csv += "ceo,/content/drive/run/ceo/img_" + std::to_string(i) + ".png," + (i % 2 ? "Female" : "Male") +
-           ",(25-32)," + (i < 3 ? "white" : "black") + "\n";
+    csv += "ceo,/content/drive/run/ceo/img_" + std::to_string(i) + ".png," + (i % 2 ? "Female" : "Male") + ",(25-32)," +
+           (i < 3 ? "white" : "black") + "\n";
   }
   csv += "nurse,nurse_0.png,--,--,--\n";
   write_file_atomic(dir / "detections.csv", csv);
@@ -173,7 +177,8 @@ TEST(WriteReport, WritesEveryFileWithThumbnailsWhenImagesExist) {
   prompts.ids = {"ceo", "nurse"};
   prompts.texts = {"A photo of a CEO", "A photo of a nurse"};
   prompts.templates = {"", ""};
-  std::vector<audit::Run> runs = {audit::read_detections(dir / "detections.csv", "tiny", prompts, audit::DetectionOptions{})};
+  std::vector<audit::Run> runs = {
+      audit::read_detections(dir / "detections.csv", "tiny", prompts, audit::DetectionOptions{})};
   audit::AuditSettings settings;
   settings.bootstrap.resamples = 50;
   audit::Taxonomy taxonomy;
