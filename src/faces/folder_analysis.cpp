@@ -99,10 +99,10 @@ FolderAnalysis analyze_images(FaceAnalyzer& analyzer, const std::vector<ImageEnt
 }
 
 std::string study_csv(const FolderAnalysis& result) {
-  std::string out = csv_line({"prompt", "path", "gender", "age", "race"}) + "\n";
+  std::string out = csv_line({"prompt", "path", "gender", "age", "race"});
   for (const auto& img : result.images) {
     StudyLabels l = study_labels(img.analysis);
-    out += csv_line({img.entry.prompt, img.entry.path, l.gender, l.age, l.race}) + "\n";
+    out += csv_line({img.entry.prompt, img.entry.path, l.gender, l.age, l.race});
   }
   return out;
 }
@@ -126,7 +126,7 @@ std::string faces_csv(const FolderAnalysis& result) {
       if (p.years) header.push_back(prefix + ".years");
     }
   }
-  std::string out = csv_line(header) + "\n";
+  std::string out = csv_line(header);
   for (const auto& img : result.images) {
     const ImageAnalysis& a = img.analysis;
     for (size_t i = 0; i < a.faces.size(); ++i) {
@@ -151,15 +151,15 @@ std::string faces_csv(const FolderAnalysis& result) {
         for (float prob : p.probabilities) row.push_back(format_float(prob, 5));
         if (p.years) row.push_back(format_float(*p.years, 1));
       }
-      out += csv_line(row) + "\n";
+      out += csv_line(row);
     }
   }
   return out;
 }
 
 std::string skipped_csv(const FolderAnalysis& result) {
-  std::string out = csv_line({"path", "reason"}) + "\n";
-  for (const auto& s : result.skipped) out += csv_line({s.path, s.reason}) + "\n";
+  std::string out = csv_line({"path", "reason"});
+  for (const auto& s : result.skipped) out += csv_line({s.path, s.reason});
   return out;
 }
 

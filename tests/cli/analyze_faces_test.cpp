@@ -35,6 +35,9 @@ TEST(AnalyzeCommand, WritesStudyAndPerFaceCsvsAndSkipsCorruptFiles) {
   EXPECT_NE(log.find("skipped nurse/1.png"), std::string::npos) << log;
   EXPECT_NE(log.find("skipped nurse/notes.txt"), std::string::npos) << log;
 
+  std::ifstream study_file(out / "detections.csv");
+  const std::string study_text((std::istreambuf_iterator<char>(study_file)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(study_text.find("\n\n"), std::string::npos) << "one line per image, no blank lines";
   CsvTable study = read_csv(out / "detections.csv");
   ASSERT_EQ(study.header, (std::vector<std::string>{"prompt", "path", "gender", "age", "race"}));
   ASSERT_EQ(study.rows.size(), 4u);
