@@ -51,13 +51,14 @@ int run_bench_finetune(const std::vector<std::string>& argv) {
   const auto json_path = args.get("json");
 
   const train::FinetuneBenchmarkResult r = train::run_finetune_benchmark(b);
-  std::printf("bench-finetune: %s, %s, %lld px, batch %lld+%lld, %s%s%s: %.3f steps/s (%lld steps in %.2f s), "
-              "%lld trainable parameters",
-              c.model_dir.string().c_str(), c.device.c_str(), static_cast<long long>(c.resolution),
-              static_cast<long long>(c.train_batch_size), static_cast<long long>(c.train_batch_size),
-              c.use_lora ? "LoRA" : "full UNet", c.gradient_checkpointing ? ", gradient checkpointing" : "",
-              c.cache_latents ? ", cached latents" : ", VAE encode per step", r.steps_per_second,
-              static_cast<long long>(r.steps), r.seconds, static_cast<long long>(r.trainable_parameters));
+  std::printf(
+      "bench-finetune: %s, %s, %lld px, batch %lld+%lld, %s%s%s: %.3f steps/s (%lld steps in %.2f s), "
+      "%lld trainable parameters",
+      c.model_dir.string().c_str(), c.device.c_str(), static_cast<long long>(c.resolution),
+      static_cast<long long>(c.train_batch_size), static_cast<long long>(c.train_batch_size),
+      c.use_lora ? "LoRA" : "full UNet", c.gradient_checkpointing ? ", gradient checkpointing" : "",
+      c.cache_latents ? ", cached latents" : ", VAE encode per step", r.steps_per_second,
+      static_cast<long long>(r.steps), r.seconds, static_cast<long long>(r.trainable_parameters));
   if (r.memory_measured) {
     std::printf(", peak %.2f GiB allocated / %.2f GiB reserved", r.peak_allocated_gib, r.peak_reserved_gib);
   }
@@ -78,6 +79,7 @@ int run_bench_finetune(const std::vector<std::string>& argv) {
 
 }  // namespace
 
-FAIRDIFF_SUBCOMMAND("bench-finetune", "DreamBooth training steps/s and peak memory on synthetic data", run_bench_finetune);
+FAIRDIFF_SUBCOMMAND("bench-finetune", "DreamBooth training steps/s and peak memory on synthetic data",
+                    run_bench_finetune);
 
 }  // namespace fairdiff::cli

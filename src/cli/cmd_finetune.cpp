@@ -99,14 +99,16 @@ int run_finetune_command(const std::vector<std::string>& argv) {
 
   install_interrupt_handler();
   const train::FinetuneResult result = train::run_finetune(c);
-  std::printf("wrote %s: %s after %lld steps (%lld in this run, %.1f s), final loss %.5f\n", result.out.string().c_str(),
-              c.use_lora ? "LoRA weights" : "fine-tuned model", static_cast<long long>(c.max_train_steps),
-              static_cast<long long>(result.steps_run), result.seconds, result.final_loss);
+  std::printf("wrote %s: %s after %lld steps (%lld in this run, %.1f s), final loss %.5f\n",
+              result.out.string().c_str(), c.use_lora ? "LoRA weights" : "fine-tuned model",
+              static_cast<long long>(c.max_train_steps), static_cast<long long>(result.steps_run), result.seconds,
+              result.final_loss);
   return 0;
 }
 
 }  // namespace
 
-FAIRDIFF_SUBCOMMAND("finetune", "DreamBooth / LoRA fine-tuning with prior preservation, resumable", run_finetune_command);
+FAIRDIFF_SUBCOMMAND("finetune", "DreamBooth / LoRA fine-tuning with prior preservation, resumable",
+                    run_finetune_command);
 
 }  // namespace fairdiff::cli

@@ -33,7 +33,8 @@ std::vector<std::pair<int64_t, fs::path>> complete_checkpoints(const fs::path& w
   for (const auto& entry : fs::directory_iterator(work_dir)) {
     const std::string name = entry.path().filename().string();
     long long step = 0;
-    if (entry.is_directory() && starts_with(name, kPrefix) && parse_int64(name.substr(std::string(kPrefix).size()), step) &&
+    if (entry.is_directory() && starts_with(name, kPrefix) &&
+        parse_int64(name.substr(std::string(kPrefix).size()), step) &&
         fs::exists(entry.path() / "training_state.safetensors")) {
       found.emplace_back(step, entry.path());
     }
@@ -66,7 +67,8 @@ std::string loss_curve_csv(const std::vector<LossRecord>& curve) {
   std::string text = "step,loss,loss_instance,loss_prior,lr,grad_norm\n";
   for (const auto& r : curve) {
     text += csv_line({std::to_string(r.step), exact(r.loss), exact(r.loss_instance), exact(r.loss_prior), exact(r.lr),
-                      exact(r.grad_norm)}) + "\n";
+                      exact(r.grad_norm)}) +
+            "\n";
   }
   return text;
 }

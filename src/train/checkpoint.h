@@ -21,9 +21,9 @@ struct LossRecord {
 };
 
 struct TrainingState {
-  int64_t step = 0;              // optimizer steps done
-  double loss_scale = 1.0;       // fp16 dynamic loss scale (1 otherwise)
-  int64_t loss_scale_growth = 0; // steps since the scale last changed
+  int64_t step = 0;               // optimizer steps done
+  double loss_scale = 1.0;        // fp16 dynamic loss scale (1 otherwise)
+  int64_t loss_scale_growth = 0;  // steps since the scale last changed
   std::vector<LossRecord> curve;
 };
 

@@ -22,8 +22,9 @@ DreamBoothLoss dreambooth_loss(UNet2DConditionModelImpl& unet, const Scheduler& 
   const auto dtype = unet.conv_in->weight.scalar_type();
   torch::Tensor noisy = noise_scheduler.add_noise(batch.latents, batch.noise, batch.timesteps);  // [B, Cl, h, w]
   if (unet.conv_in->weight.is_cuda()) noisy = noisy.contiguous(torch::MemoryFormat::ChannelsLast);
-  torch::Tensor pred = unet_forward(unet, noisy.to(dtype), batch.timesteps, batch.context.to(dtype),
-                                    options.gradient_checkpointing).to(torch::kFloat32);
+  torch::Tensor pred =
+      unet_forward(unet, noisy.to(dtype), batch.timesteps, batch.context.to(dtype), options.gradient_checkpointing)
+          .to(torch::kFloat32);
   torch::Tensor target = training_target(noise_scheduler, batch).to(torch::kFloat32);
   DreamBoothLoss loss;
   const int64_t n = batch.num_instance;

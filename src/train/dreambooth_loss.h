@@ -15,10 +15,10 @@
 namespace fairdiff::train {
 
 struct DreamBoothBatch {
-  torch::Tensor latents;    // [B, Cl, h, w] already multiplied by the VAE's scaling_factor
-  torch::Tensor noise;      // [B, Cl, h, w]
-  torch::Tensor timesteps;  // [B] int64
-  torch::Tensor context;    // [B, L, E] text states
+  torch::Tensor latents;     // [B, Cl, h, w] already multiplied by the VAE's scaling_factor
+  torch::Tensor noise;       // [B, Cl, h, w]
+  torch::Tensor timesteps;   // [B] int64
+  torch::Tensor context;     // [B, L, E] text states
   int64_t num_instance = 0;  // rows [0, num_instance) are instance images; the rest (if any) class images
 };
 

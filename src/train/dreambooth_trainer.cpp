@@ -52,11 +52,15 @@ torch::Dtype mixed_precision_dtype(const std::string& mixed_precision) {
 
 DreamBoothTrainer::DreamBoothTrainer(const FinetuneConfig& config, StableDiffusionModel& model,
                                      std::vector<TrainingExample> instance, std::vector<TrainingExample> class_examples)
-    : config_(config), model_(model), instance_(std::move(instance)), class_(std::move(class_examples)),
+    : config_(config),
+      model_(model),
+      instance_(std::move(instance)),
+      class_(std::move(class_examples)),
       dtype_(mixed_precision_dtype(config.mixed_precision)) {
   if (model.dtype != torch::kFloat32) throw std::invalid_argument("DreamBoothTrainer: load the model in fp32");
   if (instance_.empty()) throw std::invalid_argument("DreamBoothTrainer: no instance examples");
-  if (config_.with_prior_preservation && class_.empty()) throw std::invalid_argument("DreamBoothTrainer: no class examples");
+  if (config_.with_prior_preservation && class_.empty())
+    throw std::invalid_argument("DreamBoothTrainer: no class examples");
   noise_scheduler_ = make_scheduler("ddim", model.scheduler_config);
   const std::string& prediction = model.scheduler_config.prediction_type;
   if (prediction != "epsilon" && prediction != "v_prediction") {
@@ -91,7 +95,10 @@ DreamBoothTrainer::DreamBoothTrainer(const FinetuneConfig& config, StableDiffusi
   optimizer_ = std::make_unique<FlatAdamW>(trainable, config_.adam, dtype_, accumulate_fp32);
   model_.dtype = dtype_;
   model_.unet->train();
-  if (config_.train_text_encoder && !config_.use_lora) model_.text_encoder->train(); else model_.text_encoder->eval();
+  if (config_.train_text_encoder && !config_.use_lora)
+    model_.text_encoder->train();
+  else
+    model_.text_encoder->eval();
   if (dtype_ == torch::kFloat16) state_.loss_scale = 65536.0;
 }
 
@@ -108,7 +115,8 @@ std::vector<int64_t> DreamBoothTrainer::batch_indices(int64_t micro) const {
                                                                       : instance_.size());
   const int64_t epoch = micro / batches_per_epoch();
   const int64_t k = micro % batches_per_epoch();
-  auto generator = at::make_generator<at::CPUGeneratorImpl>(derive_seed(config_.seed, kStreamEpoch, static_cast<uint64_t>(epoch)));
+  auto generator =
+      at::make_generator<at::CPUGeneratorImpl>(derive_seed(config_.seed, kStreamEpoch, static_cast<uint64_t>(epoch)));
   torch::Tensor order = torch::randperm(n, generator, torch::kInt64);
   const int64_t begin = k * config_.train_batch_size;
   const int64_t end = std::min(n, begin + config_.train_batch_size);
@@ -131,7 +139,8 @@ torch::Tensor DreamBoothTrainer::text_states(const std::vector<std::string>& pro
       continue;
     }
     auto ids = model_.tokenizer.encode(prompt);
-    torch::Tensor input_ids = torch::tensor(ids, torch::kInt64).view({1, model_.tokenizer.max_length()}).to(model_.device);
+    torch::Tensor input_ids =
+        torch::tensor(ids, torch::kInt64).view({1, model_.tokenizer.max_length()}).to(model_.device);
     rows.push_back(model_.text_encoder->forward(input_ids)[0]);  // [L, E], with grad
   }
   return torch::stack(rows);  // [B, L, E]
@@ -180,12 +189,14 @@ const LossRecord& DreamBoothTrainer::train_step() {
       }
     }
     torch::Tensor mean = torch::stack(means), std = torch::stack(stds);  // [B, Cl, h, w]
-    auto generator = at::make_generator<at::CPUGeneratorImpl>(derive_seed(config_.seed, kStreamBatch, static_cast<uint64_t>(micro)));
+    auto generator =
+        at::make_generator<at::CPUGeneratorImpl>(derive_seed(config_.seed, kStreamBatch, static_cast<uint64_t>(micro)));
     const auto shape = mean.sizes().vec();
     torch::Tensor sample_noise = torch::randn(shape, generator, torch::kFloat32).to(model_.device);
     torch::Tensor noise = torch::randn(shape, generator, torch::kFloat32).to(model_.device);
     torch::Tensor timesteps = torch::randint(0, model_.scheduler_config.num_train_timesteps, {mean.size(0)}, generator,
-                                             torch::TensorOptions().dtype(torch::kInt64)).to(model_.device);
+                                             torch::TensorOptions().dtype(torch::kInt64))
+                                  .to(model_.device);
     DreamBoothBatch batch;
     batch.latents = (mean + std * sample_noise) * model_.vae->config().scaling_factor;  // the VAE posterior's sample
     batch.noise = noise;
@@ -219,7 +230,8 @@ const LossRecord& DreamBoothTrainer::train_step() {
     }
   } else if (!std::isfinite(record.loss) || !std::isfinite(record.grad_norm)) {
     throw Error(ExitCode::failure, "the loss or gradient became " + std::to_string(record.loss) + " at step " +
-                                       std::to_string(record.step) + "; lower --learning-rate or use --mixed-precision no");
+                                       std::to_string(record.step) +
+                                       "; lower --learning-rate or use --mixed-precision no");
   }
   optimizer_->step(record.lr, clip_coefficient(norm, config_.max_grad_norm) / loss_scale);
   ++state_.step;

@@ -9,13 +9,13 @@
 // Cl latent channels, h/w latent size, L text tokens, E text channels.
 #pragma once
 
+#include <torch/torch.h>
+
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <torch/torch.h>
 
 #include "diffusion/stable_diffusion.h"
 #include "train/checkpoint.h"
@@ -49,9 +49,9 @@ class DreamBoothTrainer {
   std::map<std::string, TensorMap> trained_weights() const;
 
  private:
-  torch::Tensor text_states(const std::vector<std::string>& prompts);             // [B, L, E]
+  torch::Tensor text_states(const std::vector<std::string>& prompts);  // [B, L, E]
   void latent_distribution(const TrainingExample& example, bool is_class, int64_t index, torch::Tensor& mean,
-                           torch::Tensor& std);                                    // [Cl, h, w] each
+                           torch::Tensor& std);  // [Cl, h, w] each
 
   FinetuneConfig config_;
   StableDiffusionModel& model_;
@@ -61,7 +61,7 @@ class DreamBoothTrainer {
   std::unique_ptr<Scheduler> noise_scheduler_;
   std::unique_ptr<LoraAdapters> lora_;
   std::unique_ptr<FlatAdamW> optimizer_;
-  std::map<std::string, torch::Tensor> text_cache_;                        // prompt -> [L, E]
+  std::map<std::string, torch::Tensor> text_cache_;                                           // prompt -> [L, E]
   std::map<std::pair<bool, int64_t>, std::pair<torch::Tensor, torch::Tensor>> latent_cache_;  // -> mean, std
   TrainingState state_;
 };

@@ -48,9 +48,10 @@ TrainingExample synthetic_example(int64_t resolution, uint64_t seed, const std::
   auto generator = at::make_generator<at::CPUGeneratorImpl>(seed);
   // A smooth random image: low-resolution noise upsampled, in [-1, 1].
   torch::Tensor low = torch::rand({1, 3, 8, 8}, generator, torch::kFloat32) * 2.0 - 1.0;
-  torch::Tensor pixels = torch::nn::functional::interpolate(
-      low, torch::nn::functional::InterpolateFuncOptions().size(std::vector<int64_t>{resolution, resolution})
-               .mode(torch::kBilinear).align_corners(false));
+  torch::Tensor pixels = torch::nn::functional::interpolate(low, torch::nn::functional::InterpolateFuncOptions()
+                                                                     .size(std::vector<int64_t>{resolution, resolution})
+                                                                     .mode(torch::kBilinear)
+                                                                     .align_corners(false));
   return {"synthetic-" + std::to_string(seed), prompt, pixels[0].contiguous()};
 }
 
@@ -85,7 +86,8 @@ FinetuneBenchmarkResult run_finetune_benchmark(const FinetuneBenchmarkConfig& in
   std::vector<TrainingExample> instance, class_examples;
   for (int64_t i = 0; i < config.train_batch_size; ++i) {
     instance.push_back(synthetic_example(config.resolution, 2 * static_cast<uint64_t>(i), "a photo of sks person"));
-    class_examples.push_back(synthetic_example(config.resolution, 2 * static_cast<uint64_t>(i) + 1, "a photo of a person"));
+    class_examples.push_back(
+        synthetic_example(config.resolution, 2 * static_cast<uint64_t>(i) + 1, "a photo of a person"));
   }
   StableDiffusionModel model = load_stable_diffusion(config.model_dir, device, torch::kFloat32);
   DreamBoothTrainer trainer(config, model, instance, class_examples);

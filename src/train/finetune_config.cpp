@@ -62,7 +62,8 @@ Json FinetuneConfig::to_json() const {
 
 void validate_finetune_flags(const FinetuneConfig& c) {
   if (c.model_dir.empty()) throw UsageError("--model is required (a Stable Diffusion model in the diffusers layout)");
-  if (c.instance_data.empty()) throw UsageError("--instance-data is required (a folder of images or a CSV file,caption)");
+  if (c.instance_data.empty())
+    throw UsageError("--instance-data is required (a folder of images or a CSV file,caption)");
   if (c.out.empty()) throw UsageError("--out is required (the folder to write the fine-tuned model to)");
   const bool csv = is_caption_csv(c.instance_data);
   if (csv && !c.instance_prompt.empty()) {
@@ -74,11 +75,14 @@ void validate_finetune_flags(const FinetuneConfig& c) {
   }
   if (c.with_prior_preservation) {
     if (c.class_prompt.empty()) throw UsageError("--with-prior-preservation needs --class-prompt");
-    if (c.class_data.empty()) throw UsageError("--with-prior-preservation needs --class-data (a folder; missing class "
-                                               "images are generated into it and kept)");
+    if (c.class_data.empty())
+      throw UsageError(
+          "--with-prior-preservation needs --class-data (a folder; missing class "
+          "images are generated into it and kept)");
     if (c.num_class_images < c.train_batch_size) {
-      throw UsageError("--num-class-images " + std::to_string(c.num_class_images) + " is smaller than --train-batch-size " +
-                       std::to_string(c.train_batch_size) + " (each batch pairs instance and class images)");
+      throw UsageError("--num-class-images " + std::to_string(c.num_class_images) +
+                       " is smaller than --train-batch-size " + std::to_string(c.train_batch_size) +
+                       " (each batch pairs instance and class images)");
     }
   } else if (!c.class_prompt.empty() || !c.class_data.empty()) {
     throw UsageError("--class-prompt and --class-data belong to --with-prior-preservation");
@@ -120,7 +124,8 @@ void validate_finetune_inputs(const FinetuneConfig& c) {
     throw InputError("--class-data " + c.class_data.string() + " is not a folder");
   }
   if (fs::exists(c.out) && !(fs::is_directory(c.out) && fs::is_empty(c.out))) {
-    throw UsageError("--out " + c.out.string() + " already exists; choose a new folder (a finished run is never "
+    throw UsageError("--out " + c.out.string() +
+                     " already exists; choose a new folder (a finished run is never "
                      "overwritten)");
   }
   const fs::path parent = fs::absolute(c.out).parent_path();

@@ -24,22 +24,22 @@ struct FinetuneConfig {
   std::filesystem::path class_data;
   int64_t num_class_images = 100;
   double prior_loss_weight = 1.0;
-  int64_t class_inference_steps = 50;   // generation of missing class images
+  int64_t class_inference_steps = 50;  // generation of missing class images
   double class_guidance_scale = 7.5;
   int64_t sample_batch_size = 4;
 
-  LrScheduleConfig lr;                  // lr.total_steps == max_train_steps
+  LrScheduleConfig lr;  // lr.total_steps == max_train_steps
   int64_t max_train_steps = 400;
   int64_t train_batch_size = 1;
   int64_t gradient_accumulation_steps = 1;
-  int64_t resolution = 0;               // 0: the model's native size
-  std::string mixed_precision = "no";   // no | fp16 | bf16
+  int64_t resolution = 0;              // 0: the model's native size
+  std::string mixed_precision = "no";  // no | fp16 | bf16
   bool gradient_checkpointing = false;
   bool train_text_encoder = false;
   double max_grad_norm = 1.0;
   AdamWConfig adam;
   uint64_t seed = 0;
-  bool cache_latents = true;            // encode each image once (the same numbers as encoding every step)
+  bool cache_latents = true;  // encode each image once (the same numbers as encoding every step)
 
   int64_t checkpointing_steps = 500;    // 0: only on interrupt
   int64_t checkpoints_total_limit = 1;  // older checkpoints are deleted once a newer one is complete

@@ -81,8 +81,9 @@ FinetuneResult run_finetune(const FinetuneConfig& input) {
   std::optional<fs::path> checkpoint;
   if (config.resume) {
     checkpoint = latest_checkpoint(config.work_dir());
-    if (!checkpoint) std::fprintf(stderr, "finetune: --resume: no checkpoint in %s, starting from step 0\n",
-                                  config.work_dir().string().c_str());
+    if (!checkpoint)
+      std::fprintf(stderr, "finetune: --resume: no checkpoint in %s, starting from step 0\n",
+                   config.work_dir().string().c_str());
   }
   ensure_directory(config.work_dir(), "work folder");
   auto instance = load_instance_examples(config.instance_data, config.instance_prompt, config.resolution);
@@ -91,12 +92,17 @@ FinetuneResult run_finetune(const FinetuneConfig& input) {
   if (config.with_prior_preservation) {
     if (count_class_images(config.class_data) < config.num_class_images) {
       StableDiffusionModel generator = load_stable_diffusion(config.model_dir, device, dtype);
-      ClassImageRequest request{config.class_data,        config.class_prompt,         config.num_class_images,
-                                config.seed,              config.class_inference_steps, config.class_guidance_scale,
+      ClassImageRequest request{config.class_data,
+                                config.class_prompt,
+                                config.num_class_images,
+                                config.seed,
+                                config.class_inference_steps,
+                                config.class_guidance_scale,
                                 config.sample_batch_size};
       result.class_images_generated = generate_missing_class_images(generator, request);
     }
-    class_examples = load_class_examples(config.class_data, config.class_prompt, config.resolution, config.num_class_images);
+    class_examples =
+        load_class_examples(config.class_data, config.class_prompt, config.resolution, config.num_class_images);
   }
 
   StableDiffusionModel model = load_stable_diffusion(config.model_dir, device, torch::kFloat32);

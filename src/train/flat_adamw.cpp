@@ -21,7 +21,8 @@ FlatAdamW::FlatAdamW(NamedTensors params, const AdamWConfig& config, torch::Dtyp
   const auto options = first.options().dtype(compute_dtype);
   for (const auto& [name, p] : params_) {
     if (!p.requires_grad() || p.scalar_type() != torch::kFloat32 || p.device() != first.device()) {
-      throw std::invalid_argument("FlatAdamW: '" + name + "' must be an fp32 tensor that requires grad, on the "
+      throw std::invalid_argument("FlatAdamW: '" + name +
+                                  "' must be an fp32 tensor that requires grad, on the "
                                   "others' device");
     }
     if (!p.is_non_overlapping_and_dense()) throw std::invalid_argument("FlatAdamW: '" + name + "' is not dense");
@@ -69,7 +70,9 @@ void FlatAdamW::accumulate() {
   }
 }
 
-torch::Tensor FlatAdamW::flat_grad() const { return grad_sum_.defined() ? grad_sum_ : grad_buffer_; }
+torch::Tensor FlatAdamW::flat_grad() const {
+  return grad_sum_.defined() ? grad_sum_ : grad_buffer_;
+}
 
 torch::Tensor FlatAdamW::grad_of(const std::string& name) const {
   for (size_t i = 0; i < params_.size(); ++i) {
@@ -143,8 +146,9 @@ void FlatAdamW::load_state(const TensorMap& state, const std::string& source) {
     auto it = state.find(key);
     if (it == state.end()) throw InputError(source + ": missing '" + key + "'");
     if (it->second.scalar_type() != torch::kFloat32 || it->second.dim() != 1 || it->second.numel() != numel_) {
-      throw InputError(source + ": '" + key + "' holds " + std::to_string(it->second.numel()) +
-                       " values, expected " + std::to_string(numel_) + " fp32 values (a checkpoint of another model "
+      throw InputError(source + ": '" + key + "' holds " + std::to_string(it->second.numel()) + " values, expected " +
+                       std::to_string(numel_) +
+                       " fp32 values (a checkpoint of another model "
                        "or of other trainable parts)");
     }
   }

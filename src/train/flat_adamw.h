@@ -9,12 +9,12 @@
 // Shape legend: N total number of trainable elements.
 #pragma once
 
+#include <torch/torch.h>
+
 #include <cstdint>
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <torch/torch.h>
 
 #include "core/safetensors.h"
 

@@ -19,7 +19,8 @@ struct Segment : public torch::CustomClassHolder {
 // and back-propagates through that (parameter gradients accumulate as usual; input gradients are returned).
 // The segment rides in the node's saved data, so it lives exactly as long as the graph.
 struct CheckpointFunction : public torch::autograd::Function<CheckpointFunction> {
-  static variable_list forward(AutogradContext* ctx, const c10::intrusive_ptr<Segment>& segment, at::TensorList inputs) {
+  static variable_list forward(AutogradContext* ctx, const c10::intrusive_ptr<Segment>& segment,
+                               at::TensorList inputs) {
     variable_list list = inputs.vec();
     ctx->save_for_backward(list);
     ctx->saved_data["segment"] = c10::IValue::make_capsule(segment);

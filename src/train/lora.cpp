@@ -40,7 +40,8 @@ std::string underscored(std::string name) {
 }
 
 std::string list_some(const std::vector<std::string>& items) {
-  std::vector<std::string> shown(items.begin(), items.begin() + static_cast<std::ptrdiff_t>(std::min<size_t>(items.size(), 5)));
+  std::vector<std::string> shown(items.begin(),
+                                 items.begin() + static_cast<std::ptrdiff_t>(std::min<size_t>(items.size(), 5)));
   std::string text = join(shown, ", ");
   if (items.size() > shown.size()) text += " and " + std::to_string(items.size() - shown.size()) + " more";
   return text;
@@ -57,7 +58,8 @@ std::string shape_text(const torch::Tensor& t) {
 LoraAdapters::LoraAdapters(StableDiffusionModel& model, const LoraConfig& config, at::Generator generator)
     : config_(config), scale_(config.alpha / static_cast<double>(config.rank)) {
   if (config.rank < 1) throw UsageError("--lora-rank must be at least 1");
-  std::vector<std::pair<LoraComponent, const std::vector<std::string>*>> components{{LoraComponent::unet, &unet_targets()}};
+  std::vector<std::pair<LoraComponent, const std::vector<std::string>*>> components{
+      {LoraComponent::unet, &unet_targets()}};
   if (config.text_encoder) components.emplace_back(LoraComponent::text_encoder, &text_encoder_targets());
   for (const auto& [component, targets] : components) {
     for (const auto& item : component_module(model, component).named_modules()) {
@@ -68,7 +70,8 @@ LoraAdapters::LoraAdapters(StableDiffusionModel& model, const LoraConfig& config
       const auto options = linear->weight.options().dtype(torch::kFloat32).requires_grad(false);
       Adapter a{component, item.key(), linear, linear->weight, {}, {}};
       // PEFT's "gaussian" initialisation (diffusers' DreamBooth LoRA trainer): down ~ N(0, 1/rank), up = 0.
-      torch::Tensor down = torch::randn({config.rank, in}, generator, torch::kFloat32) / static_cast<double>(config.rank);
+      torch::Tensor down =
+          torch::randn({config.rank, in}, generator, torch::kFloat32) / static_cast<double>(config.rank);
       a.down = down.to(options).requires_grad_(true);
       a.up = torch::zeros({out, config.rank}, options).requires_grad_(true);
       adapters_.push_back(std::move(a));
@@ -77,7 +80,9 @@ LoraAdapters::LoraAdapters(StableDiffusionModel& model, const LoraConfig& config
   if (adapters_.empty()) throw UnsupportedError("the model has no attention projections to adapt with LoRA");
 }
 
-LoraAdapters::~LoraAdapters() { restore(); }
+LoraAdapters::~LoraAdapters() {
+  restore();
+}
 
 NamedTensors LoraAdapters::trainable() const {
   NamedTensors out;
@@ -127,9 +132,11 @@ size_t apply_lora(StableDiffusionModel& model, const std::filesystem::path& file
     (parsed->part == LoraPart::down ? e.down : parsed->part == LoraPart::up ? e.up : e.alpha) = tensor;
   }
   if (!unknown.empty()) {
-    throw InputError(source + ": keys that are not LoRA weights of a known scheme (expected diffusers "
+    throw InputError(source +
+                     ": keys that are not LoRA weights of a known scheme (expected diffusers "
                      "'unet.<module>.lora.down.weight', PEFT '<module>.lora_A.weight' or kohya "
-                     "'lora_unet_<module>.lora_down.weight'): " + list_some(unknown));
+                     "'lora_unet_<module>.lora_down.weight'): " +
+                     list_some(unknown));
   }
   if (entries.empty()) throw InputError(source + " holds no LoRA weights");
 
@@ -164,7 +171,8 @@ size_t apply_lora(StableDiffusionModel& model, const std::filesystem::path& file
     const torch::Tensor* weight = &weight_tensor;
     const torch::Tensor down = e.down.to(torch::kFloat32).flatten(1);  // [rank, in * k * k]
     const torch::Tensor up = e.up.to(torch::kFloat32).flatten(1);      // [out, rank]
-    if (up.size(1) != down.size(0) || up.size(0) != weight->size(0) || down.size(1) * weight->size(0) != weight->numel()) {
+    if (up.size(1) != down.size(0) || up.size(0) != weight->size(0) ||
+        down.size(1) * weight->size(0) != weight->numel()) {
       misfit.push_back(label + ": weight " + shape_text(*weight) + ", LoRA down " + shape_text(e.down) + " up " +
                        shape_text(e.up));
       continue;

@@ -6,12 +6,12 @@
 // parameter stays the frozen base weight), so the model's code needs no LoRA hooks.
 #pragma once
 
+#include <torch/torch.h>
+
 #include <cstdint>
 #include <filesystem>
 #include <string>
 #include <vector>
-
-#include <torch/torch.h>
 
 #include "core/safetensors.h"
 #include "diffusion/stable_diffusion.h"

@@ -14,17 +14,23 @@ struct Suffix {
 
 // Longest first, so ".lora_linear_layer.down.weight" is not mistaken for a shorter form.
 const std::vector<Suffix>& suffixes() {
-  static const std::vector<Suffix> list = {
-      {".lora_linear_layer.down.weight", LoraPart::down}, {".lora_linear_layer.up.weight", LoraPart::up},
-      {".lora.down.weight", LoraPart::down},              {".lora.up.weight", LoraPart::up},
-      {".lora_down.weight", LoraPart::down},              {".lora_up.weight", LoraPart::up},
-      {".lora_A.weight", LoraPart::down},                 {".lora_B.weight", LoraPart::up},
-      {"_lora.down.weight", LoraPart::down},              {"_lora.up.weight", LoraPart::up},  // processor style
-      {".alpha", LoraPart::alpha}};
+  static const std::vector<Suffix> list = {{".lora_linear_layer.down.weight", LoraPart::down},
+                                           {".lora_linear_layer.up.weight", LoraPart::up},
+                                           {".lora.down.weight", LoraPart::down},
+                                           {".lora.up.weight", LoraPart::up},
+                                           {".lora_down.weight", LoraPart::down},
+                                           {".lora_up.weight", LoraPart::up},
+                                           {".lora_A.weight", LoraPart::down},
+                                           {".lora_B.weight", LoraPart::up},
+                                           {"_lora.down.weight", LoraPart::down},
+                                           {"_lora.up.weight", LoraPart::up},  // processor style
+                                           {".alpha", LoraPart::alpha}};
   return list;
 }
 
-std::string strip_prefix(const std::string& text, const std::string& prefix) { return text.substr(prefix.size()); }
+std::string strip_prefix(const std::string& text, const std::string& prefix) {
+  return text.substr(prefix.size());
+}
 
 }  // namespace
 

@@ -14,7 +14,7 @@ struct LrScheduleConfig {
   double base_lr = 5e-6;
   int64_t warmup_steps = 0;
   int64_t total_steps = 1;
-  double polynomial_power = 1.0;  // polynomial: lr decays as (1 - progress)^power ...
+  double polynomial_power = 1.0;    // polynomial: lr decays as (1 - progress)^power ...
   double polynomial_end_lr = 1e-7;  // ... to this rate
   double cosine_cycles = 0.5;       // cosine: half a cosine wave from base to 0
 };

@@ -60,8 +60,9 @@ void write_component_weights(const fs::path& staging, const std::string& compone
 
 void publish_output(const fs::path& staging, const fs::path& out) {
   if (fs::is_directory(out) && fs::is_empty(out)) fs::remove(out);
-  if (fs::exists(out)) throw UsageError("--out " + out.string() + " appeared while training; the finished model is in " +
-                                        staging.string());
+  if (fs::exists(out))
+    throw UsageError("--out " + out.string() + " appeared while training; the finished model is in " +
+                     staging.string());
   fs::rename(staging, out);
 }
 

@@ -21,7 +21,8 @@ inline constexpr const char* kLoraWeightsName = "pytorch_lora_weights.safetensor
 void link_base_model(const std::filesystem::path& base_dir, const std::filesystem::path& staging,
                      const std::set<std::string>& trained);
 // Writes a trained component's weights (diffusers/transformers key names) into staging/<component>/.
-void write_component_weights(const std::filesystem::path& staging, const std::string& component, const TensorMap& weights);
+void write_component_weights(const std::filesystem::path& staging, const std::string& component,
+                             const TensorMap& weights);
 // Renames the finished staging folder to `out` (an empty `out` folder is replaced).
 void publish_output(const std::filesystem::path& staging, const std::filesystem::path& out);
 

@@ -23,7 +23,9 @@ TrainingExample load_example(const fs::path& file, const std::string& prompt, in
 
 }  // namespace
 
-bool is_caption_csv(const fs::path& path) { return to_lower(path.extension().string()) == ".csv"; }
+bool is_caption_csv(const fs::path& path) {
+  return to_lower(path.extension().string()) == ".csv";
+}
 
 std::vector<fs::path> list_image_files(const fs::path& dir) {
   std::vector<fs::path> files;
@@ -42,11 +44,12 @@ torch::Tensor resize_and_center_crop(const Image& image, int64_t resolution, con
                      ", smaller than --resolution " + std::to_string(resolution) +
                      " (expected both sides at least the training resolution)");
   }
-  torch::Tensor x = torch::from_blob(const_cast<uint8_t*>(image.pixels.data()), {image.height, image.width, 3},
-                                     torch::kUInt8)
-                        .permute({2, 0, 1})
-                        .unsqueeze(0)
-                        .to(torch::kFloat32) / 255.0;  // [1, 3, H, W] in [0, 1]
+  torch::Tensor x =
+      torch::from_blob(const_cast<uint8_t*>(image.pixels.data()), {image.height, image.width, 3}, torch::kUInt8)
+          .permute({2, 0, 1})
+          .unsqueeze(0)
+          .to(torch::kFloat32) /
+      255.0;  // [1, 3, H, W] in [0, 1]
   const int64_t short_side = std::min(image.width, image.height);
   if (short_side != resolution) {
     // torchvision's Resize(size): the shorter side becomes `size`, the longer one int(size * long / short).
@@ -68,14 +71,16 @@ std::vector<TrainingExample> load_instance_examples(const fs::path& source, cons
     CsvTable table = read_csv(source);
     const int file_col = table.require_column("file");
     const int caption_col = table.require_column("caption");
-    if (table.rows.empty()) throw InputError("--instance-data " + source.string() + " has no rows (expected file,caption)");
+    if (table.rows.empty())
+      throw InputError("--instance-data " + source.string() + " has no rows (expected file,caption)");
     for (const auto& row : table.rows) {
       const std::string where = source.string() + " line " + std::to_string(row.line);
       const std::string caption = trim(row.fields[static_cast<size_t>(caption_col)]);
       fs::path file = row.fields[static_cast<size_t>(file_col)];
       if (file.is_relative()) file = source.parent_path() / file;
       if (!fs::is_regular_file(file)) {
-        throw InputError(where + " names " + file.string() + ", which does not exist (expected an image file; "
+        throw InputError(where + " names " + file.string() +
+                         ", which does not exist (expected an image file; "
                          "relative paths are read from the CSV's folder)");
       }
       if (caption.empty()) throw InputError(where + " has an empty caption for " + file.string());
@@ -84,7 +89,8 @@ std::vector<TrainingExample> load_instance_examples(const fs::path& source, cons
     return examples;
   }
   if (!fs::is_directory(source)) {
-    throw InputError("--instance-data " + source.string() + " does not exist (expected a folder of images or a CSV "
+    throw InputError("--instance-data " + source.string() +
+                     " does not exist (expected a folder of images or a CSV "
                      "file,caption)");
   }
   const auto files = list_image_files(source);

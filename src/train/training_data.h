@@ -5,12 +5,12 @@
 // Shape legend: R training resolution.
 #pragma once
 
+#include <torch/torch.h>
+
 #include <cstdint>
 #include <filesystem>
 #include <string>
 #include <vector>
-
-#include <torch/torch.h>
 
 #include "core/image.h"
 

@@ -1,10 +1,10 @@
 // Parity of one DreamBooth step with the reference trainer (../shared/fixtures/*/reference.safetensors,
 // keys train.*): loss parts, total gradient norm, the clipped conv_in gradient and conv_in after one AdamW
 // step; and the learning-rate schedules of lr_schedules.json.
+#include <gtest/gtest.h>
+
 #include <cmath>
 #include <cstdio>
-
-#include <gtest/gtest.h>
 
 #include "core/attention.h"
 #include "core/json.h"
@@ -38,7 +38,8 @@ TEST_P(DreamBoothParity, OneStepMatchesReference) {
   TensorMap ref = read_safetensors(model_dir() / "reference.safetensors").tensors;
   UNet2DConditionModel unet = load_unet(model_dir() / "unet", torch::kFloat32);
   unet->train();
-  auto noise_scheduler = make_scheduler("ddim", load_scheduler_config((model_dir() / "scheduler" / "scheduler_config.json").string()));
+  auto noise_scheduler =
+      make_scheduler("ddim", load_scheduler_config((model_dir() / "scheduler" / "scheduler_config.json").string()));
 
   DreamBoothBatch batch{ref.at("train.latents"), ref.at("train.noise"), ref.at("train.timesteps"),
                         ref.at("train.encoder_hidden_states"), 1};
@@ -68,7 +69,8 @@ TEST_P(DreamBoothParity, OneStepMatchesReference) {
 
 TEST_P(DreamBoothParity, GradientCheckpointingGivesTheSameGradients) {
   TensorMap ref = read_safetensors(model_dir() / "reference.safetensors").tensors;
-  auto noise_scheduler = make_scheduler("ddim", load_scheduler_config((model_dir() / "scheduler" / "scheduler_config.json").string()));
+  auto noise_scheduler =
+      make_scheduler("ddim", load_scheduler_config((model_dir() / "scheduler" / "scheduler_config.json").string()));
   DreamBoothBatch batch{ref.at("train.latents"), ref.at("train.noise"), ref.at("train.timesteps"),
                         ref.at("train.encoder_hidden_states"), 1};
   std::vector<torch::Tensor> grads;

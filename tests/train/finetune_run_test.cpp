@@ -1,9 +1,9 @@
 // run_finetune in process on the tiny fixture model: prior preservation with generated class images, the
 // output loads and generates; LoRA output applies; interrupt + resume gives bit-identical weights.
+#include <gtest/gtest.h>
+
 #include <cstdlib>
 #include <filesystem>
-
-#include <gtest/gtest.h>
 
 #include "core/attention.h"
 #include "core/error.h"
@@ -73,9 +73,11 @@ TEST(FinetuneRun, LoraOutputAppliesToTheBaseModel) {
   c.lora.alpha = 2;
   run_finetune(c);
   StableDiffusionModel model = load_stable_diffusion(c.model_dir, torch::kCPU, torch::kFloat32);
-  const torch::Tensor before = model.unet->named_parameters()["mid_block.attentions.0.transformer_blocks.0.attn1.to_q.weight"].clone();
+  const torch::Tensor before =
+      model.unet->named_parameters()["mid_block.attentions.0.transformer_blocks.0.attn1.to_q.weight"].clone();
   EXPECT_EQ(apply_lora(model, c.out / kLoraWeightsName, 1.0), 48u);
-  const torch::Tensor after = model.unet->named_parameters()["mid_block.attentions.0.transformer_blocks.0.attn1.to_q.weight"];
+  const torch::Tensor after =
+      model.unet->named_parameters()["mid_block.attentions.0.transformer_blocks.0.attn1.to_q.weight"];
   EXPECT_GT((after - before).abs().max().item<double>(), 0.0);
 }
 
@@ -106,7 +108,8 @@ TEST(FinetuneRun, InterruptAndResumeIsBitIdentical) {
   FinetuneResult r = run_finetune(resumed);
   EXPECT_EQ(r.resumed_from, 3);
   EXPECT_EQ(r.steps_run, 1);
-  for (const char* f : {"unet/diffusion_pytorch_model.safetensors", "text_encoder/model.safetensors", "loss_curve.csv"}) {
+  for (const char* f :
+       {"unet/diffusion_pytorch_model.safetensors", "text_encoder/model.safetensors", "loss_curve.csv"}) {
     EXPECT_TRUE(read_file(straight.out / f) == read_file(resumed.out / f)) << f;
   }
 }

@@ -1,5 +1,7 @@
 // LoRA: key schemes, training-time substitution vs. merging a saved file, and errors for a LoRA of another
 // architecture.
+#include "train/lora.h"
+
 #include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
 
@@ -8,7 +10,6 @@
 #include "core/safetensors.h"
 #include "diffusion/stable_diffusion.h"
 #include "test_paths.h"
-#include "train/lora.h"
 
 namespace fairdiff::train {
 namespace {
@@ -35,7 +36,8 @@ TEST(LoraKeys, ParsesDiffusersPeftAndKohyaNames) {
   ASSERT_TRUE(old);
   EXPECT_EQ(old->module, "up_blocks.1.attentions.0.transformer_blocks.0.attn1.to_out.0");
   EXPECT_FALSE(parse_lora_key("conv_in.weight"));
-  EXPECT_EQ(lora_key_name(LoraComponent::unet, "mid_block.x.to_q", LoraPart::up), "unet.mid_block.x.to_q.lora.up.weight");
+  EXPECT_EQ(lora_key_name(LoraComponent::unet, "mid_block.x.to_q", LoraPart::up),
+            "unet.mid_block.x.to_q.lora.up.weight");
 }
 
 class LoraModel : public ::testing::TestWithParam<std::string> {
@@ -46,7 +48,8 @@ class LoraModel : public ::testing::TestWithParam<std::string> {
   torch::Tensor unet_out(StableDiffusionModel& m) const {
     torch::NoGradGuard no_grad;
     TensorMap ref = read_safetensors(model_dir() / "reference.safetensors").tensors;
-    return m.unet->forward(ref.at("unet.in.sample"), ref.at("unet.in.timesteps"), ref.at("unet.in.encoder_hidden_states"));
+    return m.unet->forward(ref.at("unet.in.sample"), ref.at("unet.in.timesteps"),
+                           ref.at("unet.in.encoder_hidden_states"));
   }
 };
 
@@ -55,7 +58,8 @@ TEST_P(LoraModel, SavedFileMergesToTheTrainedFunction) {
   const torch::Tensor base_out = unet_out(trained);
   LoraConfig config{4, 8.0, true};
   auto adapters = std::make_unique<LoraAdapters>(trained, config, at::make_generator<at::CPUGeneratorImpl>(7));
-  EXPECT_EQ(adapters->size(), 6u * 8u + 4u * (GetParam() == "tiny-sd1" ? 2u : 3u));  // 6 transformer blocks, 2 or 3 text layers
+  EXPECT_EQ(adapters->size(),
+            6u * 8u + 4u * (GetParam() == "tiny-sd1" ? 2u : 3u));  // 6 transformer blocks, 2 or 3 text layers
   adapters->refresh();
   EXPECT_EQ((unet_out(trained) - base_out).abs().max().item<double>(), 0.0) << "up = 0 leaves the model unchanged";
   // Give every factor a value, as training would.
@@ -121,10 +125,12 @@ TEST(LoraApply, RejectsLorasOfAnotherArchitectureAndLeavesTheModelUnchanged) {
     }
   };
   // tiny-sd1's second down block has no attention (an SD 1.x LoRA's down_blocks.1.attentions on this model).
-  expect_error({{good + ".lora.down.weight", torch::ones({4, 32})}, {good + ".lora.up.weight", torch::ones({32, 4})},
-                {"unet.down_blocks.1.attentions.0.transformer_blocks.0.attn1.to_q.lora.down.weight", torch::ones({4, 64})},
-                {"unet.down_blocks.1.attentions.0.transformer_blocks.0.attn1.to_q.lora.up.weight", torch::ones({64, 4})}},
-               "missing_module.safetensors", "another architecture");
+  expect_error(
+      {{good + ".lora.down.weight", torch::ones({4, 32})},
+       {good + ".lora.up.weight", torch::ones({32, 4})},
+       {"unet.down_blocks.1.attentions.0.transformer_blocks.0.attn1.to_q.lora.down.weight", torch::ones({4, 64})},
+       {"unet.down_blocks.1.attentions.0.transformer_blocks.0.attn1.to_q.lora.up.weight", torch::ones({64, 4})}},
+      "missing_module.safetensors", "another architecture");
   // A 768-wide LoRA (Stable Diffusion 1.5) on 32-wide layers.
   expect_error({{good + ".lora.down.weight", torch::ones({4, 768})}, {good + ".lora.up.weight", torch::ones({768, 4})}},
                "wrong_shape.safetensors", "does not fit");
