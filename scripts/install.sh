@@ -5,9 +5,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# libopenblas0-openmp: Debian's libtorch links the generic libblas.so.3, which is the unoptimised reference BLAS
+# unless an optimised one is installed (measured: a 12544x64x128 matmul 51 ms -> 6 ms on one core).
 APT_PACKAGES=(
   build-essential cmake ninja-build pkg-config
-  libtorch-dev nlohmann-json3-dev libpng-dev libjpeg-dev libicu-dev libsqlite3-dev
+  libtorch-dev libopenblas0-openmp nlohmann-json3-dev libpng-dev libjpeg-dev libicu-dev libsqlite3-dev
   libopencv-dev libhdf5-dev
   libgtest-dev
   chromium

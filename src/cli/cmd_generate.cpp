@@ -4,8 +4,10 @@
 #include "cli/args.h"
 #include "cli/subcommand.h"
 #include "core/error.h"
+#include "core/fs.h"
 #include "diffusion/generation_job.h"
 #include "diffusion/schedulers/scheduler.h"
+#include "train/lora.h"
 
 namespace fairdiff::cli {
 namespace {
@@ -26,6 +28,8 @@ int run_generate(const std::vector<std::string>& argv) {
              {"batch-size", "B", "images per UNet batch (default 1)"},
              {"device", "cpu|cuda", "compute device (default cpu)"},
              {"dtype", "fp32|fp16|bf16", "compute dtype (default fp32)"},
+             {"lora", "FILE", "LoRA weights to apply (safetensors from finetune --use-lora, diffusers/PEFT key names)"},
+             {"lora-scale", "S", "strength of the LoRA update (default 1; 0 leaves the model as it is)"},
              {"out", "DIR", "run directory: images/<prompt_id>/<index>.png, manifest.csv, run.json"}},
             argv);
   if (args.help_requested()) {
@@ -56,8 +60,19 @@ int run_generate(const std::vector<std::string>& argv) {
   s.dtype = args.get_choice("dtype", "fp32", {"fp32", "fp16", "bf16"});
   s.out_dir = args.require("out");
   if (args.has("prompts")) s.prompts = read_prompts_csv(args.require("prompts"));
+  if (args.has("lora-scale") && !args.has("lora")) throw UsageError("generate: --lora-scale needs --lora FILE");
+  ModelHook hook;
+  if (args.has("lora")) {
+    s.lora_file = args.require("lora");
+    require_file(s.lora_file, "--lora");
+    s.lora_scale = args.get_double("lora-scale", 1.0, -10.0, 10.0);
+    hook = [&s](StableDiffusionModel& model) {
+      const size_t layers = train::apply_lora(model, s.lora_file, s.lora_scale);
+      std::printf("applied LoRA %s to %zu layers (scale %g)\n", s.lora_file.string().c_str(), layers, s.lora_scale);
+    };
+  }
 
-  GenerationSummary summary = run_generation(s);
+  GenerationSummary summary = run_generation(s, hook);
   std::printf("generated %lld image(s), skipped %lld already present, in %.1f s -> %s\n",
               static_cast<long long>(summary.generated), static_cast<long long>(summary.skipped), summary.seconds,
               s.out_dir.string().c_str());

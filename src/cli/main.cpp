@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "cli/subcommand.h"
+#include "core/device.h"
 #include "core/error.h"
 #include "core/interrupt.h"
 
@@ -32,6 +33,7 @@ int main(int argc, char** argv) {
     if (sub.name != name) continue;
     fairdiff::install_interrupt_handler();
     try {
+      fairdiff::configure_cpu_threads();
       return sub.run(std::vector<std::string>(args.begin() + 1, args.end()));
     } catch (const fairdiff::Error& e) {
       std::fprintf(stderr, "fairdiff %s: error: %s\n", name.c_str(), e.what());

@@ -1,5 +1,8 @@
 #include "core/device.h"
 
+#include <cstdlib>
+#include <thread>
+
 #include "core/error.h"
 
 namespace fairdiff {
@@ -56,6 +59,12 @@ void require_dtype_supported(torch::Device device, torch::Dtype dtype) {
                            " with this LibTorch build (try --dtype fp32 on CPU): " +
                            std::string(e.what_without_backtrace()).substr(0, 200));
   }
+}
+
+void configure_cpu_threads() {
+  if (std::getenv("OMP_NUM_THREADS")) return;
+  const unsigned threads = std::thread::hardware_concurrency();
+  if (threads > 0) at::set_num_threads(static_cast<int>(threads));
 }
 
 }  // namespace fairdiff

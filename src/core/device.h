@@ -16,4 +16,8 @@ std::string dtype_flag_name(torch::Dtype dtype);
 // this build cannot (e.g. fp16 convolutions on CPU).
 void require_dtype_supported(torch::Device device, torch::Dtype dtype);
 
+// LibTorch's CPU thread pool: OMP_NUM_THREADS when set, else every hardware thread (Debian's LibTorch starts
+// with one). Called once by main() and by the test runners.
+void configure_cpu_threads();
+
 }  // namespace fairdiff

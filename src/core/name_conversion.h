@@ -1,4 +1,6 @@
-// Every foreign key-naming scheme is converted to fairdiff's (= diffusers') names here, in one place.
+// Every foreign key-naming scheme of model weights is converted to fairdiff's (= diffusers') names here, in one
+// place. The one exception is LoRA adapters, whose diffusers/PEFT/kohya key names map onto layers rather than
+// tensors: src/train/lora_keys.h.
 #pragma once
 
 #include <filesystem>
