@@ -3,10 +3,13 @@
 # bench/RESULTS.md. Runs on a CUDA host without a package registry: the header/library dependencies travel
 # as Debian .deb files in .deps/debs (apt-get download nlohmann-json3-dev libicu-dev libicu72 libpng-dev
 # libpng16-16 libjpeg62-turbo-dev libjpeg62-turbo zlib1g-dev) and the CLIP tokenizer files in .deps/tokenizer.
-# Usage: bash bench/run_gpu.sh OUT_DIR [build|generate|all]
+# libgtest-dev joins them for the `faces` mode.
+# Usage: bash bench/run_gpu.sh OUT_DIR [build|generate|finetune|faces|all]
+#   generate: the generation rows; finetune: the DreamBooth rows (full / LoRA, with and without gradient
+#   checkpointing); faces: a full build's test_faces against torchvision's ResNet-34 (FairFace profile).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-OUT="${1:?usage: bench/run_gpu.sh OUT_DIR [build|generate|all]}"
+OUT="${1:?usage: bench/run_gpu.sh OUT_DIR [build|generate|finetune|faces|all]}"
 WHAT="${2:-all}"
 mkdir -p "$OUT"
 ROOT="$PWD/.deps/root"
@@ -15,6 +18,17 @@ if [ ! -d "$ROOT/usr/include/unicode" ]; then
 fi
 export LD_LIBRARY_PATH="$ROOT/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}"
 TORCH_PREFIX="$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')"
+if [ "$WHAT" = faces ]; then
+  # Everything but OpenCV (absent there), with the tests, for the FairFace ResNet-34 check against torchvision.
+  cmake -S . -B build-gpu-full -G Ninja -DCMAKE_BUILD_TYPE=Release -DFAIRDIFF_WITH_OPENCV=OFF \
+    -DCMAKE_PREFIX_PATH="$TORCH_PREFIX;$ROOT/usr" -DICU_ROOT="$ROOT/usr" -DCMAKE_CUDA_ARCHITECTURES=90 \
+    -DTORCH_CUDA_ARCH_LIST=9.0 > "$OUT/cmake-full.log" 2>&1 || { tail -40 "$OUT/cmake-full.log"; exit 1; }
+  cmake --build build-gpu-full -j "$(nproc)" --target test_faces > "$OUT/build-full.log" 2>&1 ||
+    { grep -E "error" -A5 "$OUT/build-full.log" | head -60; exit 1; }
+  python3 tools/faces/fairface_torchvision_check.py --build-dir build-gpu-full --out /tmp/fairface_check 2>&1 |
+    tee "$OUT/fairface_check.txt"
+  exit "${PIPESTATUS[0]}"
+fi
 if [ "$WHAT" = build ] || [ "$WHAT" = all ] || [ ! -x build-gpu/fairdiff ]; then
   cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DFAIRDIFF_ENGINE_ONLY=ON -DFAIRDIFF_BUILD_TESTS=OFF \
     -DCMAKE_PREFIX_PATH="$TORCH_PREFIX;$ROOT/usr" -DICU_ROOT="$ROOT/usr" -DCMAKE_CUDA_ARCHITECTURES=90 \
@@ -32,4 +46,12 @@ if [ "$WHAT" = generate ] || [ "$WHAT" = all ]; then
   $FD bench generate --model "$MODEL" --device cuda --dtype fp16 --scheduler pndm --steps 50 --batch-size 1 --iterations 5 --json "$OUT/pndm50_b1.json"
   $FD bench generate --model "$MODEL" --device cuda --dtype fp16 --scheduler pndm --steps 50 --batch-size 32 --iterations 2 --json "$OUT/pndm50_b32.json"
   $FD bench generate --model "$MODEL" --device cuda --dtype fp16 --scheduler dpmpp2m --steps 25 --batch-size 32 --iterations 2 --json "$OUT/dpm25_b32.json"
+fi
+if [ "$WHAT" = finetune ] || [ "$WHAT" = all ]; then
+  BF="$FD bench-finetune --model $MODEL --resolution 512 --mixed-precision bf16 --steps 30 --device cuda"
+  $BF --no-cache-latents --json "$OUT/ft_full.json"
+  $BF --json "$OUT/ft_full_cached.json"
+  $BF --no-cache-latents --gradient-checkpointing --json "$OUT/ft_full_ckpt.json"
+  $BF --no-cache-latents --use-lora --json "$OUT/ft_lora.json"
+  $BF --no-cache-latents --use-lora --gradient-checkpointing --json "$OUT/ft_lora_ckpt.json"
 fi

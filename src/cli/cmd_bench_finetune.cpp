@@ -51,6 +51,7 @@ int run_bench_finetune(const std::vector<std::string>& argv) {
   const auto json_path = args.get("json");
 
   const train::FinetuneBenchmarkResult r = train::run_finetune_benchmark(b);
+  c.resolution = train::training_resolution(c);  // the size used (the model's native size when not given)
   std::printf(
       "bench-finetune: %s, %s, %lld px, batch %lld+%lld, %s%s%s: %.3f steps/s (%lld steps in %.2f s), "
       "%lld trainable parameters",

@@ -1,5 +1,6 @@
 #include "train/gradient_checkpointing.h"
 
+#include <algorithm>
 #include <functional>
 #include <optional>
 
@@ -54,8 +55,22 @@ struct CheckpointFunction : public torch::autograd::Function<CheckpointFunction>
 
 variable_list run(std::function<variable_list(const variable_list&)> fn, const variable_list& inputs) {
   if (!torch::GradMode::is_enabled()) return fn(inputs);
-  // Passed as a TensorList so that autograd tracks every element as an input.
-  return CheckpointFunction::apply(c10::make_intrusive<Segment>(std::move(fn)), at::TensorList(inputs));
+  const bool any_input_requires_grad =
+      std::any_of(inputs.begin(), inputs.end(), [](const torch::Tensor& t) { return t.defined() && t.requires_grad(); });
+  if (any_input_requires_grad) {
+    // Passed as a TensorList so that autograd tracks every element as an input.
+    return CheckpointFunction::apply(c10::make_intrusive<Segment>(std::move(fn)), at::TensorList(inputs));
+  }
+  // No input requires grad (LoRA: the frozen layers before the segment), yet the segment's own trainable
+  // weights do. Autograd marks a function's outputs as requiring grad only through its inputs, so an anchor
+  // input that requires grad (and receives none) keeps the segment in the graph; the segment never sees it.
+  variable_list anchored = inputs;
+  anchored.push_back(torch::zeros({}, torch::TensorOptions().requires_grad(true)));
+  const size_t count = inputs.size();
+  auto strip = [fn = std::move(fn), count](const variable_list& in) {
+    return fn(variable_list(in.begin(), in.begin() + static_cast<std::ptrdiff_t>(count)));
+  };
+  return CheckpointFunction::apply(c10::make_intrusive<Segment>(std::move(strip)), at::TensorList(anchored));
 }
 
 }  // namespace
