@@ -1,5 +1,6 @@
 #include "faces/fairface_resnet34.h"
 
+#include <algorithm>
 #include <fstream>
 
 #include "core/error.h"
@@ -62,13 +63,20 @@ TensorMap read_torch_state_dict(const fs::path& path) {
   std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   if (bytes.size() < 4 || bytes[0] != 'P' || bytes[1] != 'K') {
     throw InputError(path.string() + " is not a torch.save zip file (PyTorch < 1.6 wrote a legacy format: " +
-                     "re-save it with python3 -c \"import torch; torch.save(torch.load('OLD', map_location='cpu'), " +
+                     "re-save it with python3 -c \"import torch; torch.save(dict(torch.load('OLD', map_location='cpu')), " +
                      "'NEW.pt')\", or convert it to .safetensors)");
   }
   c10::IValue value;
   try {
     value = torch::pickle_load(bytes);
   } catch (const c10::Error& e) {
+    // LibTorch's unpickler turns collections.OrderedDict (what model.state_dict() returns) into None.
+    const std::string ordered = "OrderedDict";
+    if (std::search(bytes.begin(), bytes.end(), ordered.begin(), ordered.end()) != bytes.end()) {
+      throw InputError(path.string() + " holds a collections.OrderedDict, which LibTorch cannot unpickle: re-save " +
+                       "it as a plain dict, python3 -c \"import torch; torch.save(dict(torch.load('" + path.string() +
+                       "', map_location='cpu')), 'NEW.pt')\", or convert it to .safetensors");
+    }
     throw InputError(path.string() + ": cannot unpickle the state dict: " + e.what_without_backtrace());
   }
   if (!value.isGenericDict()) throw InputError(path.string() + ": expected a dict of tensors (a state dict)");

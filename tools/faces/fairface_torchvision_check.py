@@ -38,7 +38,10 @@ def main():
                 module.running_var.uniform_(0.5, 1.5)
     model.eval()
     state = model.state_dict()
-    torch.save(state, os.path.join(args.out, "weights.pt"))
+    # A plain dict, as docs/classifiers.md tells users to re-save FairFace's file: LibTorch's unpickler cannot
+    # read collections.OrderedDict (it turns it into None). ordered.pt checks that this gets a clear error.
+    torch.save(dict(state), os.path.join(args.out, "weights.pt"))
+    torch.save(state, os.path.join(args.out, "ordered.pt"))
     try:
         from safetensors.torch import save_file
         save_file({k: v.contiguous() for k, v in state.items()}, os.path.join(args.out, "weights.safetensors"))
@@ -48,12 +51,19 @@ def main():
     x = torch.randn(2, 3, 224, 224)
     with torch.no_grad():
         expected = model(x)
-    # Tensors go in a dict saved with torch.save: LibTorch's torch::pickle_load reads that zip format.
-    torch.save({"input": x, "logits": expected}, os.path.join(args.out, "reference.pt"))
+    reference = {"input": x, "logits": expected}
     if torch.cuda.is_available():
+        # The CUDA comparison is CUDA against CUDA: cuDNN's float32 convolutions differ from the CPU's by
+        # ~1e-4 on these logits (printed below), and TF32 (PyTorch's default for convolutions) by ~0.1.
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
         with torch.no_grad():
             cuda_logits = model.cuda()(x.cuda()).cpu()
-        print(f"torchvision CPU vs CUDA max|diff| {float((cuda_logits - expected).abs().max()):.3g}")
+        print(f"torchvision CPU vs CUDA max|diff| {float((cuda_logits - expected).abs().max()):.3g} "
+              f"(max|logit| {float(expected.abs().max()):.3g})")
+        reference["logits_cuda"] = cuda_logits
+    # Tensors go in a dict saved with torch.save: LibTorch's torch::pickle_load reads that zip format.
+    torch.save(reference, os.path.join(args.out, "reference.pt"))
 
     test_binary = os.path.join(args.build_dir, "tests", "test_faces")
     if not os.path.exists(test_binary):
