@@ -6,6 +6,7 @@
 #include <torch/cuda.h>
 
 #include "cli/args.h"
+#include "cli/bench_fused_ops.h"
 #include "cli/bench_profile.h"
 #include "cli/subcommand.h"
 #include "core/device.h"
@@ -123,11 +124,13 @@ int run_bench_generate(const std::vector<std::string>& argv) {
 
 int run_bench(const std::vector<std::string>& argv) {
   if (!argv.empty() && argv[0] == "generate") return run_bench_generate(std::vector<std::string>(argv.begin() + 1, argv.end()));
+  if (!argv.empty() && argv[0] == "fused-ops") return run_bench_fused_ops(std::vector<std::string>(argv.begin() + 1, argv.end()));
   if (!argv.empty() && (argv[0] == "--help" || argv[0] == "-h")) {
-    std::printf("usage: fairdiff bench generate [options]   (fairdiff bench generate --help)\n");
+    std::printf("usage: fairdiff bench generate [options]   (fairdiff bench generate --help)\n"
+                "       fairdiff bench fused-ops [options]  (fused CUDA kernels against LibTorch)\n");
     return 0;
   }
-  throw UsageError("bench: expected 'generate' (fairdiff bench generate --help)");
+  throw UsageError("bench: expected 'generate' or 'fused-ops' (fairdiff bench generate --help)");
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 #include "diffusion/attention_blocks.h"
 
 #include "core/attention.h"
+#include "diffusion/cuda/fused_ops.h"
 
 namespace fairdiff {
 
@@ -31,6 +32,9 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
 }
 
 torch::Tensor AttentionImpl::forward_spatial(const torch::Tensor& x) {
+  if (!is_training() && fused_op_active(FusedOp::kTokens, x)) {
+    return add_tokens_to_nchw(x, forward(group_norm_tokens(x, *group_norm)));  // tokens [B, N, C]
+  }
   const int64_t b = x.size(0), c = x.size(1), height = x.size(2), width = x.size(3);
   torch::Tensor h = group_norm(x).view({b, c, height * width}).transpose(1, 2);  // [B, N, C]
   h = forward(h);
@@ -43,6 +47,7 @@ GegluImpl::GegluImpl(int64_t dim_in, int64_t dim_out) {
 }
 
 torch::Tensor GegluImpl::forward(const torch::Tensor& x) {
+  if (!is_training()) return geglu(proj(x));
   auto parts = proj(x).chunk(2, -1);
   return parts[0] * torch::gelu(parts[1]);
 }
@@ -92,16 +97,21 @@ Transformer2DModelImpl::Transformer2DModelImpl(const Transformer2DOptions& optio
 
 torch::Tensor Transformer2DModelImpl::forward(const torch::Tensor& x, const torch::Tensor& context) {
   const int64_t b = x.size(0), height = x.size(2), width = x.size(3);
-  torch::Tensor h = norm(x);
+  // Inference on CUDA: the norm writes tokens and the residual reads them back, each in one kernel.
+  const bool fused = !is_training() && options_.use_linear_projection && fused_op_active(FusedOp::kTokens, x);
   int64_t inner = options_.heads * options_.dim_head;
-  if (options_.use_linear_projection) {
-    h = h.permute({0, 2, 3, 1}).reshape({b, height * width, x.size(1)});  // [B, C, H, W] -> [B, N, C]
+  torch::Tensor h;
+  if (fused) {
+    h = proj_in.forward(group_norm_tokens(x, *norm));  // [B, N, C]
+  } else if (options_.use_linear_projection) {
+    h = norm(x).permute({0, 2, 3, 1}).reshape({b, height * width, x.size(1)});  // [B, C, H, W] -> [B, N, C]
     h = proj_in.forward(h);
   } else {
-    h = proj_in.forward(h);
+    h = proj_in.forward(is_training() ? norm(x) : group_norm_act(x, *norm, /*silu=*/false));
     h = h.permute({0, 2, 3, 1}).reshape({b, height * width, inner});
   }
   for (const auto& block : *transformer_blocks) h = block->as<BasicTransformerBlock>()->forward(h, context);
+  if (fused) return add_tokens_to_nchw(x, proj_out.forward(h));
   if (options_.use_linear_projection) {
     h = proj_out.forward(h);
     h = h.reshape({b, height, width, x.size(1)}).permute({0, 3, 1, 2});  // [B, N, C] -> [B, C, H, W]

@@ -4,6 +4,7 @@
 #include "core/fs.h"
 #include "core/name_conversion.h"
 #include "core/state_dict.h"
+#include "diffusion/cuda/fused_ops.h"
 
 namespace fairdiff {
 namespace {
@@ -126,7 +127,7 @@ torch::Tensor VaeEncoderImpl::forward(const torch::Tensor& image) {
   torch::Tensor x = conv_in(image);
   for (const auto& block : *down_blocks) x = block->as<VaeBlock>()->forward(x);
   x = mid_block(x);
-  return conv_out(torch::silu(conv_norm_out(x)));
+  return conv_out(is_training() ? torch::silu(conv_norm_out(x)) : group_norm_act(x, *conv_norm_out, /*silu=*/true));
 }
 
 VaeDecoderImpl::VaeDecoderImpl(const AutoencoderKLConfig& c) {
@@ -148,7 +149,7 @@ torch::Tensor VaeDecoderImpl::forward(const torch::Tensor& z) {
   torch::Tensor x = conv_in(z);
   x = mid_block(x);
   for (const auto& block : *up_blocks) x = block->as<VaeBlock>()->forward(x);
-  return conv_out(torch::silu(conv_norm_out(x)));
+  return conv_out(is_training() ? torch::silu(conv_norm_out(x)) : group_norm_act(x, *conv_norm_out, /*silu=*/true));
 }
 
 AutoencoderKLImpl::AutoencoderKLImpl(const AutoencoderKLConfig& c) : config_(c) {

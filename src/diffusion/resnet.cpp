@@ -1,5 +1,7 @@
 #include "diffusion/resnet.h"
 
+#include "diffusion/cuda/fused_ops.h"
+
 namespace fairdiff {
 
 namespace F = torch::nn::functional;
@@ -18,6 +20,9 @@ ResnetBlock2DImpl::ResnetBlock2DImpl(const ResnetOptions& options) : options_(op
 }
 
 torch::Tensor ResnetBlock2DImpl::forward(const torch::Tensor& x, const torch::Tensor& temb) {
+  if (!is_training() && (fused_op_active(FusedOp::kGroupNorm, x) || fused_op_active(FusedOp::kResidual, x))) {
+    return forward_fused(x, temb);
+  }
   torch::Tensor h = torch::silu(norm1(x));
   if (time_emb_proj && temb.defined()) {
     // conv1's bias and the time embedding are both per-channel shifts: add them together, once, to the
@@ -31,6 +36,20 @@ torch::Tensor ResnetBlock2DImpl::forward(const torch::Tensor& x, const torch::Te
   torch::Tensor shortcut = conv_shortcut ? conv_shortcut(x) : x;
   torch::Tensor out = shortcut + h;
   return options_.output_scale_factor == 1.0 ? out : out / options_.output_scale_factor;
+}
+
+torch::Tensor ResnetBlock2DImpl::forward_fused(const torch::Tensor& x, const torch::Tensor& temb) {
+  // Every bias joins a kernel that reads the activation anyway: conv1's (with the time embedding) is norm2's
+  // per-channel shift, conv2's and conv_shortcut's are added in the residual kernel.
+  torch::Tensor h = group_norm_act(x, *norm1, /*silu=*/true);
+  torch::Tensor shift = conv1->bias;  // [C]
+  if (time_emb_proj && temb.defined()) shift = time_emb_proj(torch::silu(temb)) + conv1->bias;  // [B, C]
+  h = torch::conv2d(h, conv1->weight, {}, 1, 1);
+  h = group_norm_act(h, *norm2, /*silu=*/true, shift);
+  h = torch::conv2d(h, conv2->weight, {}, 1, 1);
+  torch::Tensor shortcut = conv_shortcut ? torch::conv2d(x, conv_shortcut->weight) : x;
+  return bias_residual_add(shortcut, h, conv2->bias, conv_shortcut ? conv_shortcut->bias : torch::Tensor(),
+                           options_.output_scale_factor);
 }
 
 Downsample2DImpl::Downsample2DImpl(int64_t channels, int64_t padding) : padding_(padding) {

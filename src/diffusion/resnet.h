@@ -31,6 +31,9 @@ class ResnetBlock2DImpl : public torch::nn::Module {
   torch::nn::Linear time_emb_proj{nullptr};
 
  private:
+  // Inference on CUDA: the same computation through the fused kernels of diffusion/cuda/fused_ops.h.
+  torch::Tensor forward_fused(const torch::Tensor& x, const torch::Tensor& temb);
+
   ResnetOptions options_;
 };
 TORCH_MODULE(ResnetBlock2D);

@@ -7,6 +7,7 @@
 #include "core/name_conversion.h"
 #include "core/state_dict.h"
 #include "core/strings.h"
+#include "diffusion/cuda/fused_ops.h"
 
 namespace fairdiff {
 namespace {
@@ -213,7 +214,7 @@ torch::Tensor UNet2DConditionModelImpl::forward(const torch::Tensor& sample, con
     }
     x = up->forward(x, skips, temb, context, upsample_size);
   }
-  return conv_out(torch::silu(conv_norm_out(x)));
+  return conv_out(is_training() ? torch::silu(conv_norm_out(x)) : group_norm_act(x, *conv_norm_out, /*silu=*/true));
 }
 
 UNet2DConditionModel load_unet(const std::filesystem::path& dir, torch::Dtype dtype) {

@@ -1,0 +1,208 @@
+#include "cli/bench_fused_ops.h"
+
+#include <torch/cuda.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <functional>
+
+#include "cli/args.h"
+#include "core/device.h"
+#include "core/error.h"
+#include "core/json.h"
+#include "diffusion/cuda/fused_ops.h"
+
+namespace fairdiff::cli {
+namespace {
+
+using Inputs = std::vector<torch::Tensor>;
+
+struct Case {
+  std::string name;
+  std::function<torch::Tensor(const Inputs&)> op;
+  Inputs inputs;
+  bool timed = false;  // a UNet-sized shape (batch 32 with guidance): worth timing
+};
+
+double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {
+  return (a.to(torch::kFloat32) - b.to(torch::kFloat32)).abs().max().item<double>();
+}
+
+Inputs to_float32(const Inputs& inputs) {
+  Inputs out;
+  for (const auto& t : inputs) out.push_back(t.defined() ? t.to(torch::kFloat32) : t);
+  return out;
+}
+
+double milliseconds_per_call(const std::function<torch::Tensor(const Inputs&)>& op, const Inputs& inputs,
+                             int64_t iterations) {
+  for (int i = 0; i < 3; ++i) op(inputs);
+  torch::cuda::synchronize();
+  auto start = std::chrono::steady_clock::now();
+  for (int64_t i = 0; i < iterations; ++i) op(inputs);
+  torch::cuda::synchronize();
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count() /
+         static_cast<double>(iterations);
+}
+
+// Absolute tolerance per unit of output magnitude, beyond twice LibTorch's own rounding error.
+double tolerance(torch::ScalarType type) {
+  return type == torch::kFloat32 ? 2e-5 : type == torch::kFloat16 ? 1e-3 : 8e-3;
+}
+
+std::vector<Case> make_cases(torch::Device device) {
+  auto opts = [&](torch::ScalarType t) { return torch::TensorOptions().device(device).dtype(t); };
+  // Activations with a mean far from zero, as after a convolution: the statistics must not cancel.
+  auto act = [&](std::vector<int64_t> shape, torch::ScalarType t) { return (torch::randn(shape, opts(t)) * 2 + 3); };
+  auto weight = [&](int64_t c, torch::ScalarType t) { return torch::randn({c}, opts(t)) * 0.5 + 1; };
+  auto small = [&](std::vector<int64_t> shape, torch::ScalarType t) { return torch::randn(shape, opts(t)) * 0.5; };
+  const auto f16 = torch::kFloat16, f32 = torch::kFloat32, bf16 = torch::kBFloat16;
+
+  auto gn = [](int64_t groups, double eps, bool silu) {
+    return [=](const Inputs& in) { return group_norm_act(in[0], groups, in[1], in[2], eps, silu, in[3]); };
+  };
+  auto gn_case = [&](std::string name, std::vector<int64_t> shape, int64_t groups, bool silu, int shift_kind,
+                     torch::ScalarType t, bool timed, double eps = 1e-5) {
+    const int64_t n = shape[0], c = shape[1];
+    torch::Tensor shift = shift_kind == 0 ? torch::Tensor() : shift_kind == 1 ? small({c}, t) : small({n, c}, t);
+    return Case{std::move(name), gn(groups, eps, silu), {act(shape, t), weight(c, t), small({c}, t), shift}, timed};
+  };
+  std::vector<Case> cases;
+  cases.push_back(gn_case("group_norm_silu fp16 [64,320,64,64] g32", {64, 320, 64, 64}, 32, true, 0, f16, true));
+  cases.push_back(
+      gn_case("group_norm_silu+shift[B,C] fp16 [64,640,32,32] g32", {64, 640, 32, 32}, 32, true, 2, f16, true));
+  cases.push_back(
+      gn_case("group_norm_silu fp16 [64,960,64,64] g32 (split)", {64, 960, 64, 64}, 32, true, 0, f16, true));
+  cases.push_back(
+      gn_case("group_norm_silu fp16 [2,320,64,64] g32 (batch 1)", {2, 320, 64, 64}, 32, true, 2, f16, true));
+  cases.push_back(gn_case("group_norm_silu fp16 [3,96,7,9] g32", {3, 96, 7, 9}, 32, true, 0, f16, false));
+  cases.push_back(gn_case("group_norm+shift[C] fp16 [1,30,7,9] g6", {1, 30, 7, 9}, 6, false, 1, f16, false));
+  cases.push_back(gn_case("group_norm_silu+shift[B,C] bf16 [3,64,9,7] g32", {3, 64, 9, 7}, 32, true, 2, bf16, false));
+  cases.push_back(
+      gn_case("group_norm_silu fp16 [1,64,127,127] g2 (split, scalar)", {1, 64, 127, 127}, 2, true, 2, f16, false));
+  cases.push_back(gn_case("group_norm_silu fp32 [4,128,256,256] g32 (VAE, split)", {4, 128, 256, 256}, 32, true, 1, f32,
+                          true, 1e-6));
+  cases.push_back(gn_case("group_norm fp32 [3,30,7,9] g6", {3, 30, 7, 9}, 6, false, 0, f32, false));
+
+  auto tokens_case = [&](std::string name, std::vector<int64_t> shape, int64_t groups, torch::ScalarType t,
+                         bool timed) {
+    auto norm = std::make_shared<torch::nn::GroupNormImpl>(torch::nn::GroupNormOptions(groups, shape[1]).eps(1e-6));
+    norm->to(device, t);
+    {
+      torch::NoGradGuard no_grad;
+      norm->weight.copy_(weight(shape[1], t));
+      norm->bias.copy_(small({shape[1]}, t));
+    }
+    // The module's parameters stay in its dtype; the float32 reference runs a float32 copy.
+    auto norm32 = std::make_shared<torch::nn::GroupNormImpl>(norm->options);
+    norm32->to(device, torch::kFloat32);
+    {
+      torch::NoGradGuard no_grad;
+      norm32->weight.copy_(norm->weight);
+      norm32->bias.copy_(norm->bias);
+    }
+    auto op = [norm, norm32](const Inputs& in) {
+      return group_norm_tokens(in[0], in[0].scalar_type() == torch::kFloat32 ? *norm32 : *norm);
+    };
+    return Case{std::move(name), op, {act(shape, t)}, timed};
+  };
+  cases.push_back(tokens_case("group_norm_tokens fp16 [64,320,64,64] g32", {64, 320, 64, 64}, 32, f16, true));
+  cases.push_back(tokens_case("group_norm_tokens fp16 [3,96,7,9] g32", {3, 96, 7, 9}, 32, f16, false));
+  cases.push_back(tokens_case("group_norm_tokens bf16 [1,30,5,5] g6", {1, 30, 5, 5}, 6, bf16, false));
+
+  auto geglu_op = [](const Inputs& in) { return geglu(in[0]); };
+  cases.push_back(Case{"geglu fp16 [64,4096,2x1280]", geglu_op, {small({64, 4096, 2560}, f16) * 4}, true});
+  cases.push_back(Case{"geglu fp16 [3,63,2x37]", geglu_op, {small({3, 63, 74}, f16) * 4}, false});
+  cases.push_back(Case{"geglu bf16 [2,10,2x40]", geglu_op, {small({2, 10, 80}, bf16) * 4}, false});
+
+  auto residual = [](double scale) {
+    return [=](const Inputs& in) { return bias_residual_add(in[0], in[1], in[2], in[3], scale); };
+  };
+  auto res_case = [&](std::string name, std::vector<int64_t> shape, bool shortcut_bias, double scale,
+                      torch::ScalarType t, bool timed) {
+    const int64_t c = shape[1];
+    return Case{std::move(name),
+                residual(scale),
+                {act(shape, t), small(shape, t), small({c}, t), shortcut_bias ? small({c}, t) : torch::Tensor()},
+                timed};
+  };
+  cases.push_back(res_case("bias_residual_add fp16 [64,320,64,64]", {64, 320, 64, 64}, true, 1.0, f16, true));
+  cases.push_back(res_case("bias_residual_add fp16 [3,30,7,9] /2", {3, 30, 7, 9}, true, 2.0, f16, false));
+  cases.push_back(res_case("bias_residual_add fp32 [1,96,8,8]", {1, 96, 8, 8}, false, 1.0, f32, false));
+
+  auto tokens_add = [](const Inputs& in) { return add_tokens_to_nchw(in[0], in[1]); };
+  auto add_case = [&](std::string name, int64_t n, int64_t c, int64_t h, int64_t w, torch::ScalarType t, bool timed) {
+    return Case{std::move(name), tokens_add, {act({n, c, h, w}, t), small({n, h * w, c}, t)}, timed};
+  };
+  cases.push_back(add_case("add_tokens_to_nchw fp16 [64,320,64,64]", 64, 320, 64, 64, f16, true));
+  cases.push_back(add_case("add_tokens_to_nchw fp16 [3,30,7,9]", 3, 30, 7, 9, f16, false));
+  cases.push_back(add_case("add_tokens_to_nchw bf16 [2,40,33,31]", 2, 40, 33, 31, bf16, false));
+  return cases;
+}
+
+}  // namespace
+
+int run_bench_fused_ops(const std::vector<std::string>& argv) {
+  Args args("bench fused-ops", "Check the fused CUDA kernels against LibTorch's operators and time both.",
+            {{"iterations", "K", "timed calls per op on the UNet-sized shapes (default 20)"},
+             {"json", "FILE", "also write the figures as JSON"}},
+            argv);
+  if (args.help_requested()) {
+    std::printf("%s", args.usage().c_str());
+    return 0;
+  }
+  const int64_t iterations = args.get_int("iterations", 20, 1, 10000);
+  if (!fused_kernels_compiled()) {
+    throw UnsupportedError(
+        "bench fused-ops: this build has no fused CUDA kernels (configure with a CUDA LibTorch "
+        "and nvcc, FAIRDIFF_CUDA_KERNELS=AUTO or ON)");
+  }
+  if (!torch::cuda::is_available()) throw UnsupportedError("bench fused-ops: no CUDA device");
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(0);
+  const torch::Device device = parse_device("cuda");
+  const std::string previous = fused_ops_spec();
+
+  bool all_pass = true;
+  Json rows = Json::array();
+  std::printf("%-58s %12s %12s %12s %6s %10s %10s\n", "op", "|fused-torch|", "|torch-fp32|", "|fused-fp32|", "ok",
+              "torch ms", "fused ms");
+  for (const Case& c : make_cases(device)) {
+    const torch::ScalarType type = c.inputs[0].scalar_type();
+    set_fused_ops("none");
+    const torch::Tensor reference = c.op(c.inputs);
+    const torch::Tensor exact = c.op(to_float32(c.inputs));
+    set_fused_ops("all");
+    const torch::Tensor fused = c.op(c.inputs);
+    const bool shape_ok = fused.sizes() == reference.sizes() && fused.is_contiguous();
+    const double d_fused_torch = max_abs_diff(fused, reference);
+    const double d_torch_exact = max_abs_diff(reference, exact);
+    const double d_fused_exact = max_abs_diff(fused, exact);
+    const double magnitude = std::max(1.0, exact.abs().max().item<double>());
+    const bool ok = shape_ok && d_fused_exact <= 2 * d_torch_exact + tolerance(type) * magnitude;
+    all_pass = all_pass && ok;
+    double torch_ms = 0, fused_ms = 0;
+    if (c.timed) {
+      set_fused_ops("none");
+      torch_ms = milliseconds_per_call(c.op, c.inputs, iterations);
+      set_fused_ops("all");
+      fused_ms = milliseconds_per_call(c.op, c.inputs, iterations);
+    }
+    std::printf("%-58s %12.3g %12.3g %12.3g %6s %10.3f %10.3f\n", c.name.c_str(), d_fused_torch, d_torch_exact,
+                d_fused_exact, ok ? "ok" : "FAIL", torch_ms, fused_ms);
+    rows.push_back(Json{{"op", c.name},
+                        {"max_abs_fused_vs_torch", d_fused_torch},
+                        {"max_abs_torch_vs_fp32", d_torch_exact},
+                        {"max_abs_fused_vs_fp32", d_fused_exact},
+                        {"ok", ok},
+                        {"torch_ms", torch_ms},
+                        {"fused_ms", fused_ms}});
+  }
+  set_fused_ops(previous);
+  std::printf("%s\n", all_pass ? "all fused kernels match" : "MISMATCH: some fused kernels differ from LibTorch");
+  if (auto path = args.get("json")) write_json_file(*path, Json{{"cases", rows}, {"pass", all_pass}});
+  return all_pass ? 0 : 1;
+}
+
+}  // namespace fairdiff::cli

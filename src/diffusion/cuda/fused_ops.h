@@ -1,0 +1,51 @@
+// Fused inference operators of the UNet and the VAE: GroupNorm (+ a per-channel shift before it, + SiLU after
+// it), GEGLU, the ResNet block's biases + residual add, and the Transformer2D's changes between the NCHW and
+// token layouts.
+//
+// Each runs one fused CUDA kernel (cuda/fused_kernels.cu) when the kernels are compiled in
+// (FAIRDIFF_HAVE_CUDA_KERNELS), the op is enabled, the tensors are on CUDA and autograd is not recording them;
+// everywhere else it runs the LibTorch composition it replaces, so CPU results are unchanged. Modules call
+// them only outside training (`!is_training()`), so gradient checkpointing recomputes exactly what it saved.
+//
+// Shape legend: B batch, C channels, H/W spatial size, N = H * W tokens, F GEGLU features.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <string>
+
+namespace fairdiff {
+
+enum class FusedOp { kGroupNorm, kResidual, kGeglu, kTokens };
+
+// Whether this build has the CUDA kernels at all.
+bool fused_kernels_compiled();
+
+// Which ops may use their kernels: "all" (the default), "none", or a comma list of groupnorm, residual, geglu,
+// tokens. The environment variable FAIRDIFF_FUSED_OPS sets it at start (before/after benchmarks).
+void set_fused_ops(const std::string& spec);
+std::string fused_ops_spec();
+
+// Whether `op`'s kernel would run for activations like `x` (compiled, enabled, CUDA, autograd not recording).
+bool fused_op_active(FusedOp op, const torch::Tensor& x);
+
+// x [B, C, H, W] -> silu?(group_norm(x + shift)); channel_shift [C] or [B, C], or undefined.
+torch::Tensor group_norm_act(const torch::Tensor& x, int64_t groups, const torch::Tensor& weight,
+                             const torch::Tensor& bias, double eps, bool silu, const torch::Tensor& channel_shift = {});
+torch::Tensor group_norm_act(const torch::Tensor& x, const torch::nn::GroupNormImpl& norm, bool silu,
+                             const torch::Tensor& channel_shift = {});
+
+// x [B, C, H, W] -> group_norm(x) as tokens [B, N, C].
+torch::Tensor group_norm_tokens(const torch::Tensor& x, const torch::nn::GroupNormImpl& norm);
+
+// proj [..., 2F] -> proj[..., :F] * gelu(proj[..., F:]) [..., F] (diffusers' GEGLU, exact erf GELU).
+torch::Tensor geglu(const torch::Tensor& proj);
+
+// ((shortcut + shortcut_bias) + (h + h_bias)) / output_scale_factor, all [B, C, H, W]; biases [C] or undefined.
+torch::Tensor bias_residual_add(const torch::Tensor& shortcut, const torch::Tensor& h, const torch::Tensor& h_bias,
+                                const torch::Tensor& shortcut_bias, double output_scale_factor);
+
+// x [B, C, H, W] + tokens [B, N, C] read as [B, C, H, W]; the result is NCHW-contiguous.
+torch::Tensor add_tokens_to_nchw(const torch::Tensor& x, const torch::Tensor& tokens);
+
+}  // namespace fairdiff
