@@ -53,5 +53,6 @@ if [ "$WHAT" = finetune ] || [ "$WHAT" = all ]; then
   $BF --json "$OUT/ft_full_cached.json"
   $BF --no-cache-latents --gradient-checkpointing --json "$OUT/ft_full_ckpt.json"
   $BF --no-cache-latents --use-lora --json "$OUT/ft_lora.json"
+  $BF --use-lora --json "$OUT/ft_lora_cached.json"
   $BF --no-cache-latents --use-lora --gradient-checkpointing --json "$OUT/ft_lora_ckpt.json"
 fi
