@@ -73,7 +73,14 @@ StudyLabels study_labels(const ImageAnalysis& analysis) {
   if (analysis.principal < 0) return labels;
   const FaceAttributes& a = analysis.faces[analysis.principal].attributes;
   if (const auto* g = a.primary("gender")) labels.gender = g->label() == "male" ? "Male" : "Female";
-  if (const auto* r = a.primary("race")) labels.race = r->label();
+  if (const auto* r = a.primary("race")) {
+    // The study's tables use DeepFace's 6 classes: FairFace's 7 are mapped (East + Southeast Asian -> asian);
+    // faces.csv keeps every class's probability.
+    const auto taxonomy = detect_race_taxonomy(r->labels);
+    labels.race = taxonomy == RaceTaxonomy::fairface7
+                      ? map_race(r->label(), RaceTaxonomy::fairface7, RaceTaxonomy::deepface6)
+                      : r->label();
+  }
   if (const auto* age = a.primary("age")) {
     const auto& study = study_age_ranges();
     if (std::find(study.begin(), study.end(), age->label()) != study.end()) labels.age = age->label();

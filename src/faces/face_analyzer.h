@@ -45,7 +45,8 @@ class FaceAnalyzer {
 };
 
 // The image's labels from its principal face ("--" for each when there is none): gender "Male"/"Female",
-// age as the study's age_net range, race in the profile's taxonomy (lower case), as the study's CSV has them.
+// age as the study's age_net range, race in the profile's taxonomy (lower case; FairFace's 7 classes are mapped
+// to the study's 6 DeepFace classes), as the study's CSV has them.
 struct StudyLabels {
   std::string gender = "--", age = "--", race = "--";
 };

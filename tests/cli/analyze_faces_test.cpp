@@ -1,5 +1,6 @@
 // End-to-end: fairdiff analyze on real photos (flat and --by-folder), with a corrupt file and a non-image
 // file that must be reported and skipped, never fatal.
+#include <algorithm>
 #include <fstream>
 
 #include <gtest/gtest.h>
@@ -46,8 +47,12 @@ TEST(AnalyzeCommand, WritesStudyAndPerFaceCsvsAndSkipsCorruptFiles) {
   EXPECT_EQ(study.rows[3].fields[1], "nurse/2.png");
   EXPECT_EQ(study.rows[3].fields[2], "--");
   EXPECT_EQ(study.rows[3].fields[4], "--");
+  const std::vector<std::string> study_races = {"white", "black", "latino hispanic", "asian", "indian",
+                                                "middle eastern"};
   for (int i = 0; i < 3; ++i) {
     EXPECT_TRUE(study.rows[i].fields[2] == "Male" || study.rows[i].fields[2] == "Female") << i;
+    EXPECT_NE(std::find(study_races.begin(), study_races.end(), study.rows[i].fields[4]), study_races.end())
+        << "the study's CSV uses DeepFace's 6 race classes, got " << study.rows[i].fields[4];
     EXPECT_EQ(study.rows[i].fields[3].front(), '(') << i;
   }
   // FairFace labels of the three photos: male, female, female.

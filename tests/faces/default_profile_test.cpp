@@ -41,7 +41,7 @@ ProfileOptions npm_models() {
   return options;
 }
 
-TEST(DefaultProfile, MeetsTargetsOnPhotosItWasNotTrainedOn) {
+TEST(DefaultProfile, MeetsMeasuredFloorsOnPhotosItWasNotTrainedOn) {
   auto analyzer = make_analyzer("default", npm_models());
   for (const auto& floor : kFloors) {
     const auto dir = test::shared_dir() / "faces" / floor.set;
