@@ -4,12 +4,13 @@
 # as Debian .deb files in .deps/debs (apt-get download nlohmann-json3-dev libicu-dev libicu72 libpng-dev
 # libpng16-16 libjpeg62-turbo-dev libjpeg62-turbo zlib1g-dev) and the CLIP tokenizer files in .deps/tokenizer.
 # libgtest-dev joins them for the `faces` mode.
-# Usage: bash bench/run_gpu.sh OUT_DIR [build|generate|finetune|faces|all]
+# Usage: bash bench/run_gpu.sh OUT_DIR [build|generate|finetune|tests|all]
 #   generate: the generation rows; finetune: the DreamBooth rows (full / LoRA, with and without gradient
-#   checkpointing); faces: a full build's test_faces against torchvision's ResNet-34 (FairFace profile).
+#   checkpointing); tests (or faces): a full build's GPU test cases: the fused CUDA kernels (test_diffusion)
+#   and the FairFace ResNet-34 against torchvision (test_faces).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-OUT="${1:?usage: bench/run_gpu.sh OUT_DIR [build|generate|finetune|faces|all]}"
+OUT="${1:?usage: bench/run_gpu.sh OUT_DIR [build|generate|finetune|tests|all]}"
 WHAT="${2:-all}"
 mkdir -p "$OUT"
 ROOT="$PWD/.deps/root"
@@ -18,16 +19,20 @@ if [ ! -d "$ROOT/usr/include/unicode" ]; then
 fi
 export LD_LIBRARY_PATH="$ROOT/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}"
 TORCH_PREFIX="$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')"
-if [ "$WHAT" = faces ]; then
-  # Everything but OpenCV (absent there), with the tests, for the FairFace ResNet-34 check against torchvision.
+if [ "$WHAT" = faces ] || [ "$WHAT" = tests ]; then
+  # Everything but OpenCV (absent there), with the tests (GoogleTest from .deps/debs/libgtest-dev): the fused
+  # CUDA kernels' GoogleTest cases, and the FairFace ResNet-34 against torchvision.
   cmake -S . -B build-gpu-full -G Ninja -DCMAKE_BUILD_TYPE=Release -DFAIRDIFF_WITH_OPENCV=OFF \
     -DCMAKE_PREFIX_PATH="$TORCH_PREFIX;$ROOT/usr" -DICU_ROOT="$ROOT/usr" -DCMAKE_CUDA_ARCHITECTURES=90 \
     -DTORCH_CUDA_ARCH_LIST=9.0 > "$OUT/cmake-full.log" 2>&1 || { tail -40 "$OUT/cmake-full.log"; exit 1; }
-  cmake --build build-gpu-full -j "$(nproc)" --target test_faces > "$OUT/build-full.log" 2>&1 ||
+  cmake --build build-gpu-full -j "$(nproc)" --target test_faces test_diffusion > "$OUT/build-full.log" 2>&1 ||
     { grep -E "error" -A5 "$OUT/build-full.log" | head -60; exit 1; }
+  build-gpu-full/tests/test_diffusion --gtest_filter='FusedOps*' 2>&1 | tee "$OUT/fused_ops_tests.txt" | tail -3
+  fused_rc=${PIPESTATUS[0]}
   python3 tools/faces/fairface_torchvision_check.py --build-dir build-gpu-full --out /tmp/fairface_check 2>&1 |
     tee "$OUT/fairface_check.txt"
-  exit "${PIPESTATUS[0]}"
+  fairface_rc=${PIPESTATUS[0]}
+  exit $((fused_rc || fairface_rc))
 fi
 if [ "$WHAT" = build ] || [ "$WHAT" = all ] || [ ! -x build-gpu/fairdiff ]; then
   cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DFAIRDIFF_ENGINE_ONLY=ON -DFAIRDIFF_BUILD_TESTS=OFF \
