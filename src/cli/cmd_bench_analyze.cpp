@@ -11,22 +11,18 @@
 #include "core/fs.h"
 #include "core/image.h"
 #include "core/json.h"
+#include "faces/face_crop.h"
 #include "faces/folder_analysis.h"
 
 namespace fairdiff::cli {
 namespace {
 
-// Bilinear resize to size x size (RGB).
+// The whole image resized to size x size with the faces module's resampling (RGB).
 Image resized(const Image& image, int size) {
-  const Image rgb = image.channels == 3 ? image : to_rgb(image);
-  torch::Tensor x = torch::from_blob(const_cast<uint8_t*>(rgb.pixels.data()), {1, rgb.height, rgb.width, 3},
-                                     torch::kByte)
-                        .permute({0, 3, 1, 2})
-                        .to(torch::kFloat);
-  x = torch::upsample_bilinear2d(x, {size, size}, false).round().clamp(0, 255).to(torch::kByte);
-  x = x.permute({0, 2, 3, 1}).contiguous();
-  Image out{size, size, 3, std::vector<uint8_t>(x.data_ptr<uint8_t>(), x.data_ptr<uint8_t>() + x.numel())};
-  return out;
+  const FaceImage face_image = FaceImage::from(image);
+  torch::Tensor x = crop_resize(face_image.pixels, 0, 0, face_image.width(), face_image.height(), size, size);
+  x = x.round().clamp(0, 255).to(torch::kByte).contiguous();  // [1, size, size, 3]
+  return Image{size, size, 3, std::vector<uint8_t>(x.data_ptr<uint8_t>(), x.data_ptr<uint8_t>() + x.numel())};
 }
 
 int run_bench_analyze(const std::vector<std::string>& argv) {

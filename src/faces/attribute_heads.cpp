@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "core/safetensors.h"
+#include "faces/evaluation.h"
 #include "faces/taxonomy.h"
 
 namespace fairdiff {
@@ -52,70 +53,35 @@ torch::Tensor index_rows(const torch::Tensor& x, const std::vector<int64_t>& row
   return x.index_select(0, torch::tensor(rows, torch::kLong));
 }
 
-// Counts [C, C], rows = true class, columns = predicted.
-std::vector<std::vector<long long>> confusion_counts(const torch::Tensor& predicted, const torch::Tensor& targets,
-                                                     int64_t classes) {
-  std::vector<std::vector<long long>> counts(classes, std::vector<long long>(classes, 0));
+Json head_evaluation(const AttributeHead& head, const torch::Tensor& logits, const torch::Tensor& targets) {
+  ConfusionMatrix confusion(head.classes);
+  const torch::Tensor predicted = logits.argmax(1);
   auto p = predicted.accessor<int64_t, 1>();
   auto t = targets.accessor<int64_t, 1>();
-  for (int64_t i = 0; i < targets.size(0); ++i) ++counts[t[i]][p[i]];
-  return counts;
-}
-
-Json head_evaluation(const AttributeHead& head, const torch::Tensor& logits, const torch::Tensor& targets) {
-  const auto classes = static_cast<int64_t>(head.classes.size());
-  const torch::Tensor raw = torch::softmax(logits, 1);
-  const torch::Tensor calibrated = torch::softmax(logits / head.temperature, 1);
-  const torch::Tensor predicted = logits.argmax(1);
-  auto counts = confusion_counts(predicted, targets, classes);
-  Json per_class = Json::object(), support = Json::object();
-  long long correct = 0, total = 0;
+  for (int64_t i = 0; i < targets.size(0); ++i) confusion.add(head.classes[t[i]], head.classes[p[i]]);
   double recall_sum = 0;
-  for (int64_t c = 0; c < classes; ++c) {
-    long long row = 0;
-    for (long long v : counts[c]) row += v;
-    correct += counts[c][c];
-    total += row;
-    const double recall = row ? static_cast<double>(counts[c][c]) / static_cast<double>(row) : 0.0;
-    per_class[head.classes[c]] = recall;
-    support[head.classes[c]] = row;
-    recall_sum += recall;
-  }
-  Json out;
-  out["n"] = total;
-  out["accuracy"] = total ? static_cast<double>(correct) / static_cast<double>(total) : 0.0;
-  out["balanced_accuracy"] = recall_sum / static_cast<double>(classes);
-  out["per_class"] = per_class;
-  out["support"] = support;
-  out["labels"] = head.classes;
-  out["confusion"] = counts;
-  out["ece_uncalibrated"] = expected_calibration_error(raw, targets);
-  out["ece"] = expected_calibration_error(calibrated, targets);
+  for (size_t c = 0; c < head.classes.size(); ++c) recall_sum += confusion.recall(c);
+  Json out = confusion.to_json();
+  out["balanced_accuracy"] = recall_sum / static_cast<double>(head.classes.size());
+  out["ece_uncalibrated"] = expected_calibration_error(torch::softmax(logits, 1), targets);
+  out["ece"] = expected_calibration_error(torch::softmax(logits / head.temperature, 1), targets);
   out["nll_uncalibrated"] = torch::nll_loss(torch::log_softmax(logits, 1), targets).item<double>();
   out["nll"] = torch::nll_loss(torch::log_softmax(logits / head.temperature, 1), targets).item<double>();
   return out;
 }
-
-struct HeadParameters {
-  torch::Tensor hidden_weight, hidden_bias, out_weight, out_bias;
-  std::vector<torch::Tensor> list() const {
-    std::vector<torch::Tensor> all;
-    for (const auto& t : {hidden_weight, hidden_bias, out_weight, out_bias}) {
-      if (t.defined()) all.push_back(t);
-    }
-    return all;
-  }
-};
 
 torch::Tensor uniform_init(std::vector<int64_t> shape, int64_t fan_in) {
   const double bound = 1.0 / std::sqrt(static_cast<double>(fan_in));
   return (torch::rand(shape) * 2 - 1).mul_(bound).requires_grad_(true);
 }
 
-torch::Tensor forward(const HeadParameters& p, const torch::Tensor& x) {
-  torch::Tensor h = x;
-  if (p.hidden_weight.defined()) h = torch::relu(torch::addmm(p.hidden_bias, h, p.hidden_weight.t()));
-  return torch::addmm(p.out_bias, h, p.out_weight.t());
+// The head's tensors in a fixed order (hidden layer first when there is one).
+std::vector<torch::Tensor> head_parameters(const AttributeHead& head) {
+  std::vector<torch::Tensor> all;
+  for (const auto& t : {head.hidden_weight, head.hidden_bias, head.out_weight, head.out_bias}) {
+    if (t.defined()) all.push_back(t);
+  }
+  return all;
 }
 
 // Trains one head; returns it with its training record.
@@ -126,34 +92,37 @@ AttributeHead train_head(const HeadLabels& labels, const torch::Tensor& x_train,
   const int64_t dim = x_train.size(1), n = x_train.size(0);
   if (n == 0) throw InputError("no training faces with a known " + labels.attribute + " label");
   torch::manual_seed(seed);
-  HeadParameters p;
+  AttributeHead head;  // trained in place, then set to the best epoch's values
+  head.attribute = labels.attribute;
+  head.classes = labels.classes;
   int64_t out_in = dim;
   if (options.kind == "mlp") {
-    p.hidden_weight = uniform_init({options.hidden, dim}, dim);
-    p.hidden_bias = uniform_init({options.hidden}, dim);
+    head.hidden_weight = uniform_init({options.hidden, dim}, dim);
+    head.hidden_bias = uniform_init({options.hidden}, dim);
     out_in = options.hidden;
   }
-  p.out_weight = uniform_init({classes, out_in}, out_in);
-  p.out_bias = uniform_init({classes}, out_in);
+  head.out_weight = uniform_init({classes, out_in}, out_in);
+  head.out_bias = uniform_init({classes}, out_in);
+  const std::vector<torch::Tensor> parameters = head_parameters(head);
 
   // Class weights n / (C * n_c): every class contributes equally to the loss.
   torch::Tensor counts = torch::bincount(y_train, {}, classes).to(torch::kFloat);
   torch::Tensor weights = torch::where(counts > 0, static_cast<double>(n) / (static_cast<double>(classes) * counts),
                                        torch::zeros_like(counts));
 
-  torch::optim::AdamW optimizer(p.list(),
+  torch::optim::AdamW optimizer(parameters,
                                 torch::optim::AdamWOptions(options.learning_rate).weight_decay(options.weight_decay));
   double best_loss = INFINITY;
   int best_epoch = 0, epoch = 0, since_best = 0;
-  std::vector<torch::Tensor> best = p.list();
-  for (auto& t : best) t = t.detach().clone();
+  std::vector<torch::Tensor> best;
+  for (const auto& t : parameters) best.push_back(t.detach().clone());
   for (epoch = 1; epoch <= options.max_epochs; ++epoch) {
     const torch::Tensor order = torch::randperm(n, torch::kLong);
     for (int64_t start = 0; start < n; start += options.batch_size) {
       const torch::Tensor rows = order.slice(0, start, std::min(n, start + options.batch_size));
       optimizer.zero_grad();
       torch::Tensor loss = torch::nn::functional::cross_entropy(
-          forward(p, x_train.index_select(0, rows)), y_train.index_select(0, rows),
+          head.logits(x_train.index_select(0, rows)), y_train.index_select(0, rows),
           torch::nn::functional::CrossEntropyFuncOptions().weight(weights));
       loss.backward();
       optimizer.step();
@@ -161,7 +130,7 @@ AttributeHead train_head(const HeadLabels& labels, const torch::Tensor& x_train,
     double val_loss = 0;
     {
       torch::NoGradGuard no_grad;
-      val_loss = torch::nn::functional::cross_entropy(forward(p, x_val), y_val,
+      val_loss = torch::nn::functional::cross_entropy(head.logits(x_val), y_val,
                                                       torch::nn::functional::CrossEntropyFuncOptions().weight(weights))
                      .item<double>();
     }
@@ -169,8 +138,7 @@ AttributeHead train_head(const HeadLabels& labels, const torch::Tensor& x_train,
       best_loss = val_loss;
       best_epoch = epoch;
       since_best = 0;
-      auto current = p.list();
-      for (size_t i = 0; i < current.size(); ++i) best[i] = current[i].detach().clone();
+      for (size_t i = 0; i < parameters.size(); ++i) best[i] = parameters[i].detach().clone();
     } else if (++since_best >= options.patience) {
       break;
     }
@@ -181,9 +149,6 @@ AttributeHead train_head(const HeadLabels& labels, const torch::Tensor& x_train,
   }
   if (options.show_progress) std::fprintf(stderr, "\n");
 
-  AttributeHead head;
-  head.attribute = labels.attribute;
-  head.classes = labels.classes;
   size_t i = 0;
   if (options.kind == "mlp") head.hidden_weight = best[i++], head.hidden_bias = best[i++];
   head.out_weight = best[i++];
@@ -299,22 +264,14 @@ AttributeHeads AttributeHeads::load(const fs::path& path) {
 }
 
 double expected_calibration_error(const torch::Tensor& probabilities, const torch::Tensor& targets, int bins) {
-  const auto n = probabilities.size(0);
-  if (n == 0) return 0.0;
   auto [confidence, predicted] = probabilities.max(1);
-  const torch::Tensor correct = predicted.eq(targets).to(torch::kDouble);
-  const torch::Tensor conf = confidence.to(torch::kDouble);
-  double ece = 0;
-  for (int b = 0; b < bins; ++b) {
-    const double lo = static_cast<double>(b) / bins, hi = static_cast<double>(b + 1) / bins;
-    const torch::Tensor in = b == 0 ? conf.le(hi) : conf.gt(lo).logical_and(conf.le(hi));
-    const auto count = in.sum().item<int64_t>();
-    if (count == 0) continue;
-    const double gap = std::abs(conf.masked_select(in).mean().item<double>() -
-                                correct.masked_select(in).mean().item<double>());
-    ece += gap * static_cast<double>(count) / static_cast<double>(n);
-  }
-  return ece;
+  const torch::Tensor c = confidence.to(torch::kDouble).contiguous();
+  auto conf = c.accessor<double, 1>();
+  auto p = predicted.accessor<int64_t, 1>();
+  auto t = targets.accessor<int64_t, 1>();
+  CalibrationBins calibration(bins);
+  for (int64_t i = 0; i < c.size(0); ++i) calibration.add(conf[i], p[i] == t[i]);
+  return calibration.ece();
 }
 
 double fit_temperature(const torch::Tensor& logits, const torch::Tensor& targets) {

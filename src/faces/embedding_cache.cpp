@@ -87,12 +87,10 @@ Chunk embed_chunk(FaceAnalyzer& detector, FaceEmbedder& embedder, const fs::path
       std::fprintf(stderr, "warning: skipping %s: %s\n", path.string().c_str(), e.what());
     }
     if (image) {
-      std::vector<FaceBox> boxes = detector.detect(*image);
-      const FaceBox* principal = nullptr;
-      for (const auto& b : boxes) {
-        if (!principal || b.area() > principal->area()) principal = &b;
-      }
-      if (principal) {
+      const std::vector<FaceBox> boxes = detector.detect(*image);
+      const int largest = largest_box(boxes);
+      if (largest >= 0) {
+        const FaceBox* principal = &boxes[largest];
         chunk.embeddings[i] = embedder.embed(*image, *principal);
         chunk.found[i] = 1;
         chunk.boxes[i] = torch::tensor({principal->x0, principal->y0, principal->x1, principal->y1, principal->score});
@@ -148,13 +146,16 @@ EmbeddingSet compute_embeddings(FaceAnalyzer& detector, FaceEmbedder& embedder, 
 
   const auto total = static_cast<long long>(files.size());
   const long long chunks = (total + options.chunk_size - 1) / options.chunk_size;
+  auto chunk_files = [&](long long c) {
+    const auto begin = files.begin() + c * options.chunk_size;
+    return std::vector<std::string>(begin, begin + std::min(options.chunk_size, total - c * options.chunk_size));
+  };
   const int64_t dim = embedder.embedding_size();
   std::vector<Chunk> parts(static_cast<size_t>(chunks));
   std::vector<long long> todo;
   EmbeddingSet result;
   for (long long c = 0; c < chunks; ++c) {
-    const auto begin = files.begin() + c * options.chunk_size;
-    const std::vector<std::string> slice(begin, begin + std::min(options.chunk_size, total - c * options.chunk_size));
+    const std::vector<std::string> slice = chunk_files(c);
     std::string why;
     if (auto chunk = read_chunk(chunk_path(cache_dir, c), slice, dim, &why)) {
       parts[c] = *chunk;
@@ -168,14 +169,12 @@ EmbeddingSet compute_embeddings(FaceAnalyzer& detector, FaceEmbedder& embedder, 
     }
   }
   long long todo_photos = 0;
-  for (long long c : todo) todo_photos += std::min(options.chunk_size, total - c * options.chunk_size);
+  for (long long c : todo) todo_photos += static_cast<long long>(chunk_files(c).size());
   if (!todo.empty()) {
     std::optional<Progress> progress;
     if (options.show_progress) progress.emplace("embedding faces", total, total - todo_photos, "photo");
     for (long long c : todo) {
-      const auto begin = files.begin() + c * options.chunk_size;
-      const std::vector<std::string> slice(begin,
-                                           begin + std::min(options.chunk_size, total - c * options.chunk_size));
+      const std::vector<std::string> slice = chunk_files(c);
       parts[c] = embed_chunk(detector, embedder, images_dir, slice, progress ? &*progress : nullptr);
       write_safetensors(chunk_path(cache_dir, c),
                         {{"embedding", parts[c].embeddings}, {"found", parts[c].found}, {"box", parts[c].boxes}},

@@ -101,6 +101,28 @@ double ConfusionMatrix::recall(size_t label) const {
   return n ? static_cast<double>(counts_[label][label]) / static_cast<double>(n) : 0.0;
 }
 
+CalibrationBins::CalibrationBins(int bins)
+    : confidence_(static_cast<size_t>(std::max(1, bins)), 0.0),
+      correct_(confidence_.size(), 0.0),
+      count_(confidence_.size(), 0) {}
+
+void CalibrationBins::add(double confidence, bool correct) {
+  const size_t bins = confidence_.size();
+  const auto b = std::min(bins - 1, static_cast<size_t>(std::max(0.0, confidence) * static_cast<double>(bins)));
+  confidence_[b] += confidence;
+  correct_[b] += correct ? 1.0 : 0.0;
+  count_[b]++;
+  total_++;
+}
+
+double CalibrationBins::ece() const {
+  double e = 0;
+  for (size_t b = 0; b < confidence_.size(); ++b) {
+    if (count_[b] > 0) e += std::abs(confidence_[b] - correct_[b]) / static_cast<double>(total_);
+  }
+  return e;
+}
+
 Json ConfusionMatrix::to_json() const {
   Json per_class = Json::object(), support = Json::object();
   for (size_t i = 0; i < labels_.size(); ++i) {
@@ -117,31 +139,6 @@ namespace {
 
 struct GroupStats {
   long long n = 0, detected = 0, gender_right = 0, race_right = 0;
-};
-
-// Expected calibration error of the answers' confidences: 15 equal-width bins of confidence, the gap
-// between mean confidence and accuracy in each, weighted by the bin's share of answers.
-class CalibrationBins {
- public:
-  void add(double confidence, bool correct) {
-    const auto b = std::min<size_t>(kBins - 1, static_cast<size_t>(std::max(0.0, confidence) * kBins));
-    confidence_[b] += confidence;
-    correct_[b] += correct ? 1.0 : 0.0;
-    count_[b]++;
-    total_++;
-  }
-  double ece() const {
-    double e = 0;
-    for (size_t b = 0; b < kBins; ++b) {
-      if (count_[b] > 0) e += std::abs(confidence_[b] - correct_[b]) / static_cast<double>(total_);
-    }
-    return e;
-  }
-
- private:
-  static constexpr size_t kBins = 15;
-  double confidence_[kBins] = {}, correct_[kBins] = {};
-  long long count_[kBins] = {}, total_ = 0;
 };
 
 }  // namespace

@@ -50,6 +50,20 @@ class ConfusionMatrix {
   std::vector<std::vector<long long>> counts_;
 };
 
+// Expected calibration error of answers' confidences: `bins` equal-width bins of confidence, the gap between
+// mean confidence and accuracy in each, weighted by the bin's share of answers.
+class CalibrationBins {
+ public:
+  explicit CalibrationBins(int bins = 15);
+  void add(double confidence, bool correct);
+  double ece() const;
+
+ private:
+  std::vector<double> confidence_, correct_;
+  std::vector<long long> count_;
+  long long total_ = 0;
+};
+
 struct EvaluationOptions {
   long long limit = 0;  // evaluate only the first `limit` photos (0: all)
   bool show_progress = true;

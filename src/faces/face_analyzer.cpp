@@ -50,7 +50,8 @@ ImageAnalysis FaceAnalyzer::analyze(const FaceImage& image) {
   ImageAnalysis result;
   result.width = image.width();
   result.height = image.height();
-  for (const FaceBox& box : detect(image)) {
+  const std::vector<FaceBox> boxes = detect(image);
+  for (const FaceBox& box : boxes) {
     Face face;
     face.box = box;
     for (auto& classifier : classifiers_) {
@@ -58,13 +59,7 @@ ImageAnalysis FaceAnalyzer::analyze(const FaceImage& image) {
     }
     result.faces.push_back(std::move(face));
   }
-  float largest = -1;
-  for (size_t i = 0; i < result.faces.size(); ++i) {
-    if (result.faces[i].box.area() > largest) {
-      largest = result.faces[i].box.area();
-      result.principal = static_cast<int>(i);
-    }
-  }
+  result.principal = largest_box(boxes);
   return result;
 }
 

@@ -4,6 +4,14 @@
 
 namespace fairdiff {
 
+int largest_box(const std::vector<FaceBox>& boxes) {
+  int largest = -1;
+  for (size_t i = 0; i < boxes.size(); ++i) {
+    if (largest < 0 || boxes[i].area() > boxes[largest].area()) largest = static_cast<int>(i);
+  }
+  return largest;
+}
+
 int AttributePrediction::best() const {
   if (probabilities.empty()) return 0;
   return static_cast<int>(std::max_element(probabilities.begin(), probabilities.end()) - probabilities.begin());

@@ -22,6 +22,9 @@ struct FaceBox {
   float area() const { return width() > 0 && height() > 0 ? width() * height() : 0.0f; }
 };
 
+// The index of the largest box (the principal face), -1 when there is none.
+int largest_box(const std::vector<FaceBox>& boxes);
+
 // One classifier head's output for one attribute: a probability per named label.
 struct AttributePrediction {
   std::string attribute;  // "gender", "race" or "age"

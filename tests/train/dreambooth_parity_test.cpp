@@ -34,17 +34,25 @@ class DreamBoothParity : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override { set_fused_attention_enabled(false); }
   std::filesystem::path model_dir() const { return test::fixtures_dir() / GetParam(); }
+  TensorMap reference() const { return read_safetensors(model_dir() / "reference.safetensors").tensors; }
+  // The reference trainer's noise scheduler (DDPM training uses the scheduler config's betas).
+  std::unique_ptr<Scheduler> make_noise_scheduler() const {
+    return make_scheduler("ddim", load_scheduler_config((model_dir() / "scheduler" / "scheduler_config.json").string()));
+  }
+  // The reference step's batch: 1 instance + 1 class sample.
+  static DreamBoothBatch reference_batch(const TensorMap& ref) {
+    return {ref.at("train.latents"), ref.at("train.noise"), ref.at("train.timesteps"),
+            ref.at("train.encoder_hidden_states"), 1};
+  }
 };
 
 TEST_P(DreamBoothParity, OneStepMatchesReference) {
-  TensorMap ref = read_safetensors(model_dir() / "reference.safetensors").tensors;
+  TensorMap ref = reference();
   UNet2DConditionModel unet = load_unet(model_dir() / "unet", torch::kFloat32);
   unet->train();
-  auto noise_scheduler =
-      make_scheduler("ddim", load_scheduler_config((model_dir() / "scheduler" / "scheduler_config.json").string()));
+  auto noise_scheduler = make_noise_scheduler();
 
-  DreamBoothBatch batch{ref.at("train.latents"), ref.at("train.noise"), ref.at("train.timesteps"),
-                        ref.at("train.encoder_hidden_states"), 1};
+  DreamBoothBatch batch = reference_batch(ref);
   expect_close(noise_scheduler->add_noise(batch.latents, batch.noise, batch.timesteps), ref.at("train.noisy"), "noisy");
 
   NamedTensors params;
@@ -70,11 +78,9 @@ TEST_P(DreamBoothParity, OneStepMatchesReference) {
 }
 
 TEST_P(DreamBoothParity, GradientCheckpointingGivesTheSameGradients) {
-  TensorMap ref = read_safetensors(model_dir() / "reference.safetensors").tensors;
-  auto noise_scheduler =
-      make_scheduler("ddim", load_scheduler_config((model_dir() / "scheduler" / "scheduler_config.json").string()));
-  DreamBoothBatch batch{ref.at("train.latents"), ref.at("train.noise"), ref.at("train.timesteps"),
-                        ref.at("train.encoder_hidden_states"), 1};
+  TensorMap ref = reference();
+  auto noise_scheduler = make_noise_scheduler();
+  DreamBoothBatch batch = reference_batch(ref);
   std::vector<torch::Tensor> grads;
   std::vector<double> losses;
   for (bool checkpointing : {false, true}) {
@@ -97,11 +103,9 @@ TEST_P(DreamBoothParity, GradientCheckpointingGivesTheSameGradients) {
 // LoRA: the UNet is frozen, so no checkpointed segment has an input that requires grad; the adapters'
 // gradients must still come back, equal to those without checkpointing.
 TEST_P(DreamBoothParity, GradientCheckpointingWithLoraGivesTheSameAdapterGradients) {
-  TensorMap ref = read_safetensors(model_dir() / "reference.safetensors").tensors;
-  auto noise_scheduler =
-      make_scheduler("ddim", load_scheduler_config((model_dir() / "scheduler" / "scheduler_config.json").string()));
-  DreamBoothBatch batch{ref.at("train.latents"), ref.at("train.noise"), ref.at("train.timesteps"),
-                        ref.at("train.encoder_hidden_states"), 1};
+  TensorMap ref = reference();
+  auto noise_scheduler = make_noise_scheduler();
+  DreamBoothBatch batch = reference_batch(ref);
   StableDiffusionModel model = load_stable_diffusion(model_dir(), torch::kCPU, torch::kFloat32);
   for (auto& p : model.unet->parameters()) p.requires_grad_(false);
   model.unet->train();
