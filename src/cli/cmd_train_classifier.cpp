@@ -45,7 +45,9 @@ int run_train_classifier(const std::vector<std::string>& argv) {
   std::vector<OptionSpec> specs = {
       {"images", "DIR", "folder the labels' file names are relative to"},
       {"labels", "CSV", "labels: file,gender,race,age with FairFace's classes (default: DIR/labels.csv)"},
-      {"embedder", "NAME", "face embedding network: faceres (default)"},
+      {"embedder", "NAME",
+       "face embedding: faceres (default) or mobileface; NAME@flip averages over the mirror image; A+B joins "
+       "several (one cache per part)"},
       {"out", "FILE", "where to write the heads (.safetensors); the card goes to FILE's stem + .card.json"},
       {"cache", "DIR", "embedding cache (default: FILE's stem + .embeddings/ beside --out)"},
       {"exclude", "CSV[:COLUMN]", "leave out the photos this CSV lists (column fairface_file, else file)"},
@@ -115,9 +117,8 @@ int run_train_classifier(const std::vector<std::string>& argv) {
 
   install_interrupt_handler();
   auto detector = make_detection_analyzer(profile_options);
-  auto embedder = make_face_embedder(embedder_name, profile_options);
   const Json settings = embedding_settings(embedder_name, profile_options);
-  EmbeddingSet embedded = compute_embeddings(*detector, *embedder, settings, images, files, cache);
+  EmbeddingSet embedded = compute_named_embeddings(*detector, embedder_name, profile_options, images, files, cache);
 
   const std::vector<std::string> genders = {"male", "female"};
   const std::vector<std::string>& races = race_labels(RaceTaxonomy::fairface7);

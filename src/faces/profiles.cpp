@@ -7,9 +7,11 @@
 #include "core/fs.h"
 #include "faces/attribute_heads.h"
 #include "faces/blazeface_detector.h"
+#include "faces/embedding_cache.h"
 #include "faces/faceres_classifier.h"
 #include "faces/gear_classifier.h"
 #include "faces/profile_factories.h"
+#include "faces/recognition_embedder.h"
 
 namespace fairdiff {
 namespace {
@@ -111,8 +113,15 @@ std::unique_ptr<FaceAnalyzer> make_analyzer(const std::string& profile, const Pr
     AttributeHeads heads = AttributeHeads::load(options.heads);
     const std::string where = options.heads.string() + " card data";
     const std::string embedder = json_get<std::string>(heads.card["data"], "embedder", "faceres", where);
-    // Embed faces exactly as the heads' training photos were.
-    options.embedder_crop_scale = json_get<float>(heads.card["data"], "crop_scale", FaceresConfig{}.crop_scale, where);
+    // Embed faces exactly as the heads' training photos were (faceres' crop: at the top of the card's data, or
+    // in its part's settings when the embedder joins several).
+    const Json& data = heads.card["data"];
+    options.embedder_crop_scale = json_get<float>(data, "crop_scale", FaceresConfig{}.crop_scale, where);
+    if (data.contains("parts") && data["parts"].is_array()) {
+      for (const auto& part : data["parts"]) {
+        if (part.contains("crop_scale")) options.embedder_crop_scale = json_get<float>(part, "crop_scale", 1.4f, where);
+      }
+    }
     std::vector<std::unique_ptr<AttributeClassifier>> classifiers;
     classifiers.push_back(std::make_unique<EmbeddingHeadClassifier>(make_face_embedder(embedder, options),
                                                                     std::move(heads), "heads"));
@@ -141,27 +150,127 @@ std::unique_ptr<FaceAnalyzer> make_detection_analyzer(const ProfileOptions& give
                                         options.analyzer);
 }
 
-std::shared_ptr<FaceEmbedder> make_face_embedder(const std::string& name, const ProfileOptions& given) {
-  if (name != "faceres") throw UsageError("unknown face embedder '" + name + "' (expected faceres)");
-  ProfileOptions options = given;
-  validate_profile("gear", options);
+namespace {
+
+const std::string kFlipSuffix = "@flip";
+
+// "faceres@flip": descriptors averaged over the face and its mirror image.
+bool flip_averaged(const std::string& part) {
+  return part.size() > kFlipSuffix.size() &&
+         part.compare(part.size() - kFlipSuffix.size(), kFlipSuffix.size(), kFlipSuffix) == 0;
+}
+
+std::string base_name(const std::string& part) {
+  return flip_averaged(part) ? part.substr(0, part.size() - kFlipSuffix.size()) : part;
+}
+
+FaceresConfig faceres_config(const ProfileOptions& options) {
   FaceresConfig config;
   if (options.embedder_crop_scale > 0) config.crop_scale = options.embedder_crop_scale;
-  return std::make_shared<FaceresClassifier>(options.human_models_dir, config);
+  return config;
+}
+
+std::shared_ptr<FaceEmbedder> make_part(const std::string& part, const ProfileOptions& options) {
+  const std::string base = base_name(part);
+  std::shared_ptr<FaceEmbedder> embedder;
+  if (base == "faceres") {
+    embedder = std::make_shared<FaceresClassifier>(options.human_models_dir, faceres_config(options));
+  } else {
+    embedder = std::make_shared<RecognitionEmbedder>(options.human_models_dir, RecognitionEmbedderConfig::named(base));
+  }
+  if (flip_averaged(part)) embedder = std::make_shared<FlipAveragedEmbedder>(embedder);
+  return embedder;
+}
+
+Json part_settings(const std::string& part, const ProfileOptions& options) {
+  const BlazeFaceConfig detector =
+      BlazeFaceConfig::named(options.detector.empty() ? default_detector_name() : options.detector);
+  Json settings{{"embedder", part},
+                {"detector", options.detector.empty() ? default_detector_name() : options.detector},
+                {"score_threshold", options.score_threshold >= 0 ? options.score_threshold : detector.score_threshold},
+                {"pad_fraction", options.analyzer.pad_fraction}};
+  const std::string base = base_name(part);
+  if (base == "faceres") {
+    // faceres keeps the keys it always had (caches made before other embedders existed stay valid).
+    const FaceresConfig faceres = faceres_config(options);
+    settings["embedder_model"] = faceres.model;
+    settings["crop_scale"] = faceres.crop_scale;
+    settings["crop_shift_y"] = faceres.crop_shift_y;
+  } else {
+    const RecognitionEmbedderConfig c = RecognitionEmbedderConfig::named(base);
+    settings["recognition"] = Json{{"model", c.model}, {"output", c.output}, {"input_size", c.input_size},
+                                   {"input_scale", c.input_scale}, {"input_offset", c.input_offset},
+                                   {"align", c.align}, {"fallback_crop_scale", c.crop_scale}};
+  }
+  if (flip_averaged(part)) settings["flip_average"] = true;
+  return settings;
+}
+
+}  // namespace
+
+std::vector<std::string> face_embedder_parts(const std::string& name) {
+  std::vector<std::string> parts;
+  size_t begin = 0;
+  while (true) {
+    const size_t plus = name.find('+', begin);
+    parts.push_back(name.substr(begin, plus == std::string::npos ? std::string::npos : plus - begin));
+    if (plus == std::string::npos) break;
+    begin = plus + 1;
+  }
+  for (const auto& part : parts) {
+    const std::string base = base_name(part);
+    if (base != "faceres" && base != "mobileface") {
+      throw UsageError("unknown face embedder '" + part + "' in '" + name +
+                       "' (expected faceres or mobileface, each "
+                       "optionally followed by @flip, several joined by '+')");
+    }
+  }
+  return parts;
+}
+
+std::shared_ptr<FaceEmbedder> make_face_embedder(const std::string& name, const ProfileOptions& given) {
+  const std::vector<std::string> parts = face_embedder_parts(name);
+  ProfileOptions options = given;
+  validate_profile("gear", options);
+  std::vector<std::shared_ptr<FaceEmbedder>> embedders;
+  for (const auto& part : parts) embedders.push_back(make_part(part, options));
+  if (embedders.size() == 1) return embedders.front();
+  return std::make_shared<ConcatEmbedder>(std::move(embedders));
 }
 
 Json embedding_settings(const std::string& embedder, const ProfileOptions& options) {
-  FaceresConfig faceres;
-  if (options.embedder_crop_scale > 0) faceres.crop_scale = options.embedder_crop_scale;
-  const BlazeFaceConfig detector =
-      BlazeFaceConfig::named(options.detector.empty() ? default_detector_name() : options.detector);
-  return Json{{"embedder", embedder},
-              {"embedder_model", faceres.model},
-              {"crop_scale", faceres.crop_scale},
-              {"crop_shift_y", faceres.crop_shift_y},
-              {"detector", options.detector.empty() ? default_detector_name() : options.detector},
-              {"score_threshold", options.score_threshold >= 0 ? options.score_threshold : detector.score_threshold},
-              {"pad_fraction", options.analyzer.pad_fraction}};
+  const std::vector<std::string> parts = face_embedder_parts(embedder);
+  if (parts.size() == 1) return part_settings(parts.front(), options);
+  Json settings{{"embedder", embedder}, {"concat", "each part L2-normalised"}, {"parts", Json::array()}};
+  for (const auto& part : parts) settings["parts"].push_back(part_settings(part, options));
+  return settings;
+}
+
+EmbeddingSet compute_named_embeddings(FaceAnalyzer& detector, const std::string& embedder,
+                                      const ProfileOptions& given, const std::filesystem::path& images_dir,
+                                      const std::vector<std::string>& files, const std::filesystem::path& cache_dir) {
+  ProfileOptions options = given;
+  validate_profile("gear", options);
+  const std::vector<std::string> parts = face_embedder_parts(embedder);
+  if (parts.size() == 1) {
+    auto part = make_part(parts.front(), options);
+    return compute_embeddings(detector, *part, part_settings(parts.front(), options), images_dir, files, cache_dir);
+  }
+  EmbeddingSet joined;
+  std::vector<torch::Tensor> columns;
+  for (const auto& name : parts) {
+    auto part = make_part(name, options);
+    std::printf("embedding part %s (cache %s)\n", name.c_str(), (cache_dir / name).string().c_str());
+    EmbeddingSet set = compute_embeddings(detector, *part, part_settings(name, options), images_dir, files, cache_dir / name);
+    // The same detector decides every part: a face found for one is found for all.
+    joined.found = joined.found.defined() ? joined.found.logical_and(set.found) : set.found;
+    if (!joined.boxes.defined()) joined.boxes = set.boxes;
+    joined.computed += set.computed;
+    joined.rebuilt_chunks += set.rebuilt_chunks;
+    columns.push_back(set.embeddings / set.embeddings.norm(2, {1}, true).clamp_min(1e-12));  // as ConcatEmbedder
+  }
+  joined.embeddings = torch::cat(columns, 1);
+  return joined;
 }
 
 }  // namespace fairdiff

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "core/json.h"
+#include "faces/embedding_cache.h"
 #include "faces/face_analyzer.h"
 
 namespace fairdiff {
@@ -51,10 +52,20 @@ std::filesystem::path find_default_heads();
 void validate_profile(const std::string& profile, ProfileOptions& options);
 std::unique_ptr<FaceAnalyzer> make_analyzer(const std::string& profile, const ProfileOptions& options);
 
-// For training heads: the default profile's detector alone (no classifiers), the faceres embedder, and the
+// For training heads: the default profile's detector alone (no classifiers), a face embedder, and the
 // settings the embeddings depend on (what an embedding cache is keyed by).
 std::unique_ptr<FaceAnalyzer> make_detection_analyzer(const ProfileOptions& options);
+// Embedder names: faceres (its 1024-d descriptor), mobileface (256-d, aligned face-recognition descriptor);
+// "@flip" after a name averages its descriptors over the face and its mirror image; "a+b" puts the
+// L2-normalised descriptors of a and b side by side.
+std::vector<std::string> face_embedder_parts(const std::string& name);
 std::shared_ptr<FaceEmbedder> make_face_embedder(const std::string& name, const ProfileOptions& options);
 Json embedding_settings(const std::string& embedder, const ProfileOptions& options);
+// The principal face's embedding of each photo, cached (embedding_cache.h). A name of several parts keeps one
+// cache per part, in cache_dir/<part>, so that a part's embeddings serve every combination it is in; the
+// result equals make_face_embedder(name)'s descriptors.
+EmbeddingSet compute_named_embeddings(FaceAnalyzer& detector, const std::string& embedder,
+                                      const ProfileOptions& options, const std::filesystem::path& images_dir,
+                                      const std::vector<std::string>& files, const std::filesystem::path& cache_dir);
 
 }  // namespace fairdiff

@@ -1,5 +1,5 @@
 // Parity of fairdiff's TF.js graph runtime with the official pure-JavaScript TF.js CPU backend
-// (tools/faces/tfjs_reference.mjs) on every face model the profiles use: max abs difference <= 1e-4.
+// (tools/faces/tfjs_reference.mjs) on every face model the profiles and embedders use: max abs difference <= 1e-4.
 //
 // The classifiers' outputs are probabilities and a descriptor, compared as they are. The detectors' raw
 // outputs are logits and pixel offsets of magnitude up to ~350, where 1e-4 is a few float32 ULPs, below
@@ -28,7 +28,9 @@ struct ParityCase {
   torch::Tensor input;  // [1, H, W, 3]
 };
 
-bool is_detector(const std::string& model) { return model != "gear" && model != "faceres"; }
+bool is_detector(const std::string& model) {
+  return model != "gear" && model != "faceres" && model != "mobilefacenet" && model != "mobileface";
+}
 
 // A detector output [1, n, k] as the detector decodes it: k == 1 logits, k == 16 regressors, k == 17 both.
 torch::Tensor decode_detector_output(const torch::Tensor& raw, int64_t input_size) {
@@ -57,6 +59,9 @@ TEST(TfjsParity, MatchesTheJavaScriptCpuBackend) {
       {"faceres", photo_input("utkface_balanced/10_0_2_20170116162109013.jpg.chip.jpg", 224, 1, 0)},
       {"faceres", torch::rand({1, 224, 224, 3}) * 255},  // random input: no photo statistics to hide behind
       {"gear", torch::rand({1, 198, 198, 3})},
+      {"mobilefacenet", photo_input("utkface_balanced/10_0_0_20170110221714752.jpg.chip.jpg", 112, 1 / 128.0f, -127.5f / 128)},
+      {"mobileface", photo_input("utkface_balanced/10_0_2_20170116162109013.jpg.chip.jpg", 112, 1, 0)},
+      {"mobileface", torch::rand({1, 112, 112, 3}) * 255},
   };
   const fs::path dir = test::scratch_dir("tfjs_parity");
   Json jobs = Json::array();

@@ -200,15 +200,19 @@ Kernel pool_kernel(const GraphNode& n, bool max) {
 // Normalises a possibly negative axis.
 int64_t axis_of(int64_t axis, int64_t rank) { return axis < 0 ? axis + rank : axis; }
 
-Kernel reduce_kernel(const GraphNode& n, bool max) {
+enum class Reduction { mean, max, sum };
+
+Kernel reduce_kernel(const GraphNode& n, Reduction reduction) {
   const bool keep = attr_bool(n, "keep_dims", false);
   return [=](const Values& in) {
     std::vector<int64_t> axes;
     for (int64_t a : int_values(in[1])) axes.push_back(axis_of(a, in[0].dim()));
     torch::Tensor y = in[0];
-    if (max) {
+    if (reduction == Reduction::max) {
       std::sort(axes.rbegin(), axes.rend());
       for (int64_t a : axes) y = std::get<0>(y.max(a, keep));
+    } else if (reduction == Reduction::sum) {
+      y = y.sum(axes, keep);
     } else {
       y = y.mean(axes, keep);
     }
@@ -286,8 +290,8 @@ const std::set<std::string>& supported_ops() {
   static const std::set<std::string> ops = {
       "Const", "Placeholder", "Identity", "Conv2D", "_FusedConv2D", "DepthwiseConv2dNative",
       "FusedDepthwiseConv2dNative", "MatMul", "_FusedMatMul", "MaxPool", "Add", "AddV2", "Sub", "Mul", "RealDiv",
-      "Minimum", "Maximum", "Relu", "Relu6", "Sigmoid", "Tanh", "Softmax", "Mean", "Max", "Pad", "PadV2", "Reshape",
-      "Shape", "StridedSlice", "Pack", "ConcatV2", "ResizeBilinear", "DepthToSpace", "Squeeze", "ExpandDims", "Cast"};
+      "Minimum", "Maximum", "Relu", "Relu6", "Sigmoid", "Tanh", "Softmax", "Abs", "Square", "Rsqrt", "Mean", "Max",
+      "Sum", "Pad", "PadV2", "Reshape", "Shape", "StridedSlice", "Pack", "ConcatV2", "ResizeBilinear", "DepthToSpace", "Squeeze", "ExpandDims", "Cast"};
   return ops;
 }
 
@@ -313,8 +317,12 @@ Kernel compile_node(const GraphNode& n, const std::function<torch::Tensor(size_t
   if (op == "Sigmoid") return unary([](const auto& x) { return torch::sigmoid(x); });
   if (op == "Tanh") return unary([](const auto& x) { return torch::tanh(x); });
   if (op == "Softmax") return unary([](const auto& x) { return torch::softmax(x, -1); });
-  if (op == "Mean") return reduce_kernel(n, false);
-  if (op == "Max") return reduce_kernel(n, true);
+  if (op == "Abs") return unary([](const auto& x) { return torch::abs(x); });
+  if (op == "Square") return unary([](const auto& x) { return x * x; });
+  if (op == "Rsqrt") return unary([](const auto& x) { return torch::rsqrt(x); });
+  if (op == "Mean") return reduce_kernel(n, Reduction::mean);
+  if (op == "Max") return reduce_kernel(n, Reduction::max);
+  if (op == "Sum") return reduce_kernel(n, Reduction::sum);
   if (op == "Pad" || op == "PadV2") {
     return [](const Values& in) {
       auto p = int_values(in[1]);  // [rank, 2], outermost dimension first
