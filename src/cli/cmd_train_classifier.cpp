@@ -46,8 +46,8 @@ int run_train_classifier(const std::vector<std::string>& argv) {
       {"images", "DIR", "folder the labels' file names are relative to"},
       {"labels", "CSV", "labels: file,gender,race,age with FairFace's classes (default: DIR/labels.csv)"},
       {"embedder", "NAME",
-       "face embedding: faceres (default) or mobileface; NAME@flip averages over the mirror image; A+B joins "
-       "several (one cache per part)"},
+       "face embedding: faceres or mobileface; NAME@flip averages over the mirror image; A+B joins several, "
+       "one cache per part (default: faceres@flip+mobileface@flip, the committed heads')"},
       {"out", "FILE", "where to write the heads (.safetensors); the card goes to FILE's stem + .card.json"},
       {"cache", "DIR", "embedding cache (default: FILE's stem + .embeddings/ beside --out)"},
       {"exclude", "CSV[:COLUMN]", "leave out the photos this CSV lists (column fairface_file, else file)"},
@@ -56,7 +56,7 @@ int run_train_classifier(const std::vector<std::string>& argv) {
       {"hidden", "N", "hidden units of the MLP (default 64)"},
       {"epochs", "N", "at most this many epochs (default 150; early stopping usually ends sooner)"},
       {"patience", "N", "stop after N epochs without a better validation loss (default 12)"},
-      {"learning-rate", "LR", "AdamW learning rate (default 3e-4)"},
+      {"learning-rate", "LR", "AdamW learning rate (default 1e-4)"},
       {"weight-decay", "WD", "AdamW weight decay (default 1e-2)"},
       {"seed", "S", "split, initialisation and shuffling seed (default 0)"},
       {"crop-scale", "F", "embedder crop side / detector box side (default: the embedder's, 1.4 for faceres)"},
@@ -80,7 +80,7 @@ int run_train_classifier(const std::vector<std::string>& argv) {
   if (out.extension() != ".safetensors") throw UsageError("--out " + out.string() + " must end in .safetensors");
   const fs::path base = out.parent_path() / out.stem();
   const fs::path cache = args.get("cache", base.string() + ".embeddings");
-  const std::string embedder_name = args.get("embedder", "faceres");
+  const std::string embedder_name = args.get("embedder", "faceres@flip+mobileface@flip");
   HeadTrainingOptions options;
   options.kind = args.get("head", "mlp");
   if (options.kind != "mlp" && options.kind != "linear") {
@@ -90,7 +90,7 @@ int run_train_classifier(const std::vector<std::string>& argv) {
   options.holdout_fraction = args.get_double("holdout-fraction", 0.1, 0.001, 0.9);
   options.max_epochs = static_cast<int>(args.get_int("epochs", 150, 1, 100000));
   options.patience = static_cast<int>(args.get_int("patience", 12, 1, 100000));
-  options.learning_rate = args.get_double("learning-rate", 3e-4, 1e-7, 10.0);
+  options.learning_rate = args.get_double("learning-rate", 1e-4, 1e-7, 10.0);
   options.weight_decay = args.get_double("weight-decay", 1e-2, 0.0, 10.0);
   options.seed = static_cast<uint64_t>(args.get_int("seed", 0, 0, 1LL << 62));
   const long long limit = args.get_int("limit", 0, 0, 100000000);

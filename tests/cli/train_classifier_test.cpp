@@ -19,7 +19,7 @@ TEST(TrainClassifierCommand, RetrainsByteForByteAndWritesCardAndConfusion) {
   const fs::path root = test::scratch_dir("train_classifier_cli");
   const fs::path faces = test::shared_dir() / "faces/fairface_margin125";
   const std::string base = std::string(FAIRDIFF_EXE) + " train-classifier --images " + q(faces) +
-                           " --limit 48 --hidden 16 --epochs 15 --holdout-fraction 0.25 --seed 3";
+                           " --embedder faceres --limit 48 --hidden 16 --epochs 15 --holdout-fraction 0.25 --seed 3";
   std::string log;
   ASSERT_EQ(test::run_command(base + " --out " + q(root / "a" / "heads.safetensors"), &log), 0) << log;
   EXPECT_NE(log.find("48 photos"), std::string::npos) << log;
