@@ -31,4 +31,7 @@ class FaceEmbedder {
   virtual torch::Tensor embed(const FaceImage& image, const FaceBox& face) = 0;
 };
 
+// Embeddings scaled to unit length along their last dimension ([D] or [N, D]); zero vectors stay zero.
+inline torch::Tensor l2_normalize(const torch::Tensor& x) { return x / x.norm(2, {-1}, true).clamp_min(1e-12); }
+
 }  // namespace fairdiff

@@ -27,10 +27,6 @@ class ThreadCountGuard {
   int saved_;
 };
 
-torch::Tensor l2_normalize(const torch::Tensor& x) {
-  return x / x.norm(2, {1}, true).clamp_min(1e-12);
-}
-
 // Stratified split: within each stratum (key), a seeded shuffle puts round(fraction * size) rows into the
 // validation set. Returns (train rows, validation rows), each in ascending order.
 std::pair<std::vector<int64_t>, std::vector<int64_t>> stratified_split(const std::vector<int64_t>& keys,

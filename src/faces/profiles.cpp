@@ -116,12 +116,13 @@ std::unique_ptr<FaceAnalyzer> make_analyzer(const std::string& profile, const Pr
     // Embed faces exactly as the heads' training photos were (faceres' crop: at the top of the card's data, or
     // in its part's settings when the embedder joins several).
     const Json& data = heads.card["data"];
-    options.embedder_crop_scale = json_get<float>(data, "crop_scale", FaceresConfig{}.crop_scale, where);
+    const Json* faceres = &data;
     if (data.contains("parts") && data["parts"].is_array()) {
       for (const auto& part : data["parts"]) {
-        if (part.contains("crop_scale")) options.embedder_crop_scale = json_get<float>(part, "crop_scale", 1.4f, where);
+        if (part.contains("crop_scale")) faceres = &part;
       }
     }
+    options.embedder_crop_scale = json_get<float>(*faceres, "crop_scale", FaceresConfig{}.crop_scale, where);
     std::vector<std::unique_ptr<AttributeClassifier>> classifiers;
     classifiers.push_back(std::make_unique<EmbeddingHeadClassifier>(make_face_embedder(embedder, options),
                                                                     std::move(heads), "heads"));
@@ -267,7 +268,7 @@ EmbeddingSet compute_named_embeddings(FaceAnalyzer& detector, const std::string&
     if (!joined.boxes.defined()) joined.boxes = set.boxes;
     joined.computed += set.computed;
     joined.rebuilt_chunks += set.rebuilt_chunks;
-    columns.push_back(set.embeddings / set.embeddings.norm(2, {1}, true).clamp_min(1e-12));  // as ConcatEmbedder
+    columns.push_back(l2_normalize(set.embeddings));  // as ConcatEmbedder does
   }
   joined.embeddings = torch::cat(columns, 1);
   return joined;

@@ -128,22 +128,21 @@ int64_t ConcatEmbedder::embedding_size() const {
 
 torch::Tensor ConcatEmbedder::embed(const FaceImage& image, const FaceBox& face) {
   std::vector<torch::Tensor> parts;
-  for (const auto& p : parts_) {
-    torch::Tensor e = p->embed(image, face);
-    parts.push_back(e / e.norm().clamp_min(1e-12));
-  }
+  for (const auto& p : parts_) parts.push_back(l2_normalize(p->embed(image, face)));
   return torch::cat(parts);
 }
 
 FaceImage mirror_image(const FaceImage& image) {
-  Image flipped = image.rgb;
-  const int w = image.width(), c = image.rgb.channels;
-  for (int y = 0; y < image.height(); ++y) {
-    for (int x = 0; x < w; ++x) {
-      for (int k = 0; k < c; ++k) flipped.at(y, x, k) = image.rgb.at(y, w - 1 - x, k);
-    }
+  FaceImage mirrored;
+  mirrored.rgb = image.rgb;
+  const size_t w = static_cast<size_t>(image.width()), c = static_cast<size_t>(image.rgb.channels);
+  for (size_t y = 0; y < static_cast<size_t>(image.height()); ++y) {
+    const uint8_t* from = &image.rgb.pixels[y * w * c];
+    uint8_t* to = &mirrored.rgb.pixels[y * w * c];
+    for (size_t x = 0; x < w; ++x) std::copy_n(from + (w - 1 - x) * c, c, to + x * c);
   }
-  return FaceImage::from(flipped);
+  mirrored.pixels = image.pixels.flip({1}).contiguous();  // the same floats, not converted again
+  return mirrored;
 }
 
 FaceBox mirror_box(const FaceBox& box, int image_width) {
