@@ -9,9 +9,9 @@ cd "$(dirname "$0")/.."
 # unless an optimised one is installed (measured: a 12544x64x128 matmul 51 ms -> 6 ms on one core).
 APT_PACKAGES=(
   build-essential cmake ninja-build pkg-config
-  libtorch-dev libopenblas0-openmp nlohmann-json3-dev libpng-dev libjpeg-dev libicu-dev libsqlite3-dev
+  libtorch-dev libopenblas0-openmp nlohmann-json3-dev libpng-dev libjpeg-dev libicu-dev libsqlite3-dev libtomlplusplus-dev
   libopencv-dev libhdf5-dev
-  libgtest-dev
+  libgtest-dev clang-format
   chromium
 )
 # Node.js and npm (face models, charting library): Debian's packages only where no node/npm is on the PATH

@@ -3,4 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
+bash scripts/check_format.sh
 ctest --test-dir "${FAIRDIFF_BUILD_DIR:-build}" --output-on-failure "$@"

@@ -1,20 +1,25 @@
 #include "test_paths.h"
 
+#include <sys/wait.h>
+
 #include <array>
 #include <cstdio>
 #include <cstdlib>
-#include <sys/wait.h>
 
 namespace fairdiff::test {
 
-std::filesystem::path source_dir() { return FAIRDIFF_SOURCE_DIR; }
+std::filesystem::path source_dir() {
+  return FAIRDIFF_SOURCE_DIR;
+}
 
 std::filesystem::path shared_dir() {
   if (const char* env = std::getenv("FAIRDIFF_SHARED")) return env;
   return std::filesystem::weakly_canonical(source_dir() / ".." / "shared");
 }
 
-std::filesystem::path fixtures_dir() { return shared_dir() / "fixtures"; }
+std::filesystem::path fixtures_dir() {
+  return shared_dir() / "fixtures";
+}
 
 std::filesystem::path scratch_dir(const std::string& name) {
   std::filesystem::path dir = std::filesystem::path(FAIRDIFF_BINARY_DIR) / "test-scratch" / name;

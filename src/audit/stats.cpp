@@ -101,7 +101,9 @@ Interval newcombe_difference_interval(long long k1, long long n1, long long k2, 
           d + std::sqrt((a.high - p1) * (a.high - p1) + (p2 - b.low) * (p2 - b.low))};
 }
 
-double normal_cdf(double x) { return 0.5 * std::erfc(-x / std::sqrt(2.0)); }
+double normal_cdf(double x) {
+  return 0.5 * std::erfc(-x / std::sqrt(2.0));
+}
 
 double normal_quantile(double p) {
   if (p <= 0) return -std::numeric_limits<double>::infinity();

@@ -64,16 +64,22 @@ std::string Args::usage() const {
                      (positional_name_.empty() ? "" : " " + positional_name_) + "\n" + summary_ + "\n\noptions:\n";
   for (const auto& spec : specs_) {
     std::string left = "  --" + spec.name + (spec.value_name.empty() ? "" : " " + spec.value_name);
-    if (left.size() < 30) left.resize(30, ' ');
-    else left += "\n" + std::string(30, ' ');
+    if (left.size() < 30)
+      left.resize(30, ' ');
+    else
+      left += "\n" + std::string(30, ' ');
     text += left + spec.help + (spec.repeatable ? " (repeatable)" : "") + "\n";
   }
   return text;
 }
 
-bool Args::has(const std::string& name) const { return values_.count(name) > 0; }
+bool Args::has(const std::string& name) const {
+  return values_.count(name) > 0;
+}
 
-bool Args::flag(const std::string& name) const { return has(name); }
+bool Args::flag(const std::string& name) const {
+  return has(name);
+}
 
 std::optional<std::string> Args::get(const std::string& name) const {
   auto it = values_.find(name);
@@ -104,8 +110,8 @@ long long Args::parse_int_value(const std::string& name, const std::string& valu
   long long parsed = 0;
   if (!parse_int64(value, parsed)) throw UsageError(command_ + ": --" + name + " " + value + ": expected an integer");
   if (parsed < min || parsed > max) {
-    throw UsageError(command_ + ": --" + name + " " + value + ": expected an integer in [" + std::to_string(min) + ", " +
-                     std::to_string(max) + "]");
+    throw UsageError(command_ + ": --" + name + " " + value + ": expected an integer in [" + std::to_string(min) +
+                     ", " + std::to_string(max) + "]");
   }
   return parsed;
 }

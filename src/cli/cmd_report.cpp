@@ -1,5 +1,5 @@
 // fairdiff report: distributions, bias metrics with intervals, run comparisons and the HTML report from
-// detection CSVs. With no --run it reports the study's own detections (../shared/seed).
+// detection CSVs. With no --run it reports the study's own detections (data/seed).
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -35,19 +35,15 @@ const std::vector<std::pair<std::string, std::string>> kStudyRuns = {
     {"constant_20", "seed/study_results/dreambooth/dream_detect_constant_2.csv"},
 };
 
-// ../shared relative to the current directory, then relative to the project root.
-fs::path find_shared_dir() {
+// The study's data shipped with fairdiff: <project root>/data (found from the executable, then the current
+// directory).
+fs::path find_study_data_dir() {
+  const fs::path root = report::find_project_root();
   std::error_code ec;
-  std::vector<fs::path> candidates = {fs::current_path(ec) / ".." / "shared"};
-  fs::path root = report::find_project_root();
-  if (!root.empty()) candidates.push_back(root / ".." / "shared");
-  for (const auto& dir : candidates) {
-    if (fs::is_directory(dir / "seed", ec)) return fs::weakly_canonical(dir, ec);
-  }
-  std::string searched;
-  for (const auto& dir : candidates) searched += (searched.empty() ? "" : ", ") + dir.string();
-  throw InputError("no --run given and the study's data (../shared/seed) was not found (searched " + searched +
-                   "); pass --prompts CSV and --run NAME=DETECTIONS.csv");
+  if (!root.empty() && fs::is_directory(root / "data" / "seed", ec)) return root / "data";
+  throw InputError("no --run given and the study's data (data/seed in the fairdiff source tree) was not found" +
+                   std::string(root.empty() ? "" : " under " + root.string()) +
+                   "; pass --prompts CSV and --run NAME=DETECTIONS.csv");
 }
 
 int run_report(const std::vector<std::string>& argv) {
@@ -55,8 +51,8 @@ int run_report(const std::vector<std::string>& argv) {
             "Distributions with Wilson intervals, bias metrics with bootstrap intervals and noise floors, run\n"
             "comparisons and a self-contained HTML report from detection CSVs (the study's layout\n"
             "prompt,path,gender,age,race or fairdiff's per-face CSV). With no --run: the study's detections\n"
-            "(SD 2.1-base and six DreamBooth models) from ../shared/seed.",
-            {{"prompts", "CSV", "prompt_id,prompt CSV (default with no --run: ../shared/seed/prompts_info.csv)"},
+            "(SD 2.1-base and six DreamBooth models) from data/seed.",
+            {{"prompts", "CSV", "prompt_id,prompt CSV (default with no --run: data/seed/prompts_info.csv)"},
              {"run", "NAME=CSV", "a run's detections; the first run is the baseline of comparisons", true},
              {"target", "CSV", "target shares: attribute,group,share[,prompt_id] (default uniform)"},
              {"confusion", "JSON",
@@ -103,7 +99,7 @@ int run_report(const std::vector<std::string>& argv) {
   }
   fs::path prompts_path;
   if (run_args.empty()) {
-    const fs::path shared = find_shared_dir();
+    const fs::path shared = find_study_data_dir();
     prompts_path = args.get("prompts", (shared / "seed" / "prompts_info.csv").string());
     for (const auto& [name, relative] : kStudyRuns) run_args.emplace_back(name, (shared / relative).string());
     // The study's CSVs hold the literal label "race" where DeepFace returned no race: read it as "--".

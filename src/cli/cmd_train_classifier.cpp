@@ -146,8 +146,8 @@ int run_train_classifier(const std::vector<std::string>& argv) {
   data["photos"] = photos.size();
   data["without_face"] = faceless;
   data["faces"] = rows.size();
-  AttributeHeads heads = train_attribute_heads(
-      embedded.embeddings.index_select(0, torch::tensor(rows, torch::kLong)), {gender, race, age}, options, data);
+  AttributeHeads heads = train_attribute_heads(embedded.embeddings.index_select(0, torch::tensor(rows, torch::kLong)),
+                                               {gender, race, age}, options, data);
 
   if (!out.parent_path().empty()) ensure_directory(out.parent_path(), "--out folder");
   heads.save(out);
@@ -155,7 +155,7 @@ int run_train_classifier(const std::vector<std::string>& argv) {
   Json confusion = Json::object();
   for (const Json& head : heads.card["heads"]) {
     confusion[head["attribute"].get<std::string>()] = {{"labels", head["validation"]["labels"]},
-                                                        {"confusion", head["validation"]["confusion"]}};
+                                                       {"confusion", head["validation"]["confusion"]}};
   }
   write_json_file(base.string() + ".confusion.json", confusion);
   for (const Json& head : heads.card["heads"]) {

@@ -19,6 +19,8 @@ bool register_subcommand(const Subcommand& subcommand) {
   return true;
 }
 
-const std::vector<Subcommand>& subcommands() { return registry(); }
+const std::vector<Subcommand>& subcommands() {
+  return registry();
+}
 
 }  // namespace fairdiff::cli

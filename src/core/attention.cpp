@@ -1,9 +1,9 @@
 #include "core/attention.h"
 
+#include <torch/version.h>
+
 #include <atomic>
 #include <cmath>
-
-#include <torch/version.h>
 
 namespace fairdiff {
 namespace {
@@ -23,15 +23,17 @@ torch::Tensor plain_attention(const torch::Tensor& q, const torch::Tensor& k, co
 
 }  // namespace
 
-void set_fused_attention_enabled(bool enabled) { g_fused_enabled = enabled; }
+void set_fused_attention_enabled(bool enabled) {
+  g_fused_enabled = enabled;
+}
 
 torch::Tensor dot_product_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                                           const std::optional<torch::Tensor>& mask, bool upcast) {
+                                    const std::optional<torch::Tensor>& mask, bool upcast) {
 #if TORCH_VERSION_MAJOR >= 2
   // The fused kernels accumulate in float32 internally, which is what upcasting asks for.
   if (g_fused_enabled && q.is_cuda()) {
-    return at::scaled_dot_product_attention(q, k, v, mask ? c10::optional<at::Tensor>(mask->to(q.scalar_type()))
-                                                          : c10::optional<at::Tensor>());
+    return at::scaled_dot_product_attention(
+        q, k, v, mask ? c10::optional<at::Tensor>(mask->to(q.scalar_type())) : c10::optional<at::Tensor>());
   }
 #endif
   return plain_attention(q, k, v, mask, upcast);

@@ -2,17 +2,16 @@
 // (PyTorch >= 2.0: flash / memory-efficient on CUDA), otherwise the plain softmax(QK^T / sqrt(D)) V.
 #pragma once
 
-#include <optional>
-
 #include <torch/torch.h>
+
+#include <optional>
 
 namespace fairdiff {
 
 // q [B, H, Lq, D], k/v [B, H, Lk, D]; `mask` is additive and broadcastable to [B, H, Lq, Lk].
 // `upcast` computes the scores and softmax in float32 (diffusers' upcast_attention / upcast_softmax).
 torch::Tensor dot_product_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                                           const std::optional<torch::Tensor>& mask = std::nullopt,
-                                           bool upcast = false);
+                                    const std::optional<torch::Tensor>& mask = std::nullopt, bool upcast = false);
 
 // Forces the plain implementation everywhere (tests comparing against the reference on CPU use it).
 void set_fused_attention_enabled(bool enabled);

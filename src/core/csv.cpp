@@ -33,8 +33,8 @@ CsvTable parse_csv(const std::string& text, const std::string& source) {
   int line = 1;
   row.line = 1;
   size_t start = 0;
-  if (text.size() >= 3 && static_cast<unsigned char>(text[0]) == 0xEF &&
-      static_cast<unsigned char>(text[1]) == 0xBB && static_cast<unsigned char>(text[2]) == 0xBF) {
+  if (text.size() >= 3 && static_cast<unsigned char>(text[0]) == 0xEF && static_cast<unsigned char>(text[1]) == 0xBB &&
+      static_cast<unsigned char>(text[2]) == 0xBF) {
     start = 3;  // UTF-8 byte-order mark
   }
   auto end_field = [&]() {

@@ -11,7 +11,8 @@ torch::Device parse_device(const std::string& name) {
   if (name == "cpu") return torch::Device(torch::kCPU);
   if (name == "cuda" || name.rfind("cuda:", 0) == 0) {
     if (!torch::cuda::is_available()) {
-      throw UnsupportedError("--device " + name + ": CUDA is not available in this build or on this machine (use --device cpu)");
+      throw UnsupportedError("--device " + name +
+                             ": CUDA is not available in this build or on this machine (use --device cpu)");
     }
     try {
       torch::Device device(name);
@@ -36,10 +37,14 @@ torch::Dtype parse_dtype(const std::string& name) {
 
 std::string dtype_flag_name(torch::Dtype dtype) {
   switch (dtype) {
-    case torch::kFloat32: return "fp32";
-    case torch::kFloat16: return "fp16";
-    case torch::kBFloat16: return "bf16";
-    default: return c10::toString(dtype);
+    case torch::kFloat32:
+      return "fp32";
+    case torch::kFloat16:
+      return "fp16";
+    case torch::kBFloat16:
+      return "bf16";
+    default:
+      return c10::toString(dtype);
   }
 }
 

@@ -1,9 +1,9 @@
 // Device and dtype selection from user flags, with a check that the device can run the dtype.
 #pragma once
 
-#include <string>
-
 #include <torch/torch.h>
+
+#include <string>
 
 namespace fairdiff {
 

@@ -1,13 +1,13 @@
 #include "core/image.h"
 
+#include <jpeglib.h>
+#include <png.h>
+
 #include <csetjmp>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <iterator>
-
-#include <jpeglib.h>
-#include <png.h>
 
 #include "core/error.h"
 #include "core/fs.h"
@@ -132,7 +132,9 @@ Image decode_image(const std::vector<uint8_t>& bytes, const std::string& source)
   throw InputError("not an image: " + source + " (expected a PNG or JPEG file)");
 }
 
-Image read_image(const std::filesystem::path& path) { return decode_image(read_bytes(path), path.string()); }
+Image read_image(const std::filesystem::path& path) {
+  return decode_image(read_bytes(path), path.string());
+}
 
 bool looks_like_image_file(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);

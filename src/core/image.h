@@ -11,7 +11,7 @@ namespace fairdiff {
 struct Image {
   int width = 0;
   int height = 0;
-  int channels = 0;  // 1 (gray), 3 (RGB) or 4 (RGBA)
+  int channels = 0;             // 1 (gray), 3 (RGB) or 4 (RGBA)
   std::vector<uint8_t> pixels;  // [height, width, channels]
 
   uint8_t& at(int y, int x, int c) { return pixels[(static_cast<size_t>(y) * width + x) * channels + c]; }

@@ -1,8 +1,9 @@
 #include "core/interrupt.h"
 
+#include <unistd.h>
+
 #include <csignal>
 #include <cstdlib>
-#include <unistd.h>
 
 #include "core/error.h"
 
@@ -31,12 +32,16 @@ void install_interrupt_handler() {
   sigaction(SIGTERM, &action, nullptr);
 }
 
-bool interrupt_requested() { return g_interrupt_requested != 0; }
+bool interrupt_requested() {
+  return g_interrupt_requested != 0;
+}
 
 void check_interrupt() {
   if (interrupt_requested()) throw InterruptedError();
 }
 
-void set_interrupt_requested(bool requested) { g_interrupt_requested = requested ? 1 : 0; }
+void set_interrupt_requested(bool requested) {
+  g_interrupt_requested = requested ? 1 : 0;
+}
 
 }  // namespace fairdiff

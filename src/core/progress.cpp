@@ -1,7 +1,8 @@
 #include "core/progress.h"
 
-#include <cstdio>
 #include <unistd.h>
+
+#include <cstdio>
 
 #include "core/strings.h"
 
@@ -50,8 +51,7 @@ void Progress::print(bool final_line) {
   char line[512];
   std::snprintf(line, sizeof(line), "%s %lld/%lld (%d%%) %.2f %s/s elapsed %s ETA %s%s%s", label_.c_str(), done_,
                 total_, percent, rate, unit_.c_str(), format_duration(elapsed).c_str(),
-                final_line ? "0s" : format_duration(remaining).c_str(), detail_.empty() ? "" : "  ",
-                detail_.c_str());
+                final_line ? "0s" : format_duration(remaining).c_str(), detail_.empty() ? "" : "  ", detail_.c_str());
   if (terminal_) {
     std::fprintf(stderr, "\r\033[K%s%s", line, final_line ? "\n" : "");
   } else {

@@ -129,22 +129,34 @@ torch::Dtype safetensors_dtype(const std::string& name, const std::string& where
   if (name == "I8") return torch::kInt8;
   if (name == "U8") return torch::kUInt8;
   if (name == "BOOL") return torch::kBool;
-  throw InputError(where + ": unsupported dtype '" + name + "' (expected F32, F16, BF16, F64, I64, I32, I16, I8, U8 or BOOL)");
+  throw InputError(where + ": unsupported dtype '" + name +
+                   "' (expected F32, F16, BF16, F64, I64, I32, I16, I8, U8 or BOOL)");
 }
 
 std::string safetensors_dtype_name(torch::Dtype dtype) {
   switch (dtype) {
-    case torch::kFloat32: return "F32";
-    case torch::kFloat16: return "F16";
-    case torch::kBFloat16: return "BF16";
-    case torch::kFloat64: return "F64";
-    case torch::kInt64: return "I64";
-    case torch::kInt32: return "I32";
-    case torch::kInt16: return "I16";
-    case torch::kInt8: return "I8";
-    case torch::kUInt8: return "U8";
-    case torch::kBool: return "BOOL";
-    default: throw std::invalid_argument("safetensors cannot store dtype " + std::string(c10::toString(dtype)));
+    case torch::kFloat32:
+      return "F32";
+    case torch::kFloat16:
+      return "F16";
+    case torch::kBFloat16:
+      return "BF16";
+    case torch::kFloat64:
+      return "F64";
+    case torch::kInt64:
+      return "I64";
+    case torch::kInt32:
+      return "I32";
+    case torch::kInt16:
+      return "I16";
+    case torch::kInt8:
+      return "I8";
+    case torch::kUInt8:
+      return "U8";
+    case torch::kBool:
+      return "BOOL";
+    default:
+      throw std::invalid_argument("safetensors cannot store dtype " + std::string(c10::toString(dtype)));
   }
 }
 
@@ -171,7 +183,8 @@ SafetensorsFile read_safetensors(const std::filesystem::path& path) {
     if (bytes > 0) {
       in.seekg(static_cast<std::streamoff>(header.data_start + e.begin));
       in.read(static_cast<char*>(tensor.data_ptr()), static_cast<std::streamsize>(bytes));
-      if (!in) throw InputError("truncated safetensors file " + path.string() + ": cannot read tensor '" + e.name + "'");
+      if (!in)
+        throw InputError("truncated safetensors file " + path.string() + ": cannot read tensor '" + e.name + "'");
     }
     file.tensors.emplace(e.name, std::move(tensor));
   }

@@ -4,12 +4,12 @@
 // overlaps; every problem is an InputError naming the file and the tensor.
 #pragma once
 
+#include <torch/torch.h>
+
 #include <filesystem>
 #include <map>
 #include <string>
 #include <vector>
-
-#include <torch/torch.h>
 
 namespace fairdiff {
 

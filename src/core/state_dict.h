@@ -2,10 +2,10 @@
 // keys. Every missing, unexpected or wrongly shaped tensor is collected and reported by name in one error.
 #pragma once
 
+#include <torch/torch.h>
+
 #include <string>
 #include <vector>
-
-#include <torch/torch.h>
 
 #include "core/safetensors.h"
 

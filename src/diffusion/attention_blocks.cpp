@@ -9,12 +9,17 @@ AttentionImpl::AttentionImpl(const AttentionOptions& options) : options_(options
   const int64_t inner = options.heads * options.dim_head;
   const int64_t context_dim = options.cross_attention_dim > 0 ? options.cross_attention_dim : options.query_dim;
   if (options.group_norm_groups > 0) {
-    group_norm = register_module("group_norm", torch::nn::GroupNorm(torch::nn::GroupNormOptions(
-                                                   options.group_norm_groups, options.query_dim).eps(options.group_norm_eps)));
+    group_norm = register_module(
+        "group_norm",
+        torch::nn::GroupNorm(
+            torch::nn::GroupNormOptions(options.group_norm_groups, options.query_dim).eps(options.group_norm_eps)));
   }
-  to_q = register_module("to_q", torch::nn::Linear(torch::nn::LinearOptions(options.query_dim, inner).bias(options.qkv_bias)));
-  to_k = register_module("to_k", torch::nn::Linear(torch::nn::LinearOptions(context_dim, inner).bias(options.qkv_bias)));
-  to_v = register_module("to_v", torch::nn::Linear(torch::nn::LinearOptions(context_dim, inner).bias(options.qkv_bias)));
+  to_q = register_module("to_q",
+                         torch::nn::Linear(torch::nn::LinearOptions(options.query_dim, inner).bias(options.qkv_bias)));
+  to_k =
+      register_module("to_k", torch::nn::Linear(torch::nn::LinearOptions(context_dim, inner).bias(options.qkv_bias)));
+  to_v =
+      register_module("to_v", torch::nn::Linear(torch::nn::LinearOptions(context_dim, inner).bias(options.qkv_bias)));
   out_linear_ = torch::nn::Linear(inner, options.query_dim);
   to_out = register_module("to_out", torch::nn::ModuleList(out_linear_, torch::nn::Dropout(0.0)));
 }
@@ -58,14 +63,17 @@ FeedForwardImpl::FeedForwardImpl(int64_t dim, int64_t mult) {
   net = register_module("net", torch::nn::ModuleList(geglu_, torch::nn::Dropout(0.0), out_));
 }
 
-torch::Tensor FeedForwardImpl::forward(const torch::Tensor& x) { return out_(geglu_(x)); }
+torch::Tensor FeedForwardImpl::forward(const torch::Tensor& x) {
+  return out_(geglu_(x));
+}
 
 BasicTransformerBlockImpl::BasicTransformerBlockImpl(int64_t dim, int64_t heads, int64_t dim_head,
                                                      int64_t cross_attention_dim, bool upcast) {
   norm1 = register_module("norm1", torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim}).eps(1e-5)));
   attn1 = register_module("attn1", Attention(AttentionOptions{dim, 0, heads, dim_head, false, upcast}));
   norm2 = register_module("norm2", torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim}).eps(1e-5)));
-  attn2 = register_module("attn2", Attention(AttentionOptions{dim, cross_attention_dim, heads, dim_head, false, upcast}));
+  attn2 =
+      register_module("attn2", Attention(AttentionOptions{dim, cross_attention_dim, heads, dim_head, false, upcast}));
   norm3 = register_module("norm3", torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim}).eps(1e-5)));
   ff = register_module("ff", FeedForward(dim));
 }
@@ -78,7 +86,8 @@ torch::Tensor BasicTransformerBlockImpl::forward(const torch::Tensor& x, const t
 
 Transformer2DModelImpl::Transformer2DModelImpl(const Transformer2DOptions& options) : options_(options) {
   const int64_t inner = options.heads * options.dim_head;
-  norm = register_module("norm", torch::nn::GroupNorm(torch::nn::GroupNormOptions(options.norm_groups, options.in_channels).eps(1e-6)));
+  norm = register_module(
+      "norm", torch::nn::GroupNorm(torch::nn::GroupNormOptions(options.norm_groups, options.in_channels).eps(1e-6)));
   if (options.use_linear_projection) {
     proj_in = torch::nn::AnyModule(torch::nn::Linear(options.in_channels, inner));
     proj_out = torch::nn::AnyModule(torch::nn::Linear(inner, options.in_channels));

@@ -15,8 +15,8 @@ struct AttentionOptions {
   int64_t heads = 1;
   int64_t dim_head = 0;
   bool qkv_bias = false;
-  bool upcast = false;             // scores and softmax in float32
-  int64_t group_norm_groups = 0;   // > 0: the VAE's spatial attention, with its own group norm + residual
+  bool upcast = false;            // scores and softmax in float32
+  int64_t group_norm_groups = 0;  // > 0: the VAE's spatial attention, with its own group norm + residual
   double group_norm_eps = 1e-6;
 };
 

@@ -43,7 +43,8 @@ AutoencoderKLConfig AutoencoderKLConfig::from_json(const Json& json, const std::
   for (const char* key : {"down_block_types", "up_block_types"}) {
     for (const auto& t : json_get<std::vector<std::string>>(json, key, {}, where)) {
       if (t != "DownEncoderBlock2D" && t != "UpDecoderBlock2D") {
-        throw InputError(where + ": block type '" + t + "' is not supported (expected DownEncoderBlock2D/UpDecoderBlock2D)");
+        throw InputError(where + ": block type '" + t +
+                         "' is not supported (expected DownEncoderBlock2D/UpDecoderBlock2D)");
       }
     }
   }
@@ -96,8 +97,10 @@ torch::Tensor VaeMidBlockImpl::forward(torch::Tensor x) {
 VaeBlockImpl::VaeBlockImpl(int64_t in_channels, int64_t out_channels, int64_t num_layers, int64_t groups, bool down,
                            bool add_sampler) {
   resnets = register_module("resnets", torch::nn::ModuleList());
-  for (int64_t i = 0; i < num_layers; ++i) resnets->push_back(vae_resnet(i == 0 ? in_channels : out_channels, out_channels, groups));
-  if (add_sampler && down) downsamplers = register_module("downsamplers", torch::nn::ModuleList(Downsample2D(out_channels, 0)));
+  for (int64_t i = 0; i < num_layers; ++i)
+    resnets->push_back(vae_resnet(i == 0 ? in_channels : out_channels, out_channels, groups));
+  if (add_sampler && down)
+    downsamplers = register_module("downsamplers", torch::nn::ModuleList(Downsample2D(out_channels, 0)));
   if (add_sampler && !down) upsamplers = register_module("upsamplers", torch::nn::ModuleList(Upsample2D(out_channels)));
 }
 
@@ -119,7 +122,8 @@ VaeEncoderImpl::VaeEncoderImpl(const AutoencoderKLConfig& c) {
     down_blocks->push_back(VaeBlock(in, out, c.layers_per_block, c.norm_num_groups, true, i + 1 != boc.size()));
   }
   mid_block = register_module("mid_block", VaeMidBlock(boc.back(), c.norm_num_groups, c.mid_block_add_attention));
-  conv_norm_out = register_module("conv_norm_out", torch::nn::GroupNorm(torch::nn::GroupNormOptions(c.norm_num_groups, boc.back()).eps(kVaeEps)));
+  conv_norm_out = register_module(
+      "conv_norm_out", torch::nn::GroupNorm(torch::nn::GroupNormOptions(c.norm_num_groups, boc.back()).eps(kVaeEps)));
   conv_out = register_module("conv_out", conv3x3(boc.back(), 2 * c.latent_channels));
 }
 
@@ -141,7 +145,9 @@ VaeDecoderImpl::VaeDecoderImpl(const AutoencoderKLConfig& c) {
     out = reversed[i];
     up_blocks->push_back(VaeBlock(in, out, c.layers_per_block + 1, c.norm_num_groups, false, i + 1 != reversed.size()));
   }
-  conv_norm_out = register_module("conv_norm_out", torch::nn::GroupNorm(torch::nn::GroupNormOptions(c.norm_num_groups, c.block_out_channels[0]).eps(kVaeEps)));
+  conv_norm_out = register_module(
+      "conv_norm_out",
+      torch::nn::GroupNorm(torch::nn::GroupNormOptions(c.norm_num_groups, c.block_out_channels[0]).eps(kVaeEps)));
   conv_out = register_module("conv_out", conv3x3(c.block_out_channels[0], c.out_channels));
 }
 
@@ -156,10 +162,12 @@ AutoencoderKLImpl::AutoencoderKLImpl(const AutoencoderKLConfig& c) : config_(c) 
   encoder = register_module("encoder", VaeEncoder(c));
   decoder = register_module("decoder", VaeDecoder(c));
   if (c.use_quant_conv) {
-    quant_conv = register_module("quant_conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(2 * c.latent_channels, 2 * c.latent_channels, 1)));
+    quant_conv = register_module(
+        "quant_conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(2 * c.latent_channels, 2 * c.latent_channels, 1)));
   }
   if (c.use_post_quant_conv) {
-    post_quant_conv = register_module("post_quant_conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(c.latent_channels, c.latent_channels, 1)));
+    post_quant_conv = register_module(
+        "post_quant_conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(c.latent_channels, c.latent_channels, 1)));
   }
 }
 

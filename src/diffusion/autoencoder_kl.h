@@ -4,11 +4,11 @@
 // f = 2^(number of blocks - 1): 8 for the real SD VAEs (4 blocks).
 #pragma once
 
+#include <torch/torch.h>
+
 #include <filesystem>
 #include <string>
 #include <vector>
-
-#include <torch/torch.h>
 
 #include "core/json.h"
 #include "diffusion/attention_blocks.h"
@@ -47,7 +47,8 @@ TORCH_MODULE(VaeMidBlock);
 // DownEncoderBlock2D / UpDecoderBlock2D: resnets, then an optional down- or upsampler.
 class VaeBlockImpl : public torch::nn::Module {
  public:
-  VaeBlockImpl(int64_t in_channels, int64_t out_channels, int64_t num_layers, int64_t groups, bool down, bool add_sampler);
+  VaeBlockImpl(int64_t in_channels, int64_t out_channels, int64_t num_layers, int64_t groups, bool down,
+               bool add_sampler);
   torch::Tensor forward(torch::Tensor x);
   torch::nn::ModuleList resnets{nullptr}, downsamplers{nullptr}, upsamplers{nullptr};
 };

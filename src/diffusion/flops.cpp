@@ -5,7 +5,9 @@
 namespace fairdiff {
 namespace {
 
-double conv(int64_t in, int64_t out, int64_t k, int64_t h, int64_t w) { return 2.0 * in * out * k * k * h * w; }
+double conv(int64_t in, int64_t out, int64_t k, int64_t h, int64_t w) {
+  return 2.0 * in * out * k * k * h * w;
+}
 
 double resnet(int64_t in, int64_t out, int64_t h, int64_t w) {
   return conv(in, out, 3, h, w) + conv(out, out, 3, h, w) + (in != out ? conv(in, out, 1, h, w) : 0.0);
@@ -14,10 +16,10 @@ double resnet(int64_t in, int64_t out, int64_t h, int64_t w) {
 // Transformer2DModel with one BasicTransformerBlock: projections, self- and cross-attention, GEGLU MLP.
 double transformer(int64_t c, int64_t h, int64_t w, int64_t ctx_dim, int64_t tokens) {
   const double n = static_cast<double>(h * w);
-  double f = 2 * (2.0 * n * c * c);                         // proj_in, proj_out
-  f += 4 * (2.0 * n * c * c) + 2 * (2.0 * n * n * c);       // attn1: q k v o, QK^T and PV
+  double f = 2 * (2.0 * n * c * c);                    // proj_in, proj_out
+  f += 4 * (2.0 * n * c * c) + 2 * (2.0 * n * n * c);  // attn1: q k v o, QK^T and PV
   f += 2 * (2.0 * n * c * c) + 2 * (2.0 * tokens * ctx_dim * c) + 2 * (2.0 * n * tokens * c);  // attn2
-  f += 2.0 * n * c * 8 * c + 2.0 * n * 4 * c * c;          // GEGLU in (to 2 x 4C), out
+  f += 2.0 * n * c * 8 * c + 2.0 * n * 4 * c * c;  // GEGLU in (to 2 x 4C), out
   return f;
 }
 
@@ -37,7 +39,8 @@ double unet_flops(const UNet2DConditionConfig& c, int64_t h, int64_t w, int64_t 
   for (size_t i = 0; i < blocks; ++i) {
     for (int64_t l = 0; l < c.layers_per_block; ++l) {
       f += resnet(l == 0 ? ch : boc[i], boc[i], h, w);
-      if (c.down_block_types[i] == "CrossAttnDownBlock2D") f += transformer(boc[i], h, w, c.cross_attention_dim, tokens);
+      if (c.down_block_types[i] == "CrossAttnDownBlock2D")
+        f += transformer(boc[i], h, w, c.cross_attention_dim, tokens);
       skip_channels.push_back(boc[i]);
     }
     ch = boc[i];

@@ -32,9 +32,9 @@ struct WorkItem {
   std::filesystem::path file;  // relative to the run directory
 };
 
-const std::vector<std::string> kManifestColumns = {"prompt_id", "prompt", "index", "seed", "file", "negative_prompt",
-                                                   "scheduler", "steps", "guidance", "width", "height", "dtype",
-                                                   "device", "model", "lora", "lora_scale"};
+const std::vector<std::string> kManifestColumns = {
+    "prompt_id", "prompt", "index",  "seed",  "file",   "negative_prompt", "scheduler", "steps",
+    "guidance",  "width",  "height", "dtype", "device", "model",           "lora",      "lora_scale"};
 
 }  // namespace
 
@@ -49,7 +49,8 @@ std::vector<PromptItem> read_prompts_csv(const std::filesystem::path& path) {
     std::string where = path.string() + ":" + std::to_string(row.line);
     PromptItem item{trim(row.fields[id_column]), trim(row.fields[prompt_column])};
     if (!valid_id(item.prompt_id)) {
-      throw InputError(where + ": prompt_id '" + item.prompt_id + "' must be non-empty letters, digits, '_', '-' or '.'");
+      throw InputError(where + ": prompt_id '" + item.prompt_id +
+                       "' must be non-empty letters, digits, '_', '-' or '.'");
     }
     if (item.prompt.empty()) throw InputError(where + ": empty prompt for prompt_id '" + item.prompt_id + "'");
     if (!seen.insert(item.prompt_id).second) throw InputError(where + ": duplicate prompt_id '" + item.prompt_id + "'");
@@ -135,7 +136,8 @@ GenerationSummary run_generation(const GenerationSettings& s, const ModelHook& h
   GenerationSummary summary;
   summary.skipped = skipped;
   if (todo.empty()) {
-    std::fprintf(stderr, "generate: all %lld images already exist in %s\n", static_cast<long long>(total), s.out_dir.string().c_str());
+    std::fprintf(stderr, "generate: all %lld images already exist in %s\n", static_cast<long long>(total),
+                 s.out_dir.string().c_str());
   }
 
   // The manifest is rebuilt from what is on disk, so it always lists exactly the finished images.

@@ -35,7 +35,7 @@ struct GenerationSettings {
   double guidance_scale = 7.5;
   std::string scheduler = "pndm";
   uint64_t seed = 0;
-  int64_t width = 0;   // 0: the model's native size
+  int64_t width = 0;  // 0: the model's native size
   int64_t height = 0;
   int64_t batch_size = 1;
   std::string device = "cpu";

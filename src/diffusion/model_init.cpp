@@ -30,7 +30,9 @@ TensorMap to_dtype(const TensorMap& weights, torch::Dtype dtype) {
 
 }  // namespace
 
-std::vector<std::string> architecture_names() { return {"sd21-base", "sd15", "tiny-sd2", "tiny-sd1"}; }
+std::vector<std::string> architecture_names() {
+  return {"sd21-base", "sd15", "tiny-sd2", "tiny-sd1"};
+}
 
 ModelArchitecture architecture(const std::string& name) {
   ModelArchitecture a;
@@ -98,7 +100,8 @@ ModelArchitecture architecture(const std::string& name) {
 void init_random_model(const ModelArchitecture& arch, const std::filesystem::path& tokenizer_from,
                        const std::filesystem::path& out, uint64_t seed, torch::Dtype weights_dtype) {
   std::filesystem::path tokenizer_dir = tokenizer_from;
-  if (!std::filesystem::exists(tokenizer_dir / "vocab.json") && std::filesystem::exists(tokenizer_dir / "tokenizer" / "vocab.json")) {
+  if (!std::filesystem::exists(tokenizer_dir / "vocab.json") &&
+      std::filesystem::exists(tokenizer_dir / "tokenizer" / "vocab.json")) {
     tokenizer_dir = tokenizer_dir / "tokenizer";
   }
   require_file(tokenizer_dir / "vocab.json", "--tokenizer-from: CLIP vocabulary");
@@ -117,18 +120,18 @@ void init_random_model(const ModelArchitecture& arch, const std::filesystem::pat
   torch::NoGradGuard no_grad;
   {
     ClipTextModel text_encoder(arch.text_encoder);
-    write_safetensors(staging / "text_encoder" / "model.safetensors", to_dtype(module_state_dict(*text_encoder), weights_dtype),
-                      {{"format", "pt"}});
+    write_safetensors(staging / "text_encoder" / "model.safetensors",
+                      to_dtype(module_state_dict(*text_encoder), weights_dtype), {{"format", "pt"}});
   }
   {
     UNet2DConditionModel unet(arch.unet);
-    write_safetensors(staging / "unet" / "diffusion_pytorch_model.safetensors", to_dtype(module_state_dict(*unet), weights_dtype),
-                      {{"format", "pt"}});
+    write_safetensors(staging / "unet" / "diffusion_pytorch_model.safetensors",
+                      to_dtype(module_state_dict(*unet), weights_dtype), {{"format", "pt"}});
   }
   {
     AutoencoderKL vae(arch.vae);
-    write_safetensors(staging / "vae" / "diffusion_pytorch_model.safetensors", to_dtype(module_state_dict(*vae), weights_dtype),
-                      {{"format", "pt"}});
+    write_safetensors(staging / "vae" / "diffusion_pytorch_model.safetensors",
+                      to_dtype(module_state_dict(*vae), weights_dtype), {{"format", "pt"}});
   }
   write_json_file(staging / "text_encoder" / "config.json", arch.text_encoder.to_json());
   write_json_file(staging / "unet" / "config.json", arch.unet.to_json());
@@ -136,26 +139,24 @@ void init_random_model(const ModelArchitecture& arch, const std::filesystem::pat
   write_json_file(staging / "scheduler" / "scheduler_config.json", arch.scheduler.to_json("PNDMScheduler"));
   std::filesystem::copy_file(tokenizer_dir / "vocab.json", staging / "tokenizer" / "vocab.json");
   std::filesystem::copy_file(tokenizer_dir / "merges.txt", staging / "tokenizer" / "merges.txt");
-  write_json_file(staging / "tokenizer" / "tokenizer_config.json",
-                  Json{{"tokenizer_class", "CLIPTokenizer"},
-                       {"bos_token", "<|startoftext|>"},
-                       {"eos_token", "<|endoftext|>"},
-                       {"unk_token", "<|endoftext|>"},
-                       {"pad_token", arch.pad_token},
-                       {"model_max_length", 77}});
-  write_json_file(staging / "model_index.json",
-                  Json{{"_class_name", "StableDiffusionPipeline"},
-                       {"_diffusers_version", "0.30.0"},
-                       {"fairdiff_architecture", arch.name},
-                       {"fairdiff_random_init_seed", seed},
-                       {"requires_safety_checker", false},
-                       {"feature_extractor", {nullptr, nullptr}},
-                       {"safety_checker", {nullptr, nullptr}},
-                       {"scheduler", {"diffusers", "PNDMScheduler"}},
-                       {"text_encoder", {"transformers", "CLIPTextModel"}},
-                       {"tokenizer", {"transformers", "CLIPTokenizer"}},
-                       {"unet", {"diffusers", "UNet2DConditionModel"}},
-                       {"vae", {"diffusers", "AutoencoderKL"}}});
+  write_json_file(staging / "tokenizer" / "tokenizer_config.json", Json{{"tokenizer_class", "CLIPTokenizer"},
+                                                                        {"bos_token", "<|startoftext|>"},
+                                                                        {"eos_token", "<|endoftext|>"},
+                                                                        {"unk_token", "<|endoftext|>"},
+                                                                        {"pad_token", arch.pad_token},
+                                                                        {"model_max_length", 77}});
+  write_json_file(staging / "model_index.json", Json{{"_class_name", "StableDiffusionPipeline"},
+                                                     {"_diffusers_version", "0.30.0"},
+                                                     {"fairdiff_architecture", arch.name},
+                                                     {"fairdiff_random_init_seed", seed},
+                                                     {"requires_safety_checker", false},
+                                                     {"feature_extractor", {nullptr, nullptr}},
+                                                     {"safety_checker", {nullptr, nullptr}},
+                                                     {"scheduler", {"diffusers", "PNDMScheduler"}},
+                                                     {"text_encoder", {"transformers", "CLIPTextModel"}},
+                                                     {"tokenizer", {"transformers", "CLIPTokenizer"}},
+                                                     {"unet", {"diffusers", "UNet2DConditionModel"}},
+                                                     {"vae", {"diffusers", "AutoencoderKL"}}});
   if (std::filesystem::exists(out)) {
     if (!std::filesystem::is_empty(out)) throw InputError("--out " + out.string() + " is not empty");
     std::filesystem::remove(out);

@@ -2,11 +2,11 @@
 // layout: for benchmarks and tests where real weights cannot be downloaded.
 #pragma once
 
+#include <torch/torch.h>
+
 #include <filesystem>
 #include <string>
 #include <vector>
-
-#include <torch/torch.h>
 
 #include "diffusion/autoencoder_kl.h"
 #include "diffusion/schedulers/scheduler.h"

@@ -7,15 +7,21 @@ namespace fairdiff {
 namespace F = torch::nn::functional;
 
 ResnetBlock2DImpl::ResnetBlock2DImpl(const ResnetOptions& options) : options_(options) {
-  norm1 = register_module("norm1", torch::nn::GroupNorm(torch::nn::GroupNormOptions(options.groups, options.in_channels).eps(options.eps)));
-  conv1 = register_module("conv1", torch::nn::Conv2d(torch::nn::Conv2dOptions(options.in_channels, options.out_channels, 3).padding(1)));
+  norm1 = register_module(
+      "norm1", torch::nn::GroupNorm(torch::nn::GroupNormOptions(options.groups, options.in_channels).eps(options.eps)));
+  conv1 = register_module(
+      "conv1", torch::nn::Conv2d(torch::nn::Conv2dOptions(options.in_channels, options.out_channels, 3).padding(1)));
   if (options.temb_channels > 0) {
     time_emb_proj = register_module("time_emb_proj", torch::nn::Linear(options.temb_channels, options.out_channels));
   }
-  norm2 = register_module("norm2", torch::nn::GroupNorm(torch::nn::GroupNormOptions(options.groups, options.out_channels).eps(options.eps)));
-  conv2 = register_module("conv2", torch::nn::Conv2d(torch::nn::Conv2dOptions(options.out_channels, options.out_channels, 3).padding(1)));
+  norm2 = register_module(
+      "norm2",
+      torch::nn::GroupNorm(torch::nn::GroupNormOptions(options.groups, options.out_channels).eps(options.eps)));
+  conv2 = register_module(
+      "conv2", torch::nn::Conv2d(torch::nn::Conv2dOptions(options.out_channels, options.out_channels, 3).padding(1)));
   if (options.in_channels != options.out_channels) {
-    conv_shortcut = register_module("conv_shortcut", torch::nn::Conv2d(torch::nn::Conv2dOptions(options.in_channels, options.out_channels, 1)));
+    conv_shortcut = register_module(
+        "conv_shortcut", torch::nn::Conv2d(torch::nn::Conv2dOptions(options.in_channels, options.out_channels, 1)));
   }
 }
 
@@ -27,7 +33,7 @@ torch::Tensor ResnetBlock2DImpl::forward(const torch::Tensor& x, const torch::Te
   if (time_emb_proj && temb.defined()) {
     // conv1's bias and the time embedding are both per-channel shifts: add them together, once, to the
     // bias-free convolution (saves a pass over the activations; same sum up to float rounding).
-    torch::Tensor shift = time_emb_proj(torch::silu(temb)) + conv1->bias;  // [B, C]
+    torch::Tensor shift = time_emb_proj(torch::silu(temb)) + conv1->bias;               // [B, C]
     h = torch::conv2d(h, conv1->weight, {}, 1, 1) + shift.unsqueeze(-1).unsqueeze(-1);  // + [B, C, 1, 1]
   } else {
     h = conv1(h);
@@ -42,7 +48,7 @@ torch::Tensor ResnetBlock2DImpl::forward_fused(const torch::Tensor& x, const tor
   // Every bias joins a kernel that reads the activation anyway: conv1's (with the time embedding) is norm2's
   // per-channel shift, conv2's and conv_shortcut's are added in the residual kernel.
   torch::Tensor h = group_norm_act(x, *norm1, /*silu=*/true);
-  torch::Tensor shift = conv1->bias;  // [C]
+  torch::Tensor shift = conv1->bias;                                                            // [C]
   if (time_emb_proj && temb.defined()) shift = time_emb_proj(torch::silu(temb)) + conv1->bias;  // [B, C]
   h = torch::conv2d(h, conv1->weight, {}, 1, 1);
   h = group_norm_act(h, *norm2, /*silu=*/true, shift);
@@ -53,7 +59,8 @@ torch::Tensor ResnetBlock2DImpl::forward_fused(const torch::Tensor& x, const tor
 }
 
 Downsample2DImpl::Downsample2DImpl(int64_t channels, int64_t padding) : padding_(padding) {
-  conv = register_module("conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(channels, channels, 3).stride(2).padding(padding)));
+  conv = register_module("conv",
+                         torch::nn::Conv2d(torch::nn::Conv2dOptions(channels, channels, 3).stride(2).padding(padding)));
 }
 
 torch::Tensor Downsample2DImpl::forward(const torch::Tensor& x) {

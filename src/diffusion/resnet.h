@@ -4,10 +4,10 @@
 // Shape legend: B batch, C channels, H/W spatial size, T time-embedding channels.
 #pragma once
 
+#include <torch/torch.h>
+
 #include <optional>
 #include <vector>
-
-#include <torch/torch.h>
 
 namespace fairdiff {
 

@@ -18,9 +18,11 @@ void validate_model_directory(const std::filesystem::path& dir) {
                      " has no model_index.json (expected a Stable Diffusion model in the diffusers layout)");
   }
   Json index = read_json_file(index_path);
-  const std::vector<std::pair<std::string, std::string>> components = {
-      {"tokenizer", "vocab.json"}, {"text_encoder", "config.json"}, {"unet", "config.json"},
-      {"vae", "config.json"},      {"scheduler", "scheduler_config.json"}};
+  const std::vector<std::pair<std::string, std::string>> components = {{"tokenizer", "vocab.json"},
+                                                                       {"text_encoder", "config.json"},
+                                                                       {"unet", "config.json"},
+                                                                       {"vae", "config.json"},
+                                                                       {"scheduler", "scheduler_config.json"}};
   for (const auto& [component, file] : components) {
     if (!index.contains(component) || index[component].is_null() ||
         (index[component].is_array() && !index[component].empty() && index[component][0].is_null())) {
@@ -38,16 +40,18 @@ void validate_model_directory(const std::filesystem::path& dir) {
 StableDiffusionModel load_stable_diffusion(const std::filesystem::path& dir, torch::Device device, torch::Dtype dtype,
                                            const PipelineLoadOptions& options) {
   validate_model_directory(dir);
-  StableDiffusionModel model{dir, ClipTokenizer::from_directory(dir / "tokenizer"), nullptr, nullptr, nullptr, {},
-                             device, dtype, dtype, false};
+  StableDiffusionModel model{
+      dir,  ClipTokenizer::from_directory(dir / "tokenizer"), nullptr, nullptr, nullptr, {}, device, dtype, dtype,
+      false};
   model.device = device;
   model.dtype = dtype;
   model.scheduler_config = load_scheduler_config((dir / "scheduler" / "scheduler_config.json").string());
   model.text_encoder = load_clip_text_model(dir / "text_encoder", dtype);
   model.unet = load_unet(dir / "unet", dtype);
   model.vae = load_vae(dir / "vae", torch::kFloat32);
-  model.vae_dtype = options.vae_dtype ? *options.vae_dtype
-                                      : (dtype == torch::kFloat16 && model.vae->config().force_upcast) ? torch::kFloat32 : dtype;
+  model.vae_dtype = options.vae_dtype                                                ? *options.vae_dtype
+                    : (dtype == torch::kFloat16 && model.vae->config().force_upcast) ? torch::kFloat32
+                                                                                     : dtype;
   model.vae->to(model.vae_dtype);
   model.text_encoder->to(device);
   model.unet->to(device);
@@ -59,9 +63,9 @@ StableDiffusionModel load_stable_diffusion(const std::filesystem::path& dir, tor
     to_channels_last(*model.vae);
   }
   if (model.text_encoder->config().hidden_size != model.unet->config().cross_attention_dim) {
-    throw InputError(dir.string() + ": text_encoder hidden_size " + std::to_string(model.text_encoder->config().hidden_size) +
-                     " does not match the unet's cross_attention_dim " +
-                     std::to_string(model.unet->config().cross_attention_dim));
+    throw InputError(
+        dir.string() + ": text_encoder hidden_size " + std::to_string(model.text_encoder->config().hidden_size) +
+        " does not match the unet's cross_attention_dim " + std::to_string(model.unet->config().cross_attention_dim));
   }
   return model;
 }
@@ -71,7 +75,8 @@ void validate_request(const GenerationRequest& r, const StableDiffusionModel& mo
   if (r.prompts.empty()) throw UsageError("no prompts to generate");
   if (r.seeds.size() != r.prompts.size()) throw std::invalid_argument("one seed per prompt is required");
   if (r.steps < 1 || r.steps > model.scheduler_config.num_train_timesteps) {
-    throw UsageError("--steps " + std::to_string(r.steps) + ": expected 1.." + std::to_string(model.scheduler_config.num_train_timesteps));
+    throw UsageError("--steps " + std::to_string(r.steps) + ": expected 1.." +
+                     std::to_string(model.scheduler_config.num_train_timesteps));
   }
   for (int64_t side : {r.width, r.height}) {
     if (side != 0 && (side < f || side % f != 0)) {
@@ -91,7 +96,8 @@ torch::Tensor StableDiffusionPipeline::encode_prompts(const std::vector<std::str
     ids.insert(ids.end(), one.begin(), one.end());
   }
   const int64_t b = static_cast<int64_t>(prompts.size());
-  torch::Tensor input_ids = torch::tensor(ids, torch::kInt64).view({b, model_.tokenizer.max_length()}).to(model_.device);
+  torch::Tensor input_ids =
+      torch::tensor(ids, torch::kInt64).view({b, model_.tokenizer.max_length()}).to(model_.device);
   return model_.text_encoder->forward(input_ids);  // [B, L, D]
 }
 
@@ -121,7 +127,8 @@ torch::Tensor StableDiffusionPipeline::denoise(const torch::Tensor& text_states,
   for (size_t i = 0; i < timesteps.size(); ++i) {
     torch::Tensor model_input = guided ? torch::cat({latents, latents}, 0) : latents;
     model_input = scheduler->scale_model_input(model_input, i).to(model_.dtype).contiguous(memory_format);
-    torch::Tensor t = torch::full({1}, timesteps[i], torch::TensorOptions().dtype(torch::kFloat32).device(model_.device));
+    torch::Tensor t =
+        torch::full({1}, timesteps[i], torch::TensorOptions().dtype(torch::kFloat32).device(model_.device));
     torch::Tensor noise_pred = model_.unet->forward(model_input, t, context).to(torch::kFloat32);
     if (guided) {
       auto parts = noise_pred.chunk(2, 0);

@@ -5,6 +5,8 @@
 // Shape legend: B images, L = 77 tokens, D text channels, Cl latent channels, h/w = H/f, W/f latent size.
 #pragma once
 
+#include <torch/torch.h>
+
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -12,8 +14,6 @@
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <torch/torch.h>
 
 #include "diffusion/autoencoder_kl.h"
 #include "diffusion/schedulers/scheduler.h"
@@ -53,13 +53,13 @@ StableDiffusionModel load_stable_diffusion(const std::filesystem::path& dir, tor
                                            const PipelineLoadOptions& options = {});
 
 struct GenerationRequest {
-  std::vector<std::string> prompts;   // one per image
-  std::string negative_prompt;        // the unconditional branch ("" by default)
-  std::vector<uint64_t> seeds;        // one per image
+  std::vector<std::string> prompts;  // one per image
+  std::string negative_prompt;       // the unconditional branch ("" by default)
+  std::vector<uint64_t> seeds;       // one per image
   int64_t steps = 50;
   double guidance_scale = 7.5;
   std::string scheduler = "pndm";
-  int64_t width = 0;   // 0: the model's native size
+  int64_t width = 0;  // 0: the model's native size
   int64_t height = 0;
 };
 

@@ -35,7 +35,8 @@ UNetDownBlockImpl::UNetDownBlockImpl(const UNetBlockOptions& o) {
     if (o.cross_attention) attentions->push_back(make_transformer(o, o.out_channels));
   }
   if (o.add_sampler) {
-    downsamplers = register_module("downsamplers", torch::nn::ModuleList(Downsample2D(o.out_channels, o.downsample_padding)));
+    downsamplers =
+        register_module("downsamplers", torch::nn::ModuleList(Downsample2D(o.out_channels, o.downsample_padding)));
   }
 }
 

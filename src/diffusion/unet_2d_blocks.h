@@ -5,10 +5,10 @@
 // Shape legend: B batch, C channels, H/W latent size, T time-embedding channels, L text tokens, E text channels.
 #pragma once
 
+#include <torch/torch.h>
+
 #include <optional>
 #include <vector>
-
-#include <torch/torch.h>
 
 #include "diffusion/attention_blocks.h"
 #include "diffusion/resnet.h"

@@ -18,8 +18,8 @@ std::vector<int64_t> int_or_list(const Json& json, const std::string& key, size_
   if (value.is_array()) {
     auto list = value.get<std::vector<int64_t>>();
     if (list.size() != count) {
-      throw InputError(where + ": '" + key + "' has " + std::to_string(list.size()) + " entries, expected one per block (" +
-                       std::to_string(count) + ")");
+      throw InputError(where + ": '" + key + "' has " + std::to_string(list.size()) +
+                       " entries, expected one per block (" + std::to_string(count) + ")");
     }
     return list;
   }
@@ -50,7 +50,8 @@ UNet2DConditionConfig UNet2DConditionConfig::from_json(const Json& json, const s
     throw InputError(where + ": down_block_types, up_block_types and block_out_channels must have the same length");
   }
   if (json.contains("cross_attention_dim") && json["cross_attention_dim"].is_array()) {
-    throw InputError(where + ": a per-block cross_attention_dim list is not supported (Stable Diffusion 1.x/2.x use one int)");
+    throw InputError(where +
+                     ": a per-block cross_attention_dim list is not supported (Stable Diffusion 1.x/2.x use one int)");
   }
   c.cross_attention_dim = json_get<int64_t>(json, "cross_attention_dim", c.cross_attention_dim, where);
   if (json.contains("num_attention_heads") && !json["num_attention_heads"].is_null()) {
@@ -62,20 +63,24 @@ UNet2DConditionConfig UNet2DConditionConfig::from_json(const Json& json, const s
   }
   for (const auto& t : c.down_block_types) {
     if (t != "CrossAttnDownBlock2D" && t != "DownBlock2D") {
-      throw InputError(where + ": down block type '" + t + "' is not supported (expected CrossAttnDownBlock2D or DownBlock2D)");
+      throw InputError(where + ": down block type '" + t +
+                       "' is not supported (expected CrossAttnDownBlock2D or DownBlock2D)");
     }
   }
   for (const auto& t : c.up_block_types) {
     if (t != "CrossAttnUpBlock2D" && t != "UpBlock2D") {
-      throw InputError(where + ": up block type '" + t + "' is not supported (expected CrossAttnUpBlock2D or UpBlock2D)");
+      throw InputError(where + ": up block type '" + t +
+                       "' is not supported (expected CrossAttnUpBlock2D or UpBlock2D)");
     }
   }
   if (c.mid_block_type != "UNetMidBlock2DCrossAttn") {
-    throw InputError(where + ": mid_block_type '" + c.mid_block_type + "' is not supported (expected UNetMidBlock2DCrossAttn)");
+    throw InputError(where + ": mid_block_type '" + c.mid_block_type +
+                     "' is not supported (expected UNetMidBlock2DCrossAttn)");
   }
   for (const char* key : {"class_embed_type", "addition_embed_type", "encoder_hid_dim", "time_cond_proj_dim"}) {
     if (json.contains(key) && !json[key].is_null()) {
-      throw InputError(where + ": '" + std::string(key) + "' is set; only Stable Diffusion 1.x/2.x UNets are supported");
+      throw InputError(where + ": '" + std::string(key) +
+                       "' is set; only Stable Diffusion 1.x/2.x UNets are supported");
     }
   }
   for (size_t i = 0; i < blocks; ++i) {
@@ -117,12 +122,15 @@ TimestepEmbeddingImpl::TimestepEmbeddingImpl(int64_t in_channels, int64_t time_e
   linear_2 = register_module("linear_2", torch::nn::Linear(time_embed_dim, time_embed_dim));
 }
 
-torch::Tensor TimestepEmbeddingImpl::forward(const torch::Tensor& x) { return linear_2(torch::silu(linear_1(x))); }
+torch::Tensor TimestepEmbeddingImpl::forward(const torch::Tensor& x) {
+  return linear_2(torch::silu(linear_1(x)));
+}
 
 torch::Tensor timestep_embedding(const torch::Tensor& timesteps, int64_t dim, bool flip_sin_to_cos, double freq_shift) {
   const int64_t half = dim / 2;
   auto options = torch::TensorOptions().dtype(torch::kFloat32).device(timesteps.device());
-  torch::Tensor exponent = -std::log(10000.0) * torch::arange(0, half, options) / (static_cast<double>(half) - freq_shift);
+  torch::Tensor exponent =
+      -std::log(10000.0) * torch::arange(0, half, options) / (static_cast<double>(half) - freq_shift);
   torch::Tensor angles = timesteps.to(torch::kFloat32).unsqueeze(1) * torch::exp(exponent).unsqueeze(0);  // [B, half]
   torch::Tensor emb = flip_sin_to_cos ? torch::cat({torch::cos(angles), torch::sin(angles)}, -1)
                                       : torch::cat({torch::sin(angles), torch::cos(angles)}, -1);
@@ -134,7 +142,8 @@ UNet2DConditionModelImpl::UNet2DConditionModelImpl(const UNet2DConditionConfig& 
   const auto& boc = c.block_out_channels;
   const int64_t blocks = static_cast<int64_t>(boc.size());
   const int64_t time_embed_dim = boc[0] * 4;
-  conv_in = register_module("conv_in", torch::nn::Conv2d(torch::nn::Conv2dOptions(c.in_channels, boc[0], 3).padding(1)));
+  conv_in =
+      register_module("conv_in", torch::nn::Conv2d(torch::nn::Conv2dOptions(c.in_channels, boc[0], 3).padding(1)));
   time_embedding = register_module("time_embedding", TimestepEmbedding(boc[0], time_embed_dim));
 
   UNetBlockOptions base;
@@ -184,8 +193,10 @@ UNet2DConditionModelImpl::UNet2DConditionModelImpl(const UNet2DConditionConfig& 
     up_blocks->push_back(UNetUpBlock(o));
   }
 
-  conv_norm_out = register_module("conv_norm_out", torch::nn::GroupNorm(torch::nn::GroupNormOptions(c.norm_num_groups, boc[0]).eps(c.norm_eps)));
-  conv_out = register_module("conv_out", torch::nn::Conv2d(torch::nn::Conv2dOptions(boc[0], c.out_channels, 3).padding(1)));
+  conv_norm_out = register_module(
+      "conv_norm_out", torch::nn::GroupNorm(torch::nn::GroupNormOptions(c.norm_num_groups, boc[0]).eps(c.norm_eps)));
+  conv_out =
+      register_module("conv_out", torch::nn::Conv2d(torch::nn::Conv2dOptions(boc[0], c.out_channels, 3).padding(1)));
 }
 
 torch::Tensor UNet2DConditionModelImpl::forward(const torch::Tensor& sample, const torch::Tensor& timesteps,
@@ -193,7 +204,8 @@ torch::Tensor UNet2DConditionModelImpl::forward(const torch::Tensor& sample, con
   const int64_t b = sample.size(0);
   torch::Tensor t = timesteps.dim() == 0 ? timesteps.reshape({1}) : timesteps;
   t = t.to(sample.device()).expand({b});
-  torch::Tensor temb = timestep_embedding(t, config_.block_out_channels[0], config_.flip_sin_to_cos, config_.freq_shift);
+  torch::Tensor temb =
+      timestep_embedding(t, config_.block_out_channels[0], config_.flip_sin_to_cos, config_.freq_shift);
   temb = time_embedding(temb.to(sample.scalar_type()));  // [B, T]
 
   // Sizes not divisible by 2^(number of upsamplers) need explicit upsample sizes from the skips.

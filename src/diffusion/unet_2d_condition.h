@@ -4,11 +4,11 @@
 // Shape legend: B batch, Cl latent channels (4), H/W latent size, L text tokens, E cross_attention_dim.
 #pragma once
 
+#include <torch/torch.h>
+
 #include <filesystem>
 #include <string>
 #include <vector>
-
-#include <torch/torch.h>
 
 #include "core/json.h"
 #include "diffusion/unet_2d_blocks.h"

@@ -6,10 +6,10 @@
 // on top of the embedding is an AttributeClassifier too (EmbeddingHeadClassifier, issue 6).
 #pragma once
 
+#include <torch/torch.h>
+
 #include <string>
 #include <vector>
-
-#include <torch/torch.h>
 
 #include "faces/face_types.h"
 
@@ -32,6 +32,8 @@ class FaceEmbedder {
 };
 
 // Embeddings scaled to unit length along their last dimension ([D] or [N, D]); zero vectors stay zero.
-inline torch::Tensor l2_normalize(const torch::Tensor& x) { return x / x.norm(2, {-1}, true).clamp_min(1e-12); }
+inline torch::Tensor l2_normalize(const torch::Tensor& x) {
+  return x / x.norm(2, {-1}, true).clamp_min(1e-12);
+}
 
 }  // namespace fairdiff

@@ -225,8 +225,8 @@ void AttributeHeads::save(const fs::path& path) const {
 AttributeHeads AttributeHeads::load(const fs::path& path) {
   SafetensorsFile file = read_safetensors(path);
   if (!file.metadata.count("format") || file.metadata.at("format") != kFormat) {
-    throw InputError(path.string() + ": not a fairdiff attribute-heads file (metadata format '" +
-                     std::string(kFormat) + "' expected; make one with `fairdiff train-classifier`)");
+    throw InputError(path.string() + ": not a fairdiff attribute-heads file (metadata format '" + std::string(kFormat) +
+                     "' expected; make one with `fairdiff train-classifier`)");
   }
   AttributeHeads heads;
   try {
@@ -334,12 +334,12 @@ AttributeHeads train_attribute_heads(const torch::Tensor& embeddings, const std:
   Json card;
   card["format"] = kFormat;
   card["data"] = data_card;
-  card["split"] = {{"seed", options.seed},
-                   {"holdout_fraction", options.holdout_fraction},
-                   {"stratified_by", labels.size() >= 2 ? labels[0].attribute + " x " + labels[1].attribute
-                                                        : labels[0].attribute},
-                   {"train", train_rows.size()},
-                   {"validation", val_rows.size()}};
+  card["split"] = {
+      {"seed", options.seed},
+      {"holdout_fraction", options.holdout_fraction},
+      {"stratified_by", labels.size() >= 2 ? labels[0].attribute + " x " + labels[1].attribute : labels[0].attribute},
+      {"train", train_rows.size()},
+      {"validation", val_rows.size()}};
   card["training"] = {{"kind", options.kind},
                       {"hidden", options.kind == "mlp" ? options.hidden : 0},
                       {"optimizer", "AdamW"},
@@ -393,8 +393,11 @@ std::vector<AttributePrediction> EmbeddingHeadClassifier::classify(const FaceIma
   std::vector<AttributePrediction> out;
   for (const auto& head : heads_.heads) {
     const torch::Tensor p = heads_.probabilities(head, embedding).reshape({-1}).contiguous();
-    AttributePrediction prediction{head.attribute, name_, head.classes,
-                                   std::vector<float>(p.data_ptr<float>(), p.data_ptr<float>() + p.numel()), {}};
+    AttributePrediction prediction{head.attribute,
+                                   name_,
+                                   head.classes,
+                                   std::vector<float>(p.data_ptr<float>(), p.data_ptr<float>() + p.numel()),
+                                   {}};
     if (head.attribute == "age") {
       float years = 0;
       for (size_t c = 0; c < head.classes.size(); ++c) {

@@ -3,8 +3,8 @@
 // (FairFace's 7) and age (FairFace's 9 ranges).
 //
 // A head is a multinomial logistic regression or a one-hidden-layer MLP on the L2-normalised, standardised
-// embedding (x / |x| - mean) / scale, trained with class-weighted cross-entropy (every class weighs as much in the loss,
-// so no group is sacrificed to a larger one), AdamW, early stopping on a stratified validation split, then
+// embedding (x / |x| - mean) / scale, trained with class-weighted cross-entropy (every class weighs as much in the
+// loss, so no group is sacrificed to a larger one), AdamW, early stopping on a stratified validation split, then
 // calibrated by temperature scaling on that split. Training runs single-threaded with a fixed seed: the same
 // data and options give the same heads byte for byte.
 //
@@ -16,12 +16,12 @@
 // Shape legend: N faces, D embedding size, H hidden units, C classes.
 #pragma once
 
+#include <torch/torch.h>
+
 #include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <torch/torch.h>
 
 #include "core/json.h"
 #include "faces/attribute_classifier.h"
@@ -29,8 +29,8 @@
 namespace fairdiff {
 
 struct AttributeHead {
-  std::string attribute;             // "gender", "race", "age"
-  std::vector<std::string> classes;  // output order
+  std::string attribute;                     // "gender", "race", "age"
+  std::vector<std::string> classes;          // output order
   torch::Tensor hidden_weight, hidden_bias;  // undefined for a linear head
   torch::Tensor out_weight, out_bias;
   double temperature = 1.0;

@@ -60,10 +60,14 @@ torch::Tensor BlazeFaceDetector::raw_output(const torch::Tensor& input) const {
   std::vector<torch::Tensor> logits, regressors, joined;
   for (const auto& o : outs) {
     torch::Tensor t = o.reshape({-1, o.size(-1)});  // [n, k]
-    if (t.size(1) == 1) logits.push_back(t);
-    else if (t.size(1) == 16) regressors.push_back(t);
-    else if (t.size(1) == 17) joined.push_back(t);
-    else throw InputError(model_->source() + ": unexpected detector output of width " + std::to_string(t.size(1)));
+    if (t.size(1) == 1)
+      logits.push_back(t);
+    else if (t.size(1) == 16)
+      regressors.push_back(t);
+    else if (t.size(1) == 17)
+      joined.push_back(t);
+    else
+      throw InputError(model_->source() + ": unexpected detector output of width " + std::to_string(t.size(1)));
   }
   auto by_size = [](const torch::Tensor& a, const torch::Tensor& b) { return a.size(0) > b.size(0); };
   std::sort(logits.begin(), logits.end(), by_size);
@@ -82,7 +86,7 @@ std::vector<FaceBox> BlazeFaceDetector::detect(const FaceImage& image) {
   LetterboxTransform transform;
   // MediaPipe's input convention: RGB scaled to [-1, 1], letterbox padding at -1 (black).
   torch::Tensor input = letterbox(image.pixels, config_.input_size, 0.0f, &transform) / 127.5f - 1.0f;
-  torch::Tensor raw = raw_output(input);                            // [anchors, 17]
+  torch::Tensor raw = raw_output(input);                                     // [anchors, 17]
   torch::Tensor scores = torch::sigmoid(raw.select(1, 0).clamp(-100, 100));  // [anchors]
   torch::Tensor keep = (scores >= config_.score_threshold).nonzero().reshape({-1});
   std::vector<FaceBox> boxes;
@@ -102,8 +106,8 @@ std::vector<FaceBox> BlazeFaceDetector::detect(const FaceImage& image) {
     box.y1 = transform.to_image_y(cy + h / 2);
     box.score = s[i];
     for (int k = 0; k < 6; ++k) {
-      box.landmarks.push_back({transform.to_image_x(a[i][0] + r[i][5 + 2 * k]),
-                               transform.to_image_y(a[i][1] + r[i][6 + 2 * k])});
+      box.landmarks.push_back(
+          {transform.to_image_x(a[i][0] + r[i][5 + 2 * k]), transform.to_image_y(a[i][1] + r[i][6 + 2 * k])});
     }
     boxes.push_back(box);
   }

@@ -20,8 +20,8 @@ VggFaceRaceImpl::VggFaceRaceImpl(VggFaceRaceConfig config) : config_(config) {
       ++index;
     }
   }
-  layers_.push_back(register_module(
-      "fc6", torch::nn::Conv2d(torch::nn::Conv2dOptions(in, config_.fc_channels, config_.fc6_kernel))));
+  layers_.push_back(
+      register_module("fc6", torch::nn::Conv2d(torch::nn::Conv2dOptions(in, config_.fc_channels, config_.fc6_kernel))));
   layers_.push_back(
       register_module("fc7", torch::nn::Conv2d(torch::nn::Conv2dOptions(config_.fc_channels, config_.fc_channels, 1))));
   layers_.push_back(register_module(
@@ -37,7 +37,7 @@ torch::Tensor VggFaceRaceImpl::forward(torch::Tensor x) {
   x = torch::relu(layers_[layer++]->forward(x));  // fc6 [N, 4096, 1, 1]
   x = torch::relu(layers_[layer++]->forward(x));  // fc7 [N, 4096, 1, 1]
   x = layers_[layer++]->forward(x);               // [N, 6, 1, 1]
-  return torch::softmax(x.flatten(1), 1);          // [N, 6]
+  return torch::softmax(x.flatten(1), 1);         // [N, 6]
 }
 
 void load_deepface_race_weights(VggFaceRace& model, const std::filesystem::path& h5) {
@@ -72,8 +72,8 @@ void load_deepface_race_weights(VggFaceRace& model, const std::filesystem::path&
 }
 
 const std::vector<std::string>& deepface_race_labels() {
-  static const std::vector<std::string> labels = {"asian", "indian", "black", "white", "middle eastern",
-                                                  "latino hispanic"};
+  static const std::vector<std::string> labels = {"asian", "indian",         "black",
+                                                  "white", "middle eastern", "latino hispanic"};
   return labels;
 }
 
@@ -93,14 +93,17 @@ std::vector<AttributePrediction> DeepFaceRaceClassifier::classify(const FaceImag
   const int64_t h = std::max<int64_t>(1, std::lround(crop.size(0) * factor));
   const int64_t w = std::max<int64_t>(1, std::lround(crop.size(1) * factor));
   torch::Tensor x = crop.permute({2, 0, 1}).unsqueeze(0).flip(1);  // [1, 3, h, w] BGR
-  x = F::interpolate(x, F::InterpolateFuncOptions().size(std::vector<int64_t>{h, w}).mode(torch::kBilinear)
-                            .align_corners(false));
+  x = F::interpolate(
+      x, F::InterpolateFuncOptions().size(std::vector<int64_t>{h, w}).mode(torch::kBilinear).align_corners(false));
   const int64_t top = (224 - h) / 2, left = (224 - w) / 2;
   x = torch::constant_pad_nd(x, {left, 224 - w - left, top, 224 - h - top}, 0.0) / 255.0;
   torch::NoGradGuard no_grad;
   torch::Tensor p = model_->forward(x).reshape({-1}).contiguous();
-  AttributePrediction race{"race", "deepface", deepface_race_labels(),
-                           std::vector<float>(p.data_ptr<float>(), p.data_ptr<float>() + p.numel()), {}};
+  AttributePrediction race{"race",
+                           "deepface",
+                           deepface_race_labels(),
+                           std::vector<float>(p.data_ptr<float>(), p.data_ptr<float>() + p.numel()),
+                           {}};
   return {race};
 }
 

@@ -6,11 +6,11 @@
 // block outputs [N, 64, 112, 112] ... [N, 512, 7, 7]; fc6/fc7 [N, 4096, 1, 1]; predictions [N, 6].
 #pragma once
 
+#include <torch/torch.h>
+
 #include <filesystem>
 #include <string>
 #include <vector>
-
-#include <torch/torch.h>
 
 #include "faces/attribute_classifier.h"
 

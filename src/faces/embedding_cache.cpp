@@ -75,8 +75,7 @@ std::optional<Chunk> read_chunk(const fs::path& path, const std::vector<std::str
 Chunk embed_chunk(FaceAnalyzer& detector, FaceEmbedder& embedder, const fs::path& images_dir,
                   const std::vector<std::string>& files, Progress* progress) {
   const auto n = static_cast<int64_t>(files.size());
-  Chunk chunk{torch::zeros({n, embedder.embedding_size()}), torch::zeros({n}, torch::kByte),
-              torch::zeros({n, 5})};
+  Chunk chunk{torch::zeros({n, embedder.embedding_size()}), torch::zeros({n}, torch::kByte), torch::zeros({n, 5})};
   for (int64_t i = 0; i < n; ++i) {
     check_interrupt();
     const fs::path path = images_dir / files[i];
@@ -136,7 +135,8 @@ EmbeddingSet compute_embeddings(FaceAnalyzer& detector, FaceEmbedder& embedder, 
       stale = true;
     }
     if (stale) {
-      std::fprintf(stderr, "embedding cache %s was made with other settings: emptying it\n", cache_dir.string().c_str());
+      std::fprintf(stderr, "embedding cache %s was made with other settings: emptying it\n",
+                   cache_dir.string().c_str());
       for (const auto& entry : fs::directory_iterator(cache_dir)) {
         if (entry.path().extension() == ".safetensors") fs::remove(entry.path());
       }

@@ -12,11 +12,11 @@
 // Shape legend: N photos, D = embedder's embedding size.
 #pragma once
 
+#include <torch/torch.h>
+
 #include <filesystem>
 #include <string>
 #include <vector>
-
-#include <torch/torch.h>
 
 #include "core/json.h"
 #include "faces/attribute_classifier.h"
@@ -25,10 +25,10 @@
 namespace fairdiff {
 
 struct EmbeddingSet {
-  torch::Tensor embeddings;  // [N, D] float32 (zeros where no face was found)
-  torch::Tensor found;       // [N] bool
-  torch::Tensor boxes;       // [N, 5] float32
-  long long computed = 0;    // photos embedded by this call (the rest came from the cache)
+  torch::Tensor embeddings;      // [N, D] float32 (zeros where no face was found)
+  torch::Tensor found;           // [N] bool
+  torch::Tensor boxes;           // [N, 5] float32
+  long long computed = 0;        // photos embedded by this call (the rest came from the cache)
   long long rebuilt_chunks = 0;  // chunks found damaged or stale and recomputed
 };
 

@@ -131,7 +131,7 @@ Json ConfusionMatrix::to_json() const {
     support[labels_[i]] = n;
     if (n > 0) per_class[labels_[i]] = recall(i);
   }
-  return Json{{"accuracy", accuracy()}, {"n", total()},       {"labels", labels_},
+  return Json{{"accuracy", accuracy()}, {"n", total()},           {"labels", labels_},
               {"confusion", counts_},   {"per_class", per_class}, {"support", support}};
 }
 
@@ -186,7 +186,8 @@ Json evaluate_classifier(FaceAnalyzer& analyzer, const LabeledSet& set, const Ev
         // The answer's confidence in the compared taxonomy: the classes that map onto it, summed.
         double confidence = 0;
         for (size_t c = 0; c < p->labels.size(); ++c) {
-          if (map_race(p->labels[c], analyzer.race_taxonomy(), compared) == predicted) confidence += p->probabilities[c];
+          if (map_race(p->labels[c], analyzer.race_taxonomy(), compared) == predicted)
+            confidence += p->probabilities[c];
         }
         race_calibration.add(confidence, predicted == truth_race);
       }

@@ -15,9 +15,9 @@ namespace fairdiff {
 
 struct LabeledPhoto {
   std::string file;
-  std::string gender;  // "male" | "female"
-  std::string race;    // normalised, in the set's taxonomy
-  std::string age;     // a FairFace range ("" when the set has no age)
+  std::string gender;               // "male" | "female"
+  std::string race;                 // normalised, in the set's taxonomy
+  std::string age;                  // a FairFace range ("" when the set has no age)
   std::optional<double> age_years;  // when the label is a number of years
   int line = 0;
 };

@@ -44,7 +44,9 @@ std::vector<FaceBox> FaceAnalyzer::detect(const FaceImage& image) {
   return kept;
 }
 
-ImageAnalysis FaceAnalyzer::analyze(const Image& image) { return analyze(FaceImage::from(image)); }
+ImageAnalysis FaceAnalyzer::analyze(const Image& image) {
+  return analyze(FaceImage::from(image));
+}
 
 ImageAnalysis FaceAnalyzer::analyze(const FaceImage& image) {
   ImageAnalysis result;
@@ -78,8 +80,10 @@ StudyLabels study_labels(const ImageAnalysis& analysis) {
   }
   if (const auto* age = a.primary("age")) {
     const auto& study = study_age_ranges();
-    if (std::find(study.begin(), study.end(), age->label()) != study.end()) labels.age = age->label();
-    else if (age->years) labels.age = study_age_range(*age->years);
+    if (std::find(study.begin(), study.end(), age->label()) != study.end())
+      labels.age = age->label();
+    else if (age->years)
+      labels.age = study_age_range(*age->years);
   }
   return labels;
 }

@@ -1,11 +1,11 @@
 // Plain structs passed between face detection, attribute classification, the CLI and the audit.
 #pragma once
 
+#include <torch/torch.h>
+
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <torch/torch.h>
 
 #include "core/image.h"
 
@@ -14,7 +14,7 @@ namespace fairdiff {
 // A detected face in pixel coordinates of the analysed image (x right, y down; x1/y1 exclusive).
 struct FaceBox {
   float x0 = 0, y0 = 0, x1 = 0, y1 = 0;
-  float score = 0;  // detector confidence in [0, 1]
+  float score = 0;                                 // detector confidence in [0, 1]
   std::vector<std::pair<float, float>> landmarks;  // (x, y) pairs when the detector gives them
 
   float width() const { return x1 - x0; }

@@ -22,8 +22,8 @@ struct FaceresConfig {
 
 struct FaceresOutput {
   float p_male = 0;
-  std::vector<float> age;    // [100]
-  torch::Tensor embedding;   // [1024]
+  std::vector<float> age;   // [100]
+  torch::Tensor embedding;  // [1024]
 };
 
 class FaceresClassifier : public AttributeClassifier, public FaceEmbedder {

@@ -49,11 +49,11 @@ FairFaceResNet34Impl::FairFaceResNet34Impl(ResNetConfig config) {
 }
 
 torch::Tensor FairFaceResNet34Impl::forward(torch::Tensor x) {
-  x = torch::relu(bn1->forward(conv1->forward(x)));                       // [N, 64, 112, 112]
-  x = torch::max_pool2d(x, {3, 3}, {2, 2}, {1, 1});                       // [N, 64, 56, 56]
-  for (auto& layer : layers_) x = layer->forward(x);                      // [N, 512, 7, 7]
-  x = torch::adaptive_avg_pool2d(x, {1, 1}).flatten(1);                   // [N, 512]
-  return fc->forward(x);                                                  // [N, 18]
+  x = torch::relu(bn1->forward(conv1->forward(x)));      // [N, 64, 112, 112]
+  x = torch::max_pool2d(x, {3, 3}, {2, 2}, {1, 1});      // [N, 64, 56, 56]
+  for (auto& layer : layers_) x = layer->forward(x);     // [N, 512, 7, 7]
+  x = torch::adaptive_avg_pool2d(x, {1, 1}).flatten(1);  // [N, 512]
+  return fc->forward(x);                                 // [N, 18]
 }
 
 TensorMap read_torch_state_dict(const fs::path& path) {
@@ -62,9 +62,10 @@ TensorMap read_torch_state_dict(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
   std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   if (bytes.size() < 4 || bytes[0] != 'P' || bytes[1] != 'K') {
-    throw InputError(path.string() + " is not a torch.save zip file (PyTorch < 1.6 wrote a legacy format: " +
-                     "re-save it with python3 -c \"import torch; torch.save(dict(torch.load('OLD', map_location='cpu')), " +
-                     "'NEW.pt')\", or convert it to .safetensors)");
+    throw InputError(
+        path.string() + " is not a torch.save zip file (PyTorch < 1.6 wrote a legacy format: " +
+        "re-save it with python3 -c \"import torch; torch.save(dict(torch.load('OLD', map_location='cpu')), " +
+        "'NEW.pt')\", or convert it to .safetensors)");
   }
   c10::IValue value;
   try {
@@ -93,8 +94,8 @@ TensorMap read_torch_state_dict(const fs::path& path) {
 }
 
 torch::Tensor fairface_input(const FaceImage& image, const FaceBox& face) {
-  torch::Tensor x = crop_square(image.pixels, face, 1.5f, 224) / 255.0f;       // [1, 224, 224, 3]
-  x = x.permute({0, 3, 1, 2});                                                 // [1, 3, 224, 224]
+  torch::Tensor x = crop_square(image.pixels, face, 1.5f, 224) / 255.0f;  // [1, 224, 224, 3]
+  x = x.permute({0, 3, 1, 2});                                            // [1, 3, 224, 224]
   const torch::Tensor mean = torch::tensor({0.485f, 0.456f, 0.406f}).view({1, 3, 1, 1});
   const torch::Tensor std = torch::tensor({0.229f, 0.224f, 0.225f}).view({1, 3, 1, 1});
   return ((x - mean) / std).contiguous();
@@ -115,7 +116,8 @@ std::vector<AttributePrediction> FairFaceClassifier::predictions(const torch::Te
   AttributePrediction gender{"gender", "fairface", {"male", "female"}, softmax(7, 2), {}};
   AttributePrediction age{"age", "fairface", fairface_age_ranges(), softmax(9, 9), {}};
   float years = 0;
-  for (size_t i = 0; i < 9; ++i) years += static_cast<float>(fairface_age_midpoint(age.labels[i])) * age.probabilities[i];
+  for (size_t i = 0; i < 9; ++i)
+    years += static_cast<float>(fairface_age_midpoint(age.labels[i])) * age.probabilities[i];
   age.years = years;
   return {gender, race, age};
 }

@@ -7,10 +7,10 @@
 // [N, 64, 56, 56] [N, 128, 28, 28] [N, 256, 14, 14] [N, 512, 7, 7]; pooled [N, 512]; fc [N, 18].
 #pragma once
 
+#include <torch/torch.h>
+
 #include <filesystem>
 #include <vector>
-
-#include <torch/torch.h>
 
 #include "core/safetensors.h"
 #include "faces/attribute_classifier.h"

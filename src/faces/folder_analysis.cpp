@@ -46,8 +46,9 @@ std::vector<fs::path> sorted_children(const fs::path& dir, bool directories) {
     if (name.empty() || name[0] == '.') continue;
     if (directories ? e.is_directory() : e.is_regular_file()) out.push_back(e.path());
   }
-  std::sort(out.begin(), out.end(),
-            [](const fs::path& a, const fs::path& b) { return natural_less(a.filename().string(), b.filename().string()); });
+  std::sort(out.begin(), out.end(), [](const fs::path& a, const fs::path& b) {
+    return natural_less(a.filename().string(), b.filename().string());
+  });
   return out;
 }
 
@@ -108,8 +109,8 @@ std::string study_csv(const FolderAnalysis& result) {
 }
 
 std::string faces_csv(const FolderAnalysis& result) {
-  std::vector<std::string> header = {"prompt", "path", "face", "principal", "x0",  "y0",
-                                     "x1",     "y1",   "score", "gender",   "age", "race"};
+  std::vector<std::string> header = {"prompt", "path", "face",  "principal", "x0",  "y0",
+                                     "x1",     "y1",   "score", "gender",    "age", "race"};
   // The heads' columns come from the first classified face: a profile's heads are the same for every face.
   const FaceAttributes* layout = nullptr;
   for (const auto& img : result.images) {

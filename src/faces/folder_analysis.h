@@ -11,9 +11,9 @@
 namespace fairdiff {
 
 struct ImageEntry {
-  std::string prompt;           // the sub-folder's name, or the folder's name when flat
-  std::string path;             // relative to the analysed folder
-  std::filesystem::path file;   // full path
+  std::string prompt;          // the sub-folder's name, or the folder's name when flat
+  std::string path;            // relative to the analysed folder
+  std::filesystem::path file;  // full path
 };
 
 struct SkippedFile {

@@ -23,8 +23,8 @@ std::vector<AttributePrediction> GearClassifier::classify(const FaceImage& image
 }
 
 std::vector<AttributePrediction> GearClassifier::classify_input(const torch::Tensor& input) const {
-  tfjs::Values out = model_->execute({{model_->inputs().at(0).name, input}},
-                                     {"race_output", "gender_output", "age_output"});
+  tfjs::Values out =
+      model_->execute({{model_->inputs().at(0).name, input}}, {"race_output", "gender_output", "age_output"});
   AttributePrediction race{"race", "gear", {"white", "black", "asian", "indian", "other"}, to_vector(out[0]), {}};
   AttributePrediction gender{"gender", "gear", {"male", "female"}, to_vector(out[1]), {}};
   static const std::vector<float> centres = {15, 23, 28, 35.5f, 45.5f, 55.5f, 65};

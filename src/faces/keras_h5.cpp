@@ -45,7 +45,8 @@ std::vector<std::string> read_string_attribute(hid_t object, const std::string& 
   } else {
     const size_t size = H5Tget_size(type.id);
     std::vector<char> buffer(size * static_cast<size_t>(count) + 1, 0);
-    if (H5Aread(attr.id, type.id, buffer.data()) < 0) throw InputError(where + ": cannot read attribute '" + name + "'");
+    if (H5Aread(attr.id, type.id, buffer.data()) < 0)
+      throw InputError(where + ": cannot read attribute '" + name + "'");
     for (hssize_t i = 0; i < count; ++i) {
       const char* s = buffer.data() + static_cast<size_t>(i) * size;
       out.push_back(std::string(s, strnlen(s, size)));
@@ -69,7 +70,9 @@ void write_string_attribute(hid_t object, const std::string& name, const std::ve
 
 }  // namespace
 
-bool keras_h5_supported() { return true; }
+bool keras_h5_supported() {
+  return true;
+}
 
 std::vector<KerasLayerWeights> read_keras_weights(const fs::path& path) {
   const std::string where = path.string();
@@ -134,7 +137,9 @@ void write_keras_weights(const fs::path& path, const std::vector<KerasLayerWeigh
 
 #else
 
-bool keras_h5_supported() { return false; }
+bool keras_h5_supported() {
+  return false;
+}
 
 std::vector<KerasLayerWeights> read_keras_weights(const fs::path& path) {
   throw UnsupportedError("reading " + path.string() + " needs HDF5, which this build of fairdiff lacks " +

@@ -4,11 +4,11 @@
 // without it, reading throws UnsupportedError.
 #pragma once
 
+#include <torch/torch.h>
+
 #include <filesystem>
 #include <string>
 #include <vector>
-
-#include <torch/torch.h>
 
 namespace fairdiff {
 

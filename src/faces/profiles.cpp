@@ -1,7 +1,8 @@
 #include "faces/profiles.h"
 
-#include <cstdlib>
 #include <unistd.h>
+
+#include <cstdlib>
 
 #include "core/error.h"
 #include "core/fs.h"
@@ -27,12 +28,14 @@ fs::path executable_dir() {
 void require_flag_file(const fs::path& path, const std::string& flag, const std::string& expected) {
   if (path.empty()) throw UsageError("profile needs --" + flag + " (" + expected + ")");
   if (!fs::is_regular_file(path)) {
-    throw InputError("--" + flag + " " + path.string() + " does not exist or is not a file (expected " + expected + ")");
+    throw InputError("--" + flag + " " + path.string() + " does not exist or is not a file (expected " + expected +
+                     ")");
   }
 }
 
 std::unique_ptr<FaceDetector> make_blazeface(const ProfileOptions& options) {
-  BlazeFaceConfig config = BlazeFaceConfig::named(options.detector.empty() ? default_detector_name() : options.detector);
+  BlazeFaceConfig config =
+      BlazeFaceConfig::named(options.detector.empty() ? default_detector_name() : options.detector);
   if (options.score_threshold >= 0) config.score_threshold = options.score_threshold;
   return std::make_unique<BlazeFaceDetector>(options.human_models_dir, config);
 }
@@ -44,7 +47,9 @@ const std::vector<std::string>& profile_names() {
   return names;
 }
 
-std::string default_detector_name() { return "blazeface-front"; }
+std::string default_detector_name() {
+  return "blazeface-front";
+}
 
 // `relative` under the current directory or the binary's parent directories, the first where `probe` exists.
 static fs::path find_project_folder(const fs::path& relative, const fs::path& probe) {
@@ -124,8 +129,8 @@ std::unique_ptr<FaceAnalyzer> make_analyzer(const std::string& profile, const Pr
     }
     options.embedder_crop_scale = json_get<float>(*faceres, "crop_scale", FaceresConfig{}.crop_scale, where);
     std::vector<std::unique_ptr<AttributeClassifier>> classifiers;
-    classifiers.push_back(std::make_unique<EmbeddingHeadClassifier>(make_face_embedder(embedder, options),
-                                                                    std::move(heads), "heads"));
+    classifiers.push_back(
+        std::make_unique<EmbeddingHeadClassifier>(make_face_embedder(embedder, options), std::move(heads), "heads"));
     return std::make_unique<FaceAnalyzer>("default", make_blazeface(options), std::move(classifiers),
                                           RaceTaxonomy::fairface7, options.analyzer);
   }
@@ -133,8 +138,8 @@ std::unique_ptr<FaceAnalyzer> make_analyzer(const std::string& profile, const Pr
     std::vector<std::unique_ptr<AttributeClassifier>> classifiers;
     classifiers.push_back(std::make_unique<FaceresClassifier>(options.human_models_dir));
     classifiers.push_back(std::make_unique<GearClassifier>(options.human_models_dir));
-    return std::make_unique<FaceAnalyzer>("gear", make_blazeface(options), std::move(classifiers),
-                                          RaceTaxonomy::five, options.analyzer);
+    return std::make_unique<FaceAnalyzer>("gear", make_blazeface(options), std::move(classifiers), RaceTaxonomy::five,
+                                          options.analyzer);
   }
   if (profile == "seed") return make_seed_analyzer(options);
   std::vector<std::unique_ptr<AttributeClassifier>> classifiers;
@@ -199,9 +204,13 @@ Json part_settings(const std::string& part, const ProfileOptions& options) {
     settings["crop_shift_y"] = faceres.crop_shift_y;
   } else {
     const RecognitionEmbedderConfig c = RecognitionEmbedderConfig::named(base);
-    settings["recognition"] = Json{{"model", c.model}, {"output", c.output}, {"input_size", c.input_size},
-                                   {"input_scale", c.input_scale}, {"input_offset", c.input_offset},
-                                   {"align", c.align}, {"fallback_crop_scale", c.crop_scale}};
+    settings["recognition"] = Json{{"model", c.model},
+                                   {"output", c.output},
+                                   {"input_size", c.input_size},
+                                   {"input_scale", c.input_scale},
+                                   {"input_offset", c.input_offset},
+                                   {"align", c.align},
+                                   {"fallback_crop_scale", c.crop_scale}};
   }
   if (flip_averaged(part)) settings["flip_average"] = true;
   return settings;
@@ -247,9 +256,9 @@ Json embedding_settings(const std::string& embedder, const ProfileOptions& optio
   return settings;
 }
 
-EmbeddingSet compute_named_embeddings(FaceAnalyzer& detector, const std::string& embedder,
-                                      const ProfileOptions& given, const std::filesystem::path& images_dir,
-                                      const std::vector<std::string>& files, const std::filesystem::path& cache_dir) {
+EmbeddingSet compute_named_embeddings(FaceAnalyzer& detector, const std::string& embedder, const ProfileOptions& given,
+                                      const std::filesystem::path& images_dir, const std::vector<std::string>& files,
+                                      const std::filesystem::path& cache_dir) {
   ProfileOptions options = given;
   validate_profile("gear", options);
   const std::vector<std::string> parts = face_embedder_parts(embedder);
@@ -262,7 +271,8 @@ EmbeddingSet compute_named_embeddings(FaceAnalyzer& detector, const std::string&
   for (const auto& name : parts) {
     auto part = make_part(name, options);
     std::printf("embedding part %s (cache %s)\n", name.c_str(), (cache_dir / name).string().c_str());
-    EmbeddingSet set = compute_embeddings(detector, *part, part_settings(name, options), images_dir, files, cache_dir / name);
+    EmbeddingSet set =
+        compute_embeddings(detector, *part, part_settings(name, options), images_dir, files, cache_dir / name);
     // The same detector decides every part: a face found for one is found for all.
     joined.found = joined.found.defined() ? joined.found.logical_and(set.found) : set.found;
     if (!joined.boxes.defined()) joined.boxes = set.boxes;

@@ -32,9 +32,11 @@ RecognitionEmbedderConfig RecognitionEmbedderConfig::named(const std::string& na
 
 Similarity Similarity::fit(const std::vector<std::pair<float, float>>& from,
                            const std::vector<std::pair<float, float>>& to) {
-  if (from.size() != to.size() || from.size() < 2) throw std::invalid_argument("Similarity::fit needs two or more point pairs");
+  if (from.size() != to.size() || from.size() < 2)
+    throw std::invalid_argument("Similarity::fit needs two or more point pairs");
   double fx = 0, fy = 0, tx = 0, ty = 0;
-  for (size_t i = 0; i < from.size(); ++i) fx += from[i].first, fy += from[i].second, tx += to[i].first, ty += to[i].second;
+  for (size_t i = 0; i < from.size(); ++i)
+    fx += from[i].first, fy += from[i].second, tx += to[i].first, ty += to[i].second;
   const double n = static_cast<double>(from.size());
   fx /= n, fy /= n, tx /= n, ty /= n;
   double dot = 0, cross = 0, norm = 0;
@@ -57,7 +59,7 @@ Similarity Similarity::fit(const std::vector<std::pair<float, float>>& from,
 torch::Tensor warp_similarity(const torch::Tensor& pixels, const Similarity& m, int size) {
   namespace F = torch::nn::functional;
   torch::Tensor image = pixels.permute({2, 0, 1}).unsqueeze(0).to(torch::kFloat);  // [1, 3, H, W]
-  const double zoom = std::hypot(m.a, m.b);  // output pixels per image pixel
+  const double zoom = std::hypot(m.a, m.b);                                        // output pixels per image pixel
   if (zoom <= 0) throw std::invalid_argument("warp_similarity: degenerate transform");
   // Image pixel (x, y) of output pixel (u, v): the inverse similarity.
   const double inv = 1.0 / (static_cast<double>(m.a) * m.a + static_cast<double>(m.b) * m.b);
@@ -79,8 +81,8 @@ torch::Tensor warp_similarity(const torch::Tensor& pixels, const Similarity& m, 
       g[0][v][u][1] = static_cast<float>((2.0 * ((y - offset) / step) + 1.0) / static_cast<double>(h) - 1.0);
     }
   }
-  torch::Tensor out = F::grid_sample(image, grid,
-                                     F::GridSampleFuncOptions().mode(torch::kBilinear).padding_mode(torch::kZeros).align_corners(false));
+  torch::Tensor out = F::grid_sample(
+      image, grid, F::GridSampleFuncOptions().mode(torch::kBilinear).padding_mode(torch::kZeros).align_corners(false));
   return out.permute({0, 2, 3, 1}).contiguous();  // [1, S, S, 3]
 }
 
@@ -105,7 +107,7 @@ torch::Tensor RecognitionEmbedder::embed(const FaceImage& image, const FaceBox& 
   torch::Tensor e = out.at(0).to(torch::kCPU).to(torch::kFloat).reshape({-1}).clone();
   if (e.numel() != config_.embedding_size) {
     throw InputError(config_.model + ".json: the descriptor has " + std::to_string(e.numel()) + " values, expected " +
-                std::to_string(config_.embedding_size));
+                     std::to_string(config_.embedding_size));
   }
   return e;
 }

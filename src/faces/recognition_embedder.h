@@ -15,10 +15,10 @@
 namespace fairdiff {
 
 struct RecognitionEmbedderConfig {
-  std::string model;             // model.json's stem in the human-models folder
-  std::string output;            // the graph node whose value is the descriptor
+  std::string model;   // model.json's stem in the human-models folder
+  std::string output;  // the graph node whose value is the descriptor
   int input_size = 112;
-  float input_scale = 1.0f;      // network input = pixels (0..255) * input_scale + input_offset
+  float input_scale = 1.0f;  // network input = pixels (0..255) * input_scale + input_offset
   float input_offset = 0.0f;
   int64_t embedding_size = 0;
   // Aligned: the eyes, nose tip and mouth centre the detector gives are mapped by a least-squares

@@ -44,7 +44,9 @@ std::vector<float> to_vector(const cv::Mat& m) {
 
 }  // namespace
 
-bool opencv_available() { return true; }
+bool opencv_available() {
+  return true;
+}
 
 struct OpenCvSsdDetector::Impl {
   cv::dnn::Net net;
@@ -111,8 +113,8 @@ std::vector<AttributePrediction> CaffeAgeGenderClassifier::classify(const FaceIm
   const int y1 = std::min(static_cast<int>(face.y1 * sy + 0.5f) + padding, frame.rows - 1);
   if (x1 <= x0 || y1 <= y0) return {};
   cv::Mat crop = frame(cv::Rect(x0, y0, x1 - x0, y1 - y0));
-  cv::Mat blob = cv::dnn::blobFromImage(crop, 1.0, cv::Size(227, 227), cv::Scalar(78.4263377603, 87.7689143744, 114.895847746),
-                                        false, false);
+  cv::Mat blob = cv::dnn::blobFromImage(crop, 1.0, cv::Size(227, 227),
+                                        cv::Scalar(78.4263377603, 87.7689143744, 114.895847746), false, false);
   impl_->gender.setInput(blob);
   std::vector<float> g = to_vector(impl_->gender.forward());
   impl_->age.setInput(blob);
@@ -122,8 +124,8 @@ std::vector<AttributePrediction> CaffeAgeGenderClassifier::classify(const FaceIm
                      " outputs, expected 2 and 8");
   }
   AttributePrediction gender{"gender", "caffe", {"male", "female"}, g, {}};
-  AttributePrediction age{"age", "caffe",
-                          {"(0-2)", "(4-6)", "(8-12)", "(15-20)", "(25-32)", "(38-43)", "(48-53)", "(60-100)"}, a, {}};
+  AttributePrediction age{
+      "age", "caffe", {"(0-2)", "(4-6)", "(8-12)", "(15-20)", "(25-32)", "(38-43)", "(48-53)", "(60-100)"}, a, {}};
   static const float centres[] = {1, 5, 10, 17.5f, 28.5f, 40.5f, 50.5f, 70};
   float years = 0;
   for (int i = 0; i < 8; ++i) years += centres[i] * a[i];
@@ -140,7 +142,9 @@ std::vector<float> CaffeAgeGenderClassifier::layer_weights(bool gender_net, cons
 
 #else
 
-bool opencv_available() { return false; }
+bool opencv_available() {
+  return false;
+}
 
 struct OpenCvSsdDetector::Impl {};
 struct CaffeAgeGenderClassifier::Impl {};
@@ -150,7 +154,9 @@ OpenCvSsdDetector::OpenCvSsdDetector(const fs::path& pb, const fs::path&, SsdCon
                          "build of fairdiff lacks (install libopencv-dev and rebuild)");
 }
 OpenCvSsdDetector::~OpenCvSsdDetector() = default;
-std::vector<FaceBox> OpenCvSsdDetector::detect(const FaceImage&) { return {}; }
+std::vector<FaceBox> OpenCvSsdDetector::detect(const FaceImage&) {
+  return {};
+}
 
 CaffeAgeGenderClassifier::CaffeAgeGenderClassifier(const fs::path&, const fs::path& gender_model, const fs::path&,
                                                    const fs::path&, SsdConfig frame)
@@ -159,8 +165,12 @@ CaffeAgeGenderClassifier::CaffeAgeGenderClassifier(const fs::path&, const fs::pa
                          "OpenCV, which this build of fairdiff lacks (install libopencv-dev and rebuild)");
 }
 CaffeAgeGenderClassifier::~CaffeAgeGenderClassifier() = default;
-std::vector<AttributePrediction> CaffeAgeGenderClassifier::classify(const FaceImage&, const FaceBox&) { return {}; }
-std::vector<float> CaffeAgeGenderClassifier::layer_weights(bool, const std::string&, int) const { return {}; }
+std::vector<AttributePrediction> CaffeAgeGenderClassifier::classify(const FaceImage&, const FaceBox&) {
+  return {};
+}
+std::vector<float> CaffeAgeGenderClassifier::layer_weights(bool, const std::string&, int) const {
+  return {};
+}
 
 #endif
 

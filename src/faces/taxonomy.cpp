@@ -11,9 +11,12 @@ namespace fairdiff {
 
 std::string race_taxonomy_name(RaceTaxonomy taxonomy) {
   switch (taxonomy) {
-    case RaceTaxonomy::fairface7: return "fairface7";
-    case RaceTaxonomy::deepface6: return "deepface6";
-    case RaceTaxonomy::five: return "five";
+    case RaceTaxonomy::fairface7:
+      return "fairface7";
+    case RaceTaxonomy::deepface6:
+      return "deepface6";
+    case RaceTaxonomy::five:
+      return "five";
   }
   return "five";
 }
@@ -26,15 +29,18 @@ RaceTaxonomy parse_race_taxonomy(const std::string& name) {
 }
 
 const std::vector<std::string>& race_labels(RaceTaxonomy taxonomy) {
-  static const std::vector<std::string> fairface7 = {"white",  "black",           "latino hispanic", "east asian",
+  static const std::vector<std::string> fairface7 = {"white",           "black",  "latino hispanic", "east asian",
                                                      "southeast asian", "indian", "middle eastern"};
-  static const std::vector<std::string> deepface6 = {"white", "black", "latino hispanic", "asian", "indian",
-                                                     "middle eastern"};
+  static const std::vector<std::string> deepface6 = {"white", "black",  "latino hispanic",
+                                                     "asian", "indian", "middle eastern"};
   static const std::vector<std::string> five = {"white", "black", "asian", "indian", "other"};
   switch (taxonomy) {
-    case RaceTaxonomy::fairface7: return fairface7;
-    case RaceTaxonomy::deepface6: return deepface6;
-    case RaceTaxonomy::five: return five;
+    case RaceTaxonomy::fairface7:
+      return fairface7;
+    case RaceTaxonomy::deepface6:
+      return deepface6;
+    case RaceTaxonomy::five:
+      return five;
   }
   return five;
 }
@@ -112,7 +118,7 @@ std::string normalize_age(const std::string& label) {
 }
 
 double fairface_age_midpoint(const std::string& range) {
-  static const std::map<std::string, double> mid = {{"0-2", 1},    {"3-9", 6},     {"10-19", 14.5},
+  static const std::map<std::string, double> mid = {{"0-2", 1},      {"3-9", 6},      {"10-19", 14.5},
                                                     {"20-29", 24.5}, {"30-39", 34.5}, {"40-49", 44.5},
                                                     {"50-59", 54.5}, {"60-69", 64.5}, {"70+", 75}};
   auto it = mid.find(range);

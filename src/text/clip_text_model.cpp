@@ -107,7 +107,8 @@ ClipTextModelImpl::ClipTextModelImpl(const ClipTextConfig& config) : config_(con
   embeddings = register_module("embeddings", ClipTextEmbeddings(config));
   encoder = register_module("encoder", ClipEncoder(config));
   final_layer_norm = register_module(
-      "final_layer_norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({config.hidden_size}).eps(config.layer_norm_eps)));
+      "final_layer_norm",
+      torch::nn::LayerNorm(torch::nn::LayerNormOptions({config.hidden_size}).eps(config.layer_norm_eps)));
 }
 
 torch::Tensor ClipTextModelImpl::forward(const torch::Tensor& input_ids) {
@@ -126,7 +127,8 @@ torch::Tensor ClipTextModelImpl::forward(const torch::Tensor& input_ids) {
 ClipTextModel load_clip_text_model(const std::filesystem::path& dir, torch::Dtype dtype) {
   require_directory(dir, "text encoder folder");
   require_file(dir / "config.json", "text encoder config");
-  ClipTextConfig config = ClipTextConfig::from_json(read_json_file(dir / "config.json"), (dir / "config.json").string());
+  ClipTextConfig config =
+      ClipTextConfig::from_json(read_json_file(dir / "config.json"), (dir / "config.json").string());
   ClipTextModel model(config);
   std::filesystem::path weights = find_component_weights(dir, "model");
   load_state_dict_strict(*model, convert_clip_text_keys(read_safetensors(weights).tensors), weights.string());

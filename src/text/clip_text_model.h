@@ -4,10 +4,10 @@
 // Shape legend: B batch, L tokens (77), D hidden_size, H heads, Dh = D / H, F intermediate_size.
 #pragma once
 
+#include <torch/torch.h>
+
 #include <filesystem>
 #include <string>
-
-#include <torch/torch.h>
 
 #include "core/json.h"
 

@@ -1,14 +1,14 @@
 #include "text/clip_tokenizer.h"
 
-#include <algorithm>
-#include <climits>
-#include <fstream>
-
 #include <unicode/locid.h>
 #include <unicode/normalizer2.h>
 #include <unicode/uchar.h>
 #include <unicode/unistr.h>
 #include <unicode/utf8.h>
+
+#include <algorithm>
+#include <climits>
+#include <fstream>
 
 #include "core/error.h"
 #include "core/fs.h"
@@ -42,9 +42,15 @@ std::vector<std::string> make_byte_table() {
   return table;
 }
 
-bool is_letter(UChar32 c) { return (U_GET_GC_MASK(c) & U_GC_L_MASK) != 0; }
-bool is_number(UChar32 c) { return (U_GET_GC_MASK(c) & U_GC_N_MASK) != 0; }
-bool is_space(UChar32 c) { return u_isUWhiteSpace(c) != 0; }
+bool is_letter(UChar32 c) {
+  return (U_GET_GC_MASK(c) & U_GC_L_MASK) != 0;
+}
+bool is_number(UChar32 c) {
+  return (U_GET_GC_MASK(c) & U_GC_N_MASK) != 0;
+}
+bool is_space(UChar32 c) {
+  return u_isUWhiteSpace(c) != 0;
+}
 
 std::vector<UChar32> decode_utf8(const std::string& text) {
   std::vector<UChar32> out;
@@ -162,7 +168,8 @@ ClipTokenizer ClipTokenizer::from_directory(const std::filesystem::path& dir) {
     throw InputError((dir / "vocab.json").string() + ": expected a JSON object mapping tokens to ids");
   }
   for (auto it = vocab.begin(); it != vocab.end(); ++it) {
-    if (!it->is_number_integer()) throw InputError((dir / "vocab.json").string() + ": id of '" + it.key() + "' is not an integer");
+    if (!it->is_number_integer())
+      throw InputError((dir / "vocab.json").string() + ": id of '" + it.key() + "' is not an integer");
     tok.vocab_[it.key()] = it->get<int64_t>();
   }
 
@@ -185,7 +192,8 @@ ClipTokenizer ClipTokenizer::from_directory(const std::filesystem::path& dir) {
   if (tok.merge_ranks_.empty()) throw InputError((dir / "merges.txt").string() + ": no merges");
 
   Json config = Json::object();
-  if (std::filesystem::exists(dir / "special_tokens_map.json")) config = read_json_file(dir / "special_tokens_map.json");
+  if (std::filesystem::exists(dir / "special_tokens_map.json"))
+    config = read_json_file(dir / "special_tokens_map.json");
   if (std::filesystem::exists(dir / "tokenizer_config.json")) {
     Json tc = read_json_file(dir / "tokenizer_config.json");
     for (const char* key : {"bos_token", "eos_token", "pad_token", "unk_token"}) {
@@ -204,8 +212,8 @@ ClipTokenizer ClipTokenizer::from_directory(const std::filesystem::path& dir) {
   tok.eos_id_ = tok.token_id(eos.empty() ? kEos : eos);
   tok.pad_id_ = pad.empty() ? tok.eos_id_ : tok.token_id(pad);
   std::string unk = read_special_token(config, "unk_token");
-  for (const std::string& special : {bos.empty() ? std::string(kBos) : bos, eos.empty() ? std::string(kEos) : eos,
-                                     pad, unk}) {
+  for (const std::string& special :
+       {bos.empty() ? std::string(kBos) : bos, eos.empty() ? std::string(kEos) : eos, pad, unk}) {
     if (special.empty()) continue;
     bool known = false;
     for (const auto& s : tok.special_tokens_) known = known || s.first == special;

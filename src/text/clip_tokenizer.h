@@ -41,8 +41,8 @@ class ClipTokenizer {
   // Special tokens (BOS, EOS, pad, unk) are split out of the raw text before normalisation, as the
   // reference does with added tokens: with SD 2's pad token "!", "Doctor!!" ends in two "!" tokens.
   std::vector<std::pair<std::string, int64_t>> special_tokens_;  // longest first
-  std::unordered_map<std::string, int> merge_ranks_;  // "left right" -> rank
-  std::vector<std::string> byte_to_unicode_;           // UTF-8 string of the code point for each byte
+  std::unordered_map<std::string, int> merge_ranks_;             // "left right" -> rank
+  std::vector<std::string> byte_to_unicode_;                     // UTF-8 string of the code point for each byte
   int64_t bos_id_ = 0;
   int64_t eos_id_ = 0;
   int64_t pad_id_ = 0;

@@ -55,8 +55,8 @@ struct CheckpointFunction : public torch::autograd::Function<CheckpointFunction>
 
 variable_list run(std::function<variable_list(const variable_list&)> fn, const variable_list& inputs) {
   if (!torch::GradMode::is_enabled()) return fn(inputs);
-  const bool any_input_requires_grad =
-      std::any_of(inputs.begin(), inputs.end(), [](const torch::Tensor& t) { return t.defined() && t.requires_grad(); });
+  const bool any_input_requires_grad = std::any_of(
+      inputs.begin(), inputs.end(), [](const torch::Tensor& t) { return t.defined() && t.requires_grad(); });
   if (any_input_requires_grad) {
     // Passed as a TensorList so that autograd tracks every element as an input.
     return CheckpointFunction::apply(c10::make_intrusive<Segment>(std::move(fn)), at::TensorList(inputs));

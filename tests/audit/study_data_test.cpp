@@ -13,7 +13,7 @@ namespace fairdiff::audit {
 namespace {
 
 std::filesystem::path seed_dir() {
-  return test::shared_dir() / "seed";
+  return test::source_dir() / "data" / "seed";
 }
 
 DetectionOptions study_options() {

@@ -1,9 +1,9 @@
 // End-to-end: fairdiff analyze on real photos (flat and --by-folder), with a corrupt file and a non-image
 // file that must be reported and skipped, never fatal.
+#include <gtest/gtest.h>
+
 #include <algorithm>
 #include <fstream>
-
-#include <gtest/gtest.h>
 
 #include "core/csv.h"
 #include "core/image.h"
@@ -31,7 +31,8 @@ TEST(AnalyzeCommand, WritesStudyAndPerFaceCsvsAndSkipsCorruptFiles) {
   write_png(images / "nurse/2.png", Image{512, 512, 3, std::vector<uint8_t>(512 * 512 * 3, 128)});
   std::string log;
   const fs::path out = root / "out";
-  int rc = test::run_command(kExe + " analyze --images " + images.string() + " --by-folder --out " + out.string(), &log);
+  int rc =
+      test::run_command(kExe + " analyze --images " + images.string() + " --by-folder --out " + out.string(), &log);
   ASSERT_EQ(rc, 0) << log;
   EXPECT_NE(log.find("skipped nurse/1.png"), std::string::npos) << log;
   EXPECT_NE(log.find("skipped nurse/notes.txt"), std::string::npos) << log;
@@ -47,8 +48,8 @@ TEST(AnalyzeCommand, WritesStudyAndPerFaceCsvsAndSkipsCorruptFiles) {
   EXPECT_EQ(study.rows[3].fields[1], "nurse/2.png");
   EXPECT_EQ(study.rows[3].fields[2], "--");
   EXPECT_EQ(study.rows[3].fields[4], "--");
-  const std::vector<std::string> study_races = {"white", "black", "latino hispanic", "asian", "indian",
-                                                "middle eastern"};
+  const std::vector<std::string> study_races = {"white", "black",  "latino hispanic",
+                                                "asian", "indian", "middle eastern"};
   for (int i = 0; i < 3; ++i) {
     EXPECT_TRUE(study.rows[i].fields[2] == "Male" || study.rows[i].fields[2] == "Female") << i;
     EXPECT_NE(std::find(study_races.begin(), study_races.end(), study.rows[i].fields[4]), study_races.end())
@@ -68,7 +69,8 @@ TEST(AnalyzeCommand, WritesStudyAndPerFaceCsvsAndSkipsCorruptFiles) {
   EXPECT_EQ(skipped.rows.size(), 2u);
 
   // Flat folder: the folder's name is the prompt.
-  rc = test::run_command(kExe + " analyze --images " + (images / "ceo").string() + " --out " + (root / "flat").string(), &log);
+  rc = test::run_command(kExe + " analyze --images " + (images / "ceo").string() + " --out " + (root / "flat").string(),
+                         &log);
   ASSERT_EQ(rc, 0) << log;
   CsvTable flat = read_csv(root / "flat/detections.csv");
   ASSERT_EQ(flat.rows.size(), 2u);
@@ -84,7 +86,9 @@ TEST(AnalyzeCommand, RejectsBadFlagsBeforeLoadingModels) {
   EXPECT_NE(log.find("nope"), std::string::npos) << log;
   EXPECT_EQ(test::run_command(kExe + " analyze --images . --out /tmp/x --profile seed", &log), 2) << log;
   EXPECT_NE(log.find("--ssd-detector"), std::string::npos) << log;
-  EXPECT_EQ(test::run_command(kExe + " analyze --images . --out /tmp/x --profile fairface --fairface-weights /no.pt", &log), 3)
+  EXPECT_EQ(
+      test::run_command(kExe + " analyze --images . --out /tmp/x --profile fairface --fairface-weights /no.pt", &log),
+      3)
       << log;
 }
 

@@ -1,7 +1,7 @@
 // End-to-end: fairdiff eval-classifier on a small labeled subset of real photos.
-#include <fstream>
-
 #include <gtest/gtest.h>
+
+#include <fstream>
 
 #include "core/json.h"
 #include "test_paths.h"
@@ -26,8 +26,8 @@ TEST(EvalClassifierCommand, WritesTheReportTheAuditReads) {
   ASSERT_EQ(r["gender"]["confusion"].size(), 2u);
   // The default profile's heads answer in FairFace's 7 races, the labels' own taxonomy.
   EXPECT_EQ(r["race"]["taxonomy"], "fairface7");
-  EXPECT_EQ(r["race"]["labels"], Json({"white", "black", "latino hispanic", "east asian", "southeast asian", "indian",
-                                       "middle eastern"}));
+  EXPECT_EQ(r["race"]["labels"],
+            Json({"white", "black", "latino hispanic", "east asian", "southeast asian", "indian", "middle eastern"}));
   ASSERT_EQ(r["race"]["confusion"].size(), 7u);
   long long total = 0;
   for (const auto& row : r["race"]["confusion"]) {
@@ -38,8 +38,8 @@ TEST(EvalClassifierCommand, WritesTheReportTheAuditReads) {
   EXPECT_TRUE(r["groups"].is_object());
 
   // GEAR's 5 races against FairFace's 7 labels: compared in the coarser taxonomy.
-  ASSERT_EQ(test::run_command(std::string(FAIRDIFF_EXE) + " eval-classifier --profile gear --images " +
-                                  faces.string() + " --limit 4 --json " + (root / "gear.json").string(),
+  ASSERT_EQ(test::run_command(std::string(FAIRDIFF_EXE) + " eval-classifier --profile gear --images " + faces.string() +
+                                  " --limit 4 --json " + (root / "gear.json").string(),
                               &log),
             0)
       << log;

@@ -197,10 +197,10 @@ TEST(FinetuneCli, LoraWritesDiffusersKeysAndGenerates) {
       << output;
   EXPECT_NE(output.find("applied LoRA"), std::string::npos) << output;
   // The adapter changes the image; scale 0 leaves the base model's image.
-  ASSERT_EQ(run(" generate --model " + q(w.model) + " --prompt 'a photo of sks person' --steps 2 --out " +
-                    q(w.dir / "base"),
-                &output),
-            0)
+  ASSERT_EQ(
+      run(" generate --model " + q(w.model) + " --prompt 'a photo of sks person' --steps 2 --out " + q(w.dir / "base"),
+          &output),
+      0)
       << output;
   ASSERT_EQ(run(" generate --model " + q(w.model) + " --lora " + q(out / "pytorch_lora_weights.safetensors") +
                     " --lora-scale 0 --prompt 'a photo of sks person' --steps 2 --out " + q(w.dir / "scale0"),

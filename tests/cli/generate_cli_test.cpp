@@ -1,7 +1,7 @@
 // End-to-end tests of `fairdiff generate` and `fairdiff model init` on the tiny fixture models.
-#include <fstream>
-
 #include <gtest/gtest.h>
+
+#include <fstream>
 
 #include "core/csv.h"
 #include "core/image.h"
@@ -11,8 +11,12 @@
 namespace fairdiff {
 namespace {
 
-std::string exe() { return FAIRDIFF_EXE; }
-std::string quote(const std::filesystem::path& p) { return "'" + p.string() + "'"; }
+std::string exe() {
+  return FAIRDIFF_EXE;
+}
+std::string quote(const std::filesystem::path& p) {
+  return "'" + p.string() + "'";
+}
 
 std::string read_bytes(const std::filesystem::path& p) {
   std::ifstream in(p, std::ios::binary);
@@ -22,7 +26,8 @@ std::string read_bytes(const std::filesystem::path& p) {
 std::string generate_command(const std::string& scheduler, const std::filesystem::path& out) {
   return exe() + " generate --model " + quote(test::fixtures_dir() / "tiny-sd2") +
          " --prompt 'A photo of a CEO of an important company' --negative-prompt '' --seed 11 --steps 12"
-         " --guidance 7.5 --scheduler " + scheduler + " --width 32 --height 32 --out " + quote(out);
+         " --guidance 7.5 --scheduler " +
+         scheduler + " --width 32 --height 32 --out " + quote(out);
 }
 
 class GenerateMatchesFixture : public ::testing::TestWithParam<std::string> {};
@@ -35,7 +40,8 @@ TEST_P(GenerateMatchesFixture, PngEqualsReferenceImageWithinOneLevel) {
   auto png = out / "images" / "a_photo_of_a_ceo_of_an_important_company" / "0.png";
   ASSERT_TRUE(std::filesystem::exists(png)) << log;
   Image image = read_image(png);
-  torch::Tensor expected = read_safetensors(test::fixtures_dir() / "tiny-sd2" / "reference.safetensors").tensors.at("pipe." + s + ".image")[0];
+  torch::Tensor expected = read_safetensors(test::fixtures_dir() / "tiny-sd2" / "reference.safetensors")
+                               .tensors.at("pipe." + s + ".image")[0];
   ASSERT_EQ(image.width, 32);
   ASSERT_EQ(image.height, 32);
   torch::Tensor got = torch::from_blob(image.pixels.data(), {32, 32, 3}, torch::kUInt8).to(torch::kFloat32) / 255.0;
@@ -110,7 +116,8 @@ TEST(GenerateCli, BadInputsFailClearlyAndKeepOutputs) {
   for (const auto& c : cases) {
     std::string log;
     const bool sets_steps = c.args.find("--steps") != std::string::npos;
-    int code = test::run_command(exe() + " generate " + c.args + (sets_steps ? "" : " --steps 2") + " --out " + quote(out), &log);
+    int code = test::run_command(
+        exe() + " generate " + c.args + (sets_steps ? "" : " --steps 2") + " --out " + quote(out), &log);
     EXPECT_EQ(code, c.code) << c.args << "\n" << log;
     EXPECT_NE(log.find(c.fragment), std::string::npos) << c.args << "\n" << log;
   }
@@ -121,7 +128,10 @@ TEST(ModelInitCli, WritesALoadableRandomModel) {
   auto out = test::scratch_dir("model_init") / "tiny";
   std::string log;
   ASSERT_EQ(test::run_command(exe() + " model init --arch tiny-sd1 --tokenizer-from " +
-                                  quote(test::fixtures_dir() / "tiny-sd1") + " --out " + quote(out) + " --seed 3", &log), 0) << log;
+                                  quote(test::fixtures_dir() / "tiny-sd1") + " --out " + quote(out) + " --seed 3",
+                              &log),
+            0)
+      << log;
   // Same tensor names and shapes as the reference's tiny-sd1.
   for (const char* f : {"unet/diffusion_pytorch_model.safetensors", "vae/diffusion_pytorch_model.safetensors"}) {
     auto mine = read_safetensors_header(out / f);
@@ -133,11 +143,16 @@ TEST(ModelInitCli, WritesALoadableRandomModel) {
     }
   }
   ASSERT_EQ(test::run_command(exe() + " generate --model " + quote(out) + " --prompt 'a nurse' --steps 2 --out " +
-                                  quote(out.parent_path() / "run"), &log), 0) << log;
+                                  quote(out.parent_path() / "run"),
+                              &log),
+            0)
+      << log;
   EXPECT_TRUE(std::filesystem::exists(out.parent_path() / "run" / "images" / "a_nurse" / "0.png"));
   // A second init into the same directory is refused.
   EXPECT_NE(test::run_command(exe() + " model init --arch tiny-sd1 --tokenizer-from " +
-                                  quote(test::fixtures_dir() / "tiny-sd1") + " --out " + quote(out), &log), 0);
+                                  quote(test::fixtures_dir() / "tiny-sd1") + " --out " + quote(out),
+                              &log),
+            0);
 }
 
 }  // namespace

@@ -15,7 +15,7 @@ std::string exe() {
   return FAIRDIFF_EXE;
 }
 std::filesystem::path seed() {
-  return test::shared_dir() / "seed";
+  return test::source_dir() / "data" / "seed";
 }
 std::string study_inputs() {
   return " --prompts " + (seed() / "prompts_info.csv").string() + " --detections " +

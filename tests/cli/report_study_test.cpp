@@ -17,7 +17,7 @@ std::string exe() {
   return FAIRDIFF_EXE;
 }
 std::filesystem::path seed() {
-  return test::shared_dir() / "seed";
+  return test::source_dir() / "data" / "seed";
 }
 
 TEST(ReportCli, DefaultsReportTheStudy) {

@@ -1,8 +1,8 @@
 // End-to-end: fairdiff train-classifier on a small subset of real labeled photos: reproducible heads, a card
 // and confusion matrices the audit reads, a damaged embedding cache rebuilt, bad inputs refused clearly.
-#include <fstream>
-
 #include <gtest/gtest.h>
+
+#include <fstream>
 
 #include "core/fs.h"
 #include "core/json.h"
@@ -13,7 +13,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string q(const fs::path& p) { return "'" + p.string() + "'"; }
+std::string q(const fs::path& p) {
+  return "'" + p.string() + "'";
+}
 
 TEST(TrainClassifierCommand, RetrainsByteForByteAndWritesCardAndConfusion) {
   const fs::path root = test::scratch_dir("train_classifier_cli");
@@ -50,11 +52,11 @@ TEST(TrainClassifierCommand, RetrainsByteForByteAndWritesCardAndConfusion) {
   EXPECT_EQ(read_file(root / "a" / "heads.safetensors"), read_file(root / "b" / "heads.safetensors"));
 
   // The default profile reads the heads.
-  ASSERT_EQ(test::run_command(std::string(FAIRDIFF_EXE) + " eval-classifier --images " + q(faces) +
-                                  " --limit 4 --heads " + q(root / "a" / "heads.safetensors") + " --json " +
-                                  q(root / "eval.json"),
-                              &log),
-            0)
+  ASSERT_EQ(
+      test::run_command(std::string(FAIRDIFF_EXE) + " eval-classifier --images " + q(faces) + " --limit 4 --heads " +
+                            q(root / "a" / "heads.safetensors") + " --json " + q(root / "eval.json"),
+                        &log),
+      0)
       << log;
 }
 
@@ -74,16 +76,16 @@ TEST(TrainClassifierCommand, BadInputsAreRefusedClearly) {
   EXPECT_NE(log.find("martian"), std::string::npos) << log;
   EXPECT_FALSE(fs::exists(root / "h.safetensors"));
 
-  EXPECT_EQ(test::run_command(exe + " --images " + q(root / "nowhere") + " --out " + q(root / "h.safetensors"), &log), 3)
+  EXPECT_EQ(test::run_command(exe + " --images " + q(root / "nowhere") + " --out " + q(root / "h.safetensors"), &log),
+            3)
       << log;
   EXPECT_NE(log.find("nowhere"), std::string::npos) << log;
   EXPECT_EQ(test::run_command(exe + " --images " + q(faces) + " --out " + q(root / "h.bin"), &log), 2) << log;
-  EXPECT_EQ(test::run_command(exe + " --images " + q(faces) + " --head forest --out " + q(root / "h.safetensors"), &log),
-            2)
+  EXPECT_EQ(
+      test::run_command(exe + " --images " + q(faces) + " --head forest --out " + q(root / "h.safetensors"), &log), 2)
       << log;
-  EXPECT_EQ(test::run_command(exe + " --images " + q(faces) + " --holdout-fraction 1.5 --out " +
-                                  q(root / "h.safetensors"),
-                              &log),
+  EXPECT_EQ(test::run_command(
+                exe + " --images " + q(faces) + " --holdout-fraction 1.5 --out " + q(root / "h.safetensors"), &log),
             2)
       << log;
   // Every photo excluded: nothing to train on.

@@ -1,6 +1,6 @@
-#include <fstream>
-
 #include <gtest/gtest.h>
+
+#include <fstream>
 
 #include "core/csv.h"
 #include "core/error.h"
@@ -11,7 +11,8 @@ namespace fairdiff {
 namespace {
 
 TEST(Csv, ParsesQuotesAndKeepsLineNumbers) {
-  CsvTable t = parse_csv("prompt_id,prompt\r\nceo,\"A photo of a CEO, \"\"important\"\"\"\n\nnurse,\"two\nlines\"\nx,y\n", "p.csv");
+  CsvTable t = parse_csv(
+      "prompt_id,prompt\r\nceo,\"A photo of a CEO, \"\"important\"\"\"\n\nnurse,\"two\nlines\"\nx,y\n", "p.csv");
   ASSERT_EQ(t.header, (std::vector<std::string>{"prompt_id", "prompt"}));
   ASSERT_EQ(t.rows.size(), 3u);
   EXPECT_EQ(t.rows[0].fields[1], "A photo of a CEO, \"important\"");

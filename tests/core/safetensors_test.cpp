@@ -1,9 +1,10 @@
-#include <fstream>
+#include "core/safetensors.h"
 
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 #include "core/error.h"
-#include "core/safetensors.h"
 #include "test_paths.h"
 
 namespace fairdiff {
@@ -88,16 +89,17 @@ TEST(Safetensors, RejectsMalformedFiles) {
               raw_file(R"({"w":{"dtype":"F32","shape":[2,2],"data_offsets":[0,12]}})", 12));
   expect_input_error(dir / "badsize.safetensors", "need 16");
 
-  write_bytes(dir / "baddtype.safetensors",
-              raw_file(R"({"w":{"dtype":"F8_E9","shape":[2],"data_offsets":[0,2]}})", 2));
+  write_bytes(dir / "baddtype.safetensors", raw_file(R"({"w":{"dtype":"F8_E9","shape":[2],"data_offsets":[0,2]}})", 2));
   expect_input_error(dir / "baddtype.safetensors", "unsupported dtype");
 
-  write_bytes(dir / "overlap.safetensors",
-              raw_file(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})", 12));
+  write_bytes(
+      dir / "overlap.safetensors",
+      raw_file(
+          R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
+          12));
   expect_input_error(dir / "overlap.safetensors", "overlap");
 
-  write_bytes(dir / "hole.safetensors",
-              raw_file(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", 8));
+  write_bytes(dir / "hole.safetensors", raw_file(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", 8));
   expect_input_error(dir / "hole.safetensors", "hole");
 
   expect_input_error(dir / "missing.safetensors", "does not exist");

@@ -1,8 +1,8 @@
 // Parity of the UNet and the VAE with the reference fixtures (tiny-sd1: conv projections and 8 heads;
 // tiny-sd2: linear projections and per-block head counts).
-#include <fstream>
-
 #include <gtest/gtest.h>
+
+#include <fstream>
 
 #include "core/attention.h"
 #include "core/error.h"
@@ -30,8 +30,8 @@ TEST_P(ModelParity, UNetMatchesReference) {
   torch::NoGradGuard no_grad;
   UNet2DConditionModel unet = load_unet(model_dir() / "unet", torch::kFloat32);
   TensorMap ref = reference();
-  torch::Tensor out = unet->forward(ref.at("unet.in.sample"), ref.at("unet.in.timesteps"),
-                                    ref.at("unet.in.encoder_hidden_states"));
+  torch::Tensor out =
+      unet->forward(ref.at("unet.in.sample"), ref.at("unet.in.timesteps"), ref.at("unet.in.encoder_hidden_states"));
   EXPECT_LE(max_abs_diff(out, ref.at("unet.out")), 1e-4);
 }
 
@@ -57,7 +57,8 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, ModelParity, ::testing::Values("tiny-sd1", "t
 TEST(ModelLoading, NamesEveryMismatchedTensor) {
   auto dir = test::scratch_dir("unet_bad_weights");
   std::filesystem::copy_file(test::fixtures_dir() / "tiny-sd2" / "unet" / "config.json", dir / "config.json");
-  TensorMap weights = read_safetensors(test::fixtures_dir() / "tiny-sd2" / "unet" / "diffusion_pytorch_model.safetensors").tensors;
+  TensorMap weights =
+      read_safetensors(test::fixtures_dir() / "tiny-sd2" / "unet" / "diffusion_pytorch_model.safetensors").tensors;
   weights.erase("conv_in.bias");
   weights["conv_out.weight"] = torch::zeros({4, 32, 1, 1});
   weights["extra.weight"] = torch::zeros({1});
@@ -88,7 +89,8 @@ TEST(ModelLoading, MissingWeightsAndBinOnly) {
 TEST(ModelLoading, Fp16WeightsLoadIntoTheComputeDtype) {
   auto dir = test::scratch_dir("vae_fp16");
   std::filesystem::copy_file(test::fixtures_dir() / "tiny-sd2" / "vae" / "config.json", dir / "config.json");
-  TensorMap weights = read_safetensors(test::fixtures_dir() / "tiny-sd2" / "vae" / "diffusion_pytorch_model.safetensors").tensors;
+  TensorMap weights =
+      read_safetensors(test::fixtures_dir() / "tiny-sd2" / "vae" / "diffusion_pytorch_model.safetensors").tensors;
   for (auto& [name, t] : weights) t = t.to(torch::kFloat16);
   write_safetensors(dir / "diffusion_pytorch_model.fp16.safetensors", weights);
   AutoencoderKL vae = load_vae(dir, torch::kFloat32);

@@ -1,8 +1,8 @@
 // Schedulers and the whole txt2img pipeline against the fixtures: timesteps, every step's latents, the
 // decoded image, for PNDM, DDIM, Euler and DPM-Solver++(2M) on tiny-sd1 and tiny-sd2.
-#include <fstream>
-
 #include <gtest/gtest.h>
+
+#include <fstream>
 
 #include "core/attention.h"
 #include "core/json.h"
@@ -20,7 +20,8 @@ struct Case {
 
 std::string case_name(const ::testing::TestParamInfo<Case>& info) {
   std::string name = info.param.model + "_" + info.param.scheduler;
-  for (char& c : name) if (c == '-') c = '_';
+  for (char& c : name)
+    if (c == '-') c = '_';
   return name;
 }
 
@@ -67,8 +68,9 @@ TEST_P(PipelineParity, TimestepsLatentsAndImageMatch) {
                                          torch::Tensor expected = steps[static_cast<int64_t>(i)];
                                          torch::Tensor excess = (l - expected).abs() - (1e-4 + 1e-4 * expected.abs());
                                          EXPECT_LE(excess.max().item<double>(), 0.0)
-                                             << "step " << i << ": max |diff| " << (l - expected).abs().max().item<double>()
-                                             << " at max |latent| " << expected.abs().max().item<double>();
+                                             << "step " << i << ": max |diff| "
+                                             << (l - expected).abs().max().item<double>() << " at max |latent| "
+                                             << expected.abs().max().item<double>();
                                        });
   torch::Tensor image = pipe.decode(latents);
   double image_diff = (image - ref.at("pipe." + s + ".image")).abs().max().item<double>();
@@ -84,8 +86,9 @@ TEST_P(PipelineParity, SeedElevenDrawsTheFixtureNoise) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, PipelineParity,
-                         ::testing::Values(Case{"tiny-sd1", "pndm"}, Case{"tiny-sd1", "ddim"}, Case{"tiny-sd1", "euler"},
-                                           Case{"tiny-sd1", "dpmpp2m"}, Case{"tiny-sd2", "pndm"}, Case{"tiny-sd2", "ddim"},
+                         ::testing::Values(Case{"tiny-sd1", "pndm"}, Case{"tiny-sd1", "ddim"},
+                                           Case{"tiny-sd1", "euler"}, Case{"tiny-sd1", "dpmpp2m"},
+                                           Case{"tiny-sd2", "pndm"}, Case{"tiny-sd2", "ddim"},
                                            Case{"tiny-sd2", "euler"}, Case{"tiny-sd2", "dpmpp2m"}),
                          case_name);
 
@@ -94,9 +97,11 @@ TEST(Schedulers, ResolvedConfigsMatchTheReference) {
   // The reference wrote Python's -Infinity (lambda_min_clipped), which JSON has no literal for.
   std::ifstream in(test::fixtures_dir() / "scheduler_configs.json");
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  for (size_t at = text.find("-Infinity"); at != std::string::npos; at = text.find("-Infinity")) text.replace(at, 9, "null");
+  for (size_t at = text.find("-Infinity"); at != std::string::npos; at = text.find("-Infinity"))
+    text.replace(at, 9, "null");
   Json resolved = Json::parse(text);
-  SchedulerConfig base = load_scheduler_config((test::fixtures_dir() / "tiny-sd2" / "scheduler" / "scheduler_config.json").string());
+  SchedulerConfig base =
+      load_scheduler_config((test::fixtures_dir() / "tiny-sd2" / "scheduler" / "scheduler_config.json").string());
   for (const std::string name : {"pndm", "ddim", "euler", "dpmpp2m"}) {
     SchedulerConfig expected = SchedulerConfig::from_json(resolved.at(name), "scheduler_configs.json");
     auto s = make_scheduler(name, base);

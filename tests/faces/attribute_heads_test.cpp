@@ -1,5 +1,7 @@
 // fairdiff's attribute heads on face embeddings (issue 6): reproducible training on a small subset of real
 // labeled photos, the embedding cache's damage detection, label validation, calibration helpers.
+#include "faces/attribute_heads.h"
+
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -7,7 +9,6 @@
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/safetensors.h"
-#include "faces/attribute_heads.h"
 #include "faces/embedding_cache.h"
 #include "faces/evaluation.h"
 #include "faces/profiles.h"
@@ -60,8 +61,8 @@ TEST(AttributeHeads, TrainingOnASubsetIsReproducibleAndMatchesItsCard) {
   const fs::path dir = test::scratch_dir("heads_subset");
   EmbeddingCacheOptions cache_options;
   cache_options.show_progress = false;
-  EmbeddingSet e = compute_embeddings(*detector, *embedder, embedding_settings("faceres", npm_models()),
-                                      set.images_dir, first_files(set, n), dir / "cache", cache_options);
+  EmbeddingSet e = compute_embeddings(*detector, *embedder, embedding_settings("faceres", npm_models()), set.images_dir,
+                                      first_files(set, n), dir / "cache", cache_options);
   ASSERT_EQ(e.embeddings.size(0), static_cast<int64_t>(n));
   ASSERT_EQ(e.found.sum().item<int64_t>(), static_cast<int64_t>(n)) << "every FairFace photo holds a face";
 
@@ -83,8 +84,8 @@ TEST(AttributeHeads, TrainingOnASubsetIsReproducibleAndMatchesItsCard) {
   EXPECT_EQ(loaded.card, a.card);
   ASSERT_EQ(loaded.heads.size(), 3u);
   for (size_t h = 0; h < 3; ++h) {
-    EXPECT_TRUE(torch::equal(loaded.probabilities(loaded.heads[h], e.embeddings),
-                             a.probabilities(a.heads[h], e.embeddings)));
+    EXPECT_TRUE(
+        torch::equal(loaded.probabilities(loaded.heads[h], e.embeddings), a.probabilities(a.heads[h], e.embeddings)));
   }
   // The card's split and validation records agree with the data.
   const Json& card = loaded.card;

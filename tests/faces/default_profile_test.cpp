@@ -1,7 +1,7 @@
-// The default profile (BlazeFace + faceres and mobileface descriptors + fairdiff's FairFace heads, issue 6) on real labeled
-// photos that were not used for training (../shared/faces): detection, gender and race accuracy and the
-// weakest race class's recall against floors set from the measured values (docs/classifiers.md) minus a
-// small margin; and the committed heads' card (calibration).
+// The default profile (BlazeFace + faceres and mobileface descriptors + fairdiff's FairFace heads, issue 6) on real
+// labeled photos that were not used for training (../shared/faces): detection, gender and race accuracy and the weakest
+// race class's recall against floors set from the measured values (docs/classifiers.md) minus a small margin; and the
+// committed heads' card (calibration).
 #include <gtest/gtest.h>
 
 #include "faces/attribute_heads.h"
@@ -71,11 +71,12 @@ TEST(DefaultProfile, MeetsMeasuredFloorsOnPhotosItWasNotTrainedOn) {
       if (recall < worst) worst = recall, worst_class = cls;
     }
     const double race = total ? static_cast<double>(right) / static_cast<double>(total) : 0.0;
-    std::printf("default on %s: n=%lld detection %.4f gender %.4f race %.4f (%zu classes) worst class %s %.4f, "
-                "ECE gender %.3f race %.3f, %.1f images/s\n",
-                floor.set, r["n"].get<long long>(), r["detection_rate"].get<double>(),
-                r["gender"]["accuracy"].get<double>(), race, floor.race_classes.size(), worst_class.c_str(), worst,
-                r["gender"]["ece"].get<double>(), r["race"]["ece"].get<double>(), r["images_per_s"].get<double>());
+    std::printf(
+        "default on %s: n=%lld detection %.4f gender %.4f race %.4f (%zu classes) worst class %s %.4f, "
+        "ECE gender %.3f race %.3f, %.1f images/s\n",
+        floor.set, r["n"].get<long long>(), r["detection_rate"].get<double>(), r["gender"]["accuracy"].get<double>(),
+        race, floor.race_classes.size(), worst_class.c_str(), worst, r["gender"]["ece"].get<double>(),
+        r["race"]["ece"].get<double>(), r["images_per_s"].get<double>());
     EXPECT_GE(race, floor.race) << floor.set;
     EXPECT_GE(worst, floor.worst_race_class) << floor.set << ": " << worst_class;
   }

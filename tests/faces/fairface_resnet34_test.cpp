@@ -1,15 +1,16 @@
 // Loader tests of the fairface profile's ResNet-34 on files of the real formats (torch.save zip, safetensors)
 // with random weights, and (on the GPU host, through tools/faces/fairface_torchvision_check.py) parity with
 // torchvision's resnet34.
-#include <cstdlib>
-#include <fstream>
+#include "faces/fairface_resnet34.h"
 
 #include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <fstream>
 
 #include "core/error.h"
 #include "core/image.h"
 #include "core/state_dict.h"
-#include "faces/fairface_resnet34.h"
 #include "test_paths.h"
 
 namespace fairdiff {

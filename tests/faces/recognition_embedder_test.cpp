@@ -1,5 +1,7 @@
 // Face embedders beyond faceres' own descriptor (issue 6): the similarity fit and warp that align faces for
 // recognition networks, their descriptors of real photos, mirror averaging, and joined embedders' caches.
+#include "faces/recognition_embedder.h"
+
 #include <gtest/gtest.h>
 
 #include "core/error.h"
@@ -7,7 +9,6 @@
 #include "faces/embedding_cache.h"
 #include "faces/face_crop.h"
 #include "faces/profiles.h"
-#include "faces/recognition_embedder.h"
 #include "test_paths.h"
 
 namespace fairdiff {
@@ -17,7 +18,8 @@ namespace fs = std::filesystem;
 
 // [1, H, W, 3] or [H, W, 3] float 0..255 -> 8-bit RGB.
 Image to_image(const torch::Tensor& pixels) {
-  torch::Tensor t = pixels.reshape({pixels.size(-3), pixels.size(-2), 3}).round().clamp(0, 255).to(torch::kUInt8).contiguous();
+  torch::Tensor t =
+      pixels.reshape({pixels.size(-3), pixels.size(-2), 3}).round().clamp(0, 255).to(torch::kUInt8).contiguous();
   Image image;
   image.height = static_cast<int>(t.size(0));
   image.width = static_cast<int>(t.size(1));
@@ -75,7 +77,9 @@ ProfileOptions npm_models() {
   return options;
 }
 
-fs::path margin125() { return test::shared_dir() / "faces" / "fairface_margin125"; }
+fs::path margin125() {
+  return test::shared_dir() / "faces" / "fairface_margin125";
+}
 
 // The principal face of a photo (the test fails when there is none).
 FaceBox principal_face(FaceAnalyzer& detector, const FaceImage& image) {
@@ -158,7 +162,6 @@ TEST(RecognitionEmbedder, JoinedEmbeddingsComeFromPerPartCaches) {
   EXPECT_EQ(embedding_settings(name, options)["parts"].size(), 2u);
   EXPECT_THROW(make_face_embedder("faceres+arcface", options), UsageError);
   EXPECT_THROW(face_embedder_parts("faceres@mirror"), UsageError);
-
 }
 
 }  // namespace

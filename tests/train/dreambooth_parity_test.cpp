@@ -37,7 +37,8 @@ class DreamBoothParity : public ::testing::TestWithParam<std::string> {
   TensorMap reference() const { return read_safetensors(model_dir() / "reference.safetensors").tensors; }
   // The reference trainer's noise scheduler (DDPM training uses the scheduler config's betas).
   std::unique_ptr<Scheduler> make_noise_scheduler() const {
-    return make_scheduler("ddim", load_scheduler_config((model_dir() / "scheduler" / "scheduler_config.json").string()));
+    return make_scheduler("ddim",
+                          load_scheduler_config((model_dir() / "scheduler" / "scheduler_config.json").string()));
   }
   // The reference step's batch: 1 instance + 1 class sample.
   static DreamBoothBatch reference_batch(const TensorMap& ref) {

@@ -40,7 +40,8 @@ void DpmSolverMultistepScheduler::set_timesteps(int64_t n) {
     for (int64_t i = n; i >= 1; --i) steps.push_back(i * ratio + config_.steps_offset);
   } else {
     const double ratio = static_cast<double>(T) / static_cast<double>(n);
-    for (double v = static_cast<double>(T); v > 0; v -= ratio) steps.push_back(static_cast<int64_t>(std::nearbyint(v)) - 1);
+    for (double v = static_cast<double>(T); v > 0; v -= ratio)
+      steps.push_back(static_cast<int64_t>(std::nearbyint(v)) - 1);
   }
   timesteps_.assign(steps.begin(), steps.end());
   sigmas_.clear();
@@ -50,15 +51,16 @@ void DpmSolverMultistepScheduler::set_timesteps(int64_t n) {
   lower_order_nums_ = 0;
 }
 
-torch::Tensor DpmSolverMultistepScheduler::predicted_original(const torch::Tensor& model_output, const torch::Tensor& sample,
-                                                              double sigma) const {
+torch::Tensor DpmSolverMultistepScheduler::predicted_original(const torch::Tensor& model_output,
+                                                              const torch::Tensor& sample, double sigma) const {
   const AlphaSigma s = alpha_sigma(sigma);
   if (config_.prediction_type == "epsilon") return (sample - s.sigma * model_output) / s.alpha;
   if (config_.prediction_type == "v_prediction") return s.alpha * sample - s.sigma * model_output;
   return model_output;
 }
 
-torch::Tensor DpmSolverMultistepScheduler::step(const torch::Tensor& model_output, size_t i, const torch::Tensor& sample_in) {
+torch::Tensor DpmSolverMultistepScheduler::step(const torch::Tensor& model_output, size_t i,
+                                                const torch::Tensor& sample_in) {
   const size_t n = timesteps_.size();
   const bool final_step = i == n - 1;
   const bool lower_order_final =

@@ -27,7 +27,8 @@ void EulerDiscreteScheduler::set_timesteps(int64_t n) {
     for (int64_t i = n - 1; i >= 0; --i) steps.push_back(static_cast<float>(i * ratio + config_.steps_offset));
   } else {
     const double ratio = static_cast<double>(T) / static_cast<double>(n);
-    for (double v = static_cast<double>(T); v > 0; v -= ratio) steps.push_back(static_cast<float>(std::nearbyint(v) - 1));
+    for (double v = static_cast<double>(T); v > 0; v -= ratio)
+      steps.push_back(static_cast<float>(std::nearbyint(v) - 1));
   }
   timesteps_.assign(steps.begin(), steps.end());
   sigmas_.clear();
@@ -46,7 +47,8 @@ torch::Tensor EulerDiscreteScheduler::scale_model_input(const torch::Tensor& sam
   return sample / std::sqrt(sigma * sigma + 1);
 }
 
-torch::Tensor EulerDiscreteScheduler::step(const torch::Tensor& model_output, size_t step_index, const torch::Tensor& sample_in) {
+torch::Tensor EulerDiscreteScheduler::step(const torch::Tensor& model_output, size_t step_index,
+                                           const torch::Tensor& sample_in) {
   const double sigma = sigmas_.at(step_index);
   torch::Tensor sample = sample_in.to(torch::kFloat32);
   torch::Tensor output = model_output.to(torch::kFloat32);

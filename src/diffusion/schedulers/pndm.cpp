@@ -8,8 +8,9 @@ namespace fairdiff {
 
 PndmScheduler::PndmScheduler(const SchedulerConfig& config) : Scheduler(config) {
   if (!config.skip_prk_steps) {
-    throw UnsupportedError("PNDM with skip_prk_steps=false (Runge-Kutta warm-up) is not implemented; "
-                           "Stable Diffusion's configs set skip_prk_steps=true");
+    throw UnsupportedError(
+        "PNDM with skip_prk_steps=false (Runge-Kutta warm-up) is not implemented; "
+        "Stable Diffusion's configs set skip_prk_steps=true");
   }
   final_alpha_cumprod_ = config.set_alpha_to_one ? 1.0 : alpha_cumprod_at(0);
 }
@@ -21,14 +22,16 @@ void PndmScheduler::set_timesteps(int64_t n) {
   const std::string spacing = config_.timestep_spacing.empty() ? "leading" : config_.timestep_spacing;
   std::vector<int64_t> base;  // ascending
   if (spacing == "linspace") {
-    for (double v : np_linspace(0, static_cast<double>(T - 1), n)) base.push_back(static_cast<int64_t>(std::nearbyint(v)));
+    for (double v : np_linspace(0, static_cast<double>(T - 1), n))
+      base.push_back(static_cast<int64_t>(std::nearbyint(v)));
   } else if (spacing == "leading") {
     const int64_t ratio = T / n;
     for (int64_t i = 0; i < n; ++i) base.push_back(i * ratio + config_.steps_offset);
   } else {
     const double ratio = static_cast<double>(T) / static_cast<double>(n);
     std::vector<int64_t> descending;
-    for (double v = static_cast<double>(T); v > 0; v -= ratio) descending.push_back(static_cast<int64_t>(std::nearbyint(v)) - 1);
+    for (double v = static_cast<double>(T); v > 0; v -= ratio)
+      descending.push_back(static_cast<int64_t>(std::nearbyint(v)) - 1);
     base.assign(descending.rbegin(), descending.rend());
   }
   // PLMS timesteps: [t0 .. t_{n-2}, t_{n-2}, t_{n-1}] reversed, so the first timestep appears twice.
@@ -58,7 +61,8 @@ torch::Tensor PndmScheduler::previous_sample(const torch::Tensor& sample, int64_
   return sample_coeff * sample - ((alpha_prev - alpha_t) / denominator) * model_output;
 }
 
-torch::Tensor PndmScheduler::step(const torch::Tensor& model_output_in, size_t step_index, const torch::Tensor& sample_in) {
+torch::Tensor PndmScheduler::step(const torch::Tensor& model_output_in, size_t step_index,
+                                  const torch::Tensor& sample_in) {
   int64_t t = static_cast<int64_t>(timesteps_.at(step_index));
   const int64_t stride = config_.num_train_timesteps / num_inference_steps_;
   int64_t t_prev = t - stride;

@@ -16,7 +16,8 @@ class PndmScheduler : public Scheduler {
   torch::Tensor step(const torch::Tensor& model_output, size_t step_index, const torch::Tensor& sample) override;
 
  private:
-  torch::Tensor previous_sample(const torch::Tensor& sample, int64_t t, int64_t t_prev, torch::Tensor model_output) const;
+  torch::Tensor previous_sample(const torch::Tensor& sample, int64_t t, int64_t t_prev,
+                                torch::Tensor model_output) const;
 
   int64_t num_inference_steps_ = 0;
   int64_t counter_ = 0;

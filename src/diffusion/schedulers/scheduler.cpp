@@ -24,7 +24,8 @@ torch::Tensor make_betas(const SchedulerConfig& c) {
     auto alpha_bar = [](double t) { return std::pow(std::cos((t + 0.008) / 1.008 * M_PI / 2), 2); };
     std::vector<double> betas;
     for (int64_t i = 0; i < c.num_train_timesteps; ++i) {
-      double t1 = static_cast<double>(i) / c.num_train_timesteps, t2 = static_cast<double>(i + 1) / c.num_train_timesteps;
+      double t1 = static_cast<double>(i) / c.num_train_timesteps,
+             t2 = static_cast<double>(i + 1) / c.num_train_timesteps;
       betas.push_back(std::min(1 - alpha_bar(t2) / alpha_bar(t1), 0.999));
     }
     return torch::tensor(betas, torch::kFloat64).to(torch::kFloat32);
@@ -63,11 +64,13 @@ SchedulerConfig SchedulerConfig::from_json(const Json& json, const std::string& 
   c.lower_order_final = json_get<bool>(json, "lower_order_final", c.lower_order_final, where);
   c.final_sigmas_type = json_get<std::string>(json, "final_sigmas_type", c.final_sigmas_type, where);
   if (c.prediction_type != "epsilon" && c.prediction_type != "v_prediction" && c.prediction_type != "sample") {
-    throw InputError(where + ": prediction_type '" + c.prediction_type + "' is not supported (expected epsilon, v_prediction or sample)");
+    throw InputError(where + ": prediction_type '" + c.prediction_type +
+                     "' is not supported (expected epsilon, v_prediction or sample)");
   }
   if (!c.timestep_spacing.empty() && c.timestep_spacing != "leading" && c.timestep_spacing != "linspace" &&
       c.timestep_spacing != "trailing") {
-    throw InputError(where + ": timestep_spacing '" + c.timestep_spacing + "' is not supported (expected leading, linspace or trailing)");
+    throw InputError(where + ": timestep_spacing '" + c.timestep_spacing +
+                     "' is not supported (expected leading, linspace or trailing)");
   }
   if (c.num_train_timesteps <= 1) throw InputError(where + ": num_train_timesteps must be > 1");
   return c;
@@ -98,15 +101,17 @@ Scheduler::Scheduler(const SchedulerConfig& config) : config_(config) {
   betas_ = make_betas(config);
   if (config.rescale_betas_zero_snr) betas_ = rescale_zero_terminal_snr(betas_);
   alphas_cumprod_ = torch::cumprod(1.0 - betas_, 0);
-  alphas_cumprod_acc_.assign(alphas_cumprod_.data_ptr<float>(), alphas_cumprod_.data_ptr<float>() + alphas_cumprod_.numel());
+  alphas_cumprod_acc_.assign(alphas_cumprod_.data_ptr<float>(),
+                             alphas_cumprod_.data_ptr<float>() + alphas_cumprod_.numel());
 }
 
 torch::Tensor Scheduler::add_noise(const torch::Tensor& original, const torch::Tensor& noise,
                                    const torch::Tensor& timesteps) const {
-  torch::Tensor abar = alphas_cumprod_.to(original.device()).index_select(0, timesteps.to(original.device(), torch::kLong));
+  torch::Tensor abar =
+      alphas_cumprod_.to(original.device()).index_select(0, timesteps.to(original.device(), torch::kLong));
   std::vector<int64_t> shape(original.dim(), 1);
   shape[0] = -1;
-  torch::Tensor a = abar.sqrt().to(original.scalar_type()).view(shape);            // [B, 1, 1, 1]
+  torch::Tensor a = abar.sqrt().to(original.scalar_type()).view(shape);  // [B, 1, 1, 1]
   torch::Tensor s = (1.0 - abar).sqrt().to(original.scalar_type()).view(shape);
   return a * original + s * noise;
 }
@@ -139,7 +144,9 @@ double np_interp(double x, const std::vector<float>& fp) {
   return slope * (x - static_cast<double>(j)) + static_cast<double>(fp[j]);
 }
 
-std::vector<std::string> scheduler_names() { return {"pndm", "ddim", "euler", "dpmpp2m"}; }
+std::vector<std::string> scheduler_names() {
+  return {"pndm", "ddim", "euler", "dpmpp2m"};
+}
 
 std::unique_ptr<Scheduler> make_scheduler(const std::string& name, const SchedulerConfig& config) {
   if (name == "pndm") return std::make_unique<PndmScheduler>(config);

@@ -7,11 +7,11 @@
 // float32 on the CPU, as the reference keeps it.
 #pragma once
 
+#include <torch/torch.h>
+
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <torch/torch.h>
 
 #include "core/json.h"
 
@@ -25,14 +25,14 @@ struct SchedulerConfig {
   std::vector<double> trained_betas;            // overrides the schedule when non-empty
   std::string prediction_type = "epsilon";      // epsilon | v_prediction | sample
   int64_t steps_offset = 0;
-  std::string timestep_spacing;                 // leading | linspace | trailing; empty: the scheduler's default
+  std::string timestep_spacing;  // leading | linspace | trailing; empty: the scheduler's default
   bool set_alpha_to_one = false;
   bool skip_prk_steps = true;
   bool clip_sample = false;
   double clip_sample_range = 1.0;
   bool rescale_betas_zero_snr = false;
-  bool lower_order_final = true;                // DPM-Solver++
-  std::string final_sigmas_type = "zero";       // Euler / DPM-Solver++: zero | sigma_min
+  bool lower_order_final = true;           // DPM-Solver++
+  std::string final_sigmas_type = "zero";  // Euler / DPM-Solver++: zero | sigma_min
 
   static SchedulerConfig from_json(const Json& json, const std::string& where);
   Json to_json(const std::string& class_name) const;
@@ -53,7 +53,8 @@ class Scheduler {
   virtual torch::Tensor step(const torch::Tensor& model_output, size_t step_index, const torch::Tensor& sample) = 0;
 
   // DDPM forward process: sqrt(abar_t) x0 + sqrt(1 - abar_t) noise, per-sample timesteps [B].
-  torch::Tensor add_noise(const torch::Tensor& original, const torch::Tensor& noise, const torch::Tensor& timesteps) const;
+  torch::Tensor add_noise(const torch::Tensor& original, const torch::Tensor& noise,
+                          const torch::Tensor& timesteps) const;
   // v-prediction target: sqrt(abar_t) noise - sqrt(1 - abar_t) x0.
   torch::Tensor velocity(const torch::Tensor& sample, const torch::Tensor& noise, const torch::Tensor& timesteps) const;
 

@@ -35,9 +35,12 @@ torch::Tensor decode_weight(const Json& spec, const uint8_t* data, size_t availa
   std::string stored = dtype;
   if (spec.contains("quantization")) stored = spec["quantization"].value("dtype", "");
   size_t bytes_per = 0;
-  if (stored == "float32" || stored == "int32") bytes_per = 4;
-  else if (stored == "float16" || stored == "uint16") bytes_per = 2;
-  else if (stored == "uint8" || stored == "bool") bytes_per = 1;
+  if (stored == "float32" || stored == "int32")
+    bytes_per = 4;
+  else if (stored == "float16" || stored == "uint16")
+    bytes_per = 2;
+  else if (stored == "uint8" || stored == "bool")
+    bytes_per = 1;
   else
     throw UnsupportedError(where + ": weight '" + name + "' has storage dtype '" + stored +
                            "' (expected float32, int32, bool, or quantised uint8/uint16/float16)");
@@ -50,10 +53,14 @@ torch::Tensor decode_weight(const Json& spec, const uint8_t* data, size_t availa
   std::vector<uint8_t> copy(data, data + bytes);
   auto raw = [&](torch::Dtype t) { return torch::from_blob(copy.data(), {n}, t).clone(); };
   torch::Tensor flat;
-  if (stored == "float32") flat = raw(torch::kFloat);
-  else if (stored == "int32") flat = raw(torch::kInt);
-  else if (stored == "bool") flat = raw(torch::kBool);
-  else if (stored == "float16") flat = raw(torch::kHalf).to(torch::kFloat);
+  if (stored == "float32")
+    flat = raw(torch::kFloat);
+  else if (stored == "int32")
+    flat = raw(torch::kInt);
+  else if (stored == "bool")
+    flat = raw(torch::kBool);
+  else if (stored == "float16")
+    flat = raw(torch::kHalf).to(torch::kFloat);
   else {
     // Affine quantisation as TF.js writes it: value = q * scale + min.
     const Json& q = spec["quantization"];
@@ -242,7 +249,8 @@ Values GraphModel::execute(const std::map<std::string, torch::Tensor>& feeds,
       auto& [node, next] = stack.back();
       if (next < nodes_[node].inputs.size()) {
         int child = nodes_[node].inputs[next++].node;
-        if (state[child] == 1) throw InputError(source_ + ": the graph has a cycle through '" + nodes_[child].name + "'");
+        if (state[child] == 1)
+          throw InputError(source_ + ": the graph has a cycle through '" + nodes_[child].name + "'");
         if (state[child] == 0) {
           state[child] = 1;
           stack.push_back({child, 0});

@@ -7,14 +7,14 @@
 // zero-copy NCHW views with channels-last strides, so no layout copies happen between layers.
 #pragma once
 
+#include <torch/torch.h>
+
 #include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <torch/torch.h>
 
 #include "core/json.h"
 

@@ -37,7 +37,9 @@ std::string attr_string(const GraphNode& n, const std::string& key, const std::s
   return base64_decode(n.attr[key]["s"].get<std::string>());
 }
 
-int64_t to_int(const Json& v) { return v.is_string() ? std::stoll(v.get<std::string>()) : v.get<int64_t>(); }
+int64_t to_int(const Json& v) {
+  return v.is_string() ? std::stoll(v.get<std::string>()) : v.get<int64_t>();
+}
 
 int64_t attr_int(const GraphNode& n, const std::string& key, int64_t fallback) {
   if (!n.attr.contains(key) || !n.attr[key].contains("i")) return fallback;
@@ -84,8 +86,8 @@ std::pair<int64_t, int64_t> same_padding(int64_t in, int64_t kernel, int64_t str
 }
 
 struct Conv2dSpec {
-  std::string padding;              // SAME, VALID or EXPLICIT
-  std::vector<int64_t> explicit_;   // 8 values for EXPLICIT
+  std::string padding;             // SAME, VALID or EXPLICIT
+  std::vector<int64_t> explicit_;  // 8 values for EXPLICIT
   int64_t stride_h = 1, stride_w = 1, dilation_h = 1, dilation_w = 1;
 };
 
@@ -118,8 +120,12 @@ torch::Tensor pad_for_window(const torch::Tensor& x, const Conv2dSpec& s, int64_
   return torch::constant_pad_nd(x, {0, 0, left, right, top, bottom}, value);
 }
 
-torch::Tensor to_nchw_view(const torch::Tensor& nhwc) { return nhwc.permute({0, 3, 1, 2}); }
-torch::Tensor to_nhwc_view(const torch::Tensor& nchw) { return nchw.permute({0, 2, 3, 1}); }
+torch::Tensor to_nchw_view(const torch::Tensor& nhwc) {
+  return nhwc.permute({0, 3, 1, 2});
+}
+torch::Tensor to_nhwc_view(const torch::Tensor& nchw) {
+  return nchw.permute({0, 2, 3, 1});
+}
 
 // Applies the fused ops after a convolution or matmul (BiasAdd first, then one activation).
 torch::Tensor apply_fused(torch::Tensor y, const std::vector<std::string>& fused, bool bias_in_op) {
@@ -161,10 +167,10 @@ Kernel conv2d_kernel(const GraphNode& n, const std::function<torch::Tensor(size_
   weight = weight.to(torch::kFloat).contiguous(at::MemoryFormat::ChannelsLast);
   return [=](const Values& in) {
     torch::Tensor x = pad_for_window(in[0], s, kh, kw, 0.0).contiguous();
-    torch::Tensor y = torch::conv2d(to_nchw_view(x).contiguous(at::MemoryFormat::ChannelsLast), weight,
-                                    has_bias ? bias : torch::Tensor(), std::vector<int64_t>{s.stride_h, s.stride_w},
-                                    std::vector<int64_t>{0, 0}, std::vector<int64_t>{s.dilation_h, s.dilation_w},
-                                    groups);
+    torch::Tensor y =
+        torch::conv2d(to_nchw_view(x).contiguous(at::MemoryFormat::ChannelsLast), weight,
+                      has_bias ? bias : torch::Tensor(), std::vector<int64_t>{s.stride_h, s.stride_w},
+                      std::vector<int64_t>{0, 0}, std::vector<int64_t>{s.dilation_h, s.dilation_w}, groups);
     return Values{apply_fused(to_nhwc_view(y), fused, has_bias)};
   };
 }
@@ -191,14 +197,16 @@ Kernel pool_kernel(const GraphNode& n, bool max) {
   if (!max) throw UnsupportedError("AvgPool");
   return [=](const Values& in) {
     torch::Tensor x = pad_for_window(in[0], s, kh, kw, -std::numeric_limits<double>::infinity());
-    torch::Tensor y = torch::max_pool2d(to_nchw_view(x), std::vector<int64_t>{kh, kw},
-                                      std::vector<int64_t>{s.stride_h, s.stride_w});
+    torch::Tensor y =
+        torch::max_pool2d(to_nchw_view(x), std::vector<int64_t>{kh, kw}, std::vector<int64_t>{s.stride_h, s.stride_w});
     return Values{to_nhwc_view(y)};
   };
 }
 
 // Normalises a possibly negative axis.
-int64_t axis_of(int64_t axis, int64_t rank) { return axis < 0 ? axis + rank : axis; }
+int64_t axis_of(int64_t axis, int64_t rank) {
+  return axis < 0 ? axis + rank : axis;
+}
 
 enum class Reduction { mean, max, sum };
 
@@ -257,9 +265,9 @@ Kernel resize_bilinear_kernel(const GraphNode& n) {
   return [=](const Values& in) {
     auto size = int_values(in[1]);
     torch::Tensor y = F::interpolate(to_nchw_view(in[0]), F::InterpolateFuncOptions()
-                                                               .size(std::vector<int64_t>{size[0], size[1]})
-                                                               .mode(torch::kBilinear)
-                                                               .align_corners(align));
+                                                              .size(std::vector<int64_t>{size[0], size[1]})
+                                                              .mode(torch::kBilinear)
+                                                              .align_corners(align));
     return Values{to_nhwc_view(y)};
   };
 }
@@ -287,17 +295,54 @@ Kernel unary(Fn fn) {
 }
 
 const std::set<std::string>& supported_ops() {
-  static const std::set<std::string> ops = {
-      "Const", "Placeholder", "Identity", "Conv2D", "_FusedConv2D", "DepthwiseConv2dNative",
-      "FusedDepthwiseConv2dNative", "MatMul", "_FusedMatMul", "MaxPool", "Add", "AddV2", "Sub", "Mul", "RealDiv",
-      "Minimum", "Maximum", "Relu", "Relu6", "Sigmoid", "Tanh", "Softmax", "Abs", "Square", "Rsqrt", "Mean", "Max",
-      "Sum", "Pad", "PadV2", "Reshape", "Shape", "StridedSlice", "Pack", "ConcatV2", "ResizeBilinear", "DepthToSpace", "Squeeze", "ExpandDims", "Cast"};
+  static const std::set<std::string> ops = {"Const",
+                                            "Placeholder",
+                                            "Identity",
+                                            "Conv2D",
+                                            "_FusedConv2D",
+                                            "DepthwiseConv2dNative",
+                                            "FusedDepthwiseConv2dNative",
+                                            "MatMul",
+                                            "_FusedMatMul",
+                                            "MaxPool",
+                                            "Add",
+                                            "AddV2",
+                                            "Sub",
+                                            "Mul",
+                                            "RealDiv",
+                                            "Minimum",
+                                            "Maximum",
+                                            "Relu",
+                                            "Relu6",
+                                            "Sigmoid",
+                                            "Tanh",
+                                            "Softmax",
+                                            "Abs",
+                                            "Square",
+                                            "Rsqrt",
+                                            "Mean",
+                                            "Max",
+                                            "Sum",
+                                            "Pad",
+                                            "PadV2",
+                                            "Reshape",
+                                            "Shape",
+                                            "StridedSlice",
+                                            "Pack",
+                                            "ConcatV2",
+                                            "ResizeBilinear",
+                                            "DepthToSpace",
+                                            "Squeeze",
+                                            "ExpandDims",
+                                            "Cast"};
   return ops;
 }
 
 }  // namespace
 
-bool op_supported(const std::string& op) { return supported_ops().count(op) > 0; }
+bool op_supported(const std::string& op) {
+  return supported_ops().count(op) > 0;
+}
 
 Kernel compile_node(const GraphNode& n, const std::function<torch::Tensor(size_t)>& constant) {
   const std::string& op = n.op;
@@ -337,9 +382,7 @@ Kernel compile_node(const GraphNode& n, const std::function<torch::Tensor(size_t
   }
   if (op == "Reshape") return [](const Values& in) { return Values{in[0].reshape(int_values(in[1]))}; };
   if (op == "Shape") {
-    return [](const Values& in) {
-      return Values{torch::tensor(in[0].sizes().vec(), torch::kLong).to(torch::kInt)};
-    };
+    return [](const Values& in) { return Values{torch::tensor(in[0].sizes().vec(), torch::kLong).to(torch::kInt)}; };
   }
   if (op == "StridedSlice") return strided_slice_kernel(n);
   if (op == "Pack") {
@@ -375,9 +418,12 @@ Kernel compile_node(const GraphNode& n, const std::function<torch::Tensor(size_t
   if (op == "Cast") {
     const std::string to = n.attr.contains("DstT") ? n.attr["DstT"].value("type", "") : "";
     torch::Dtype dtype = torch::kFloat;
-    if (to == "DT_INT32") dtype = torch::kInt;
-    else if (to == "DT_BOOL") dtype = torch::kBool;
-    else if (to != "DT_FLOAT") throw UnsupportedError("Cast to " + to);
+    if (to == "DT_INT32")
+      dtype = torch::kInt;
+    else if (to == "DT_BOOL")
+      dtype = torch::kBool;
+    else if (to != "DT_FLOAT")
+      throw UnsupportedError("Cast to " + to);
     return [dtype](const Values& in) { return Values{in[0].to(dtype)}; };
   }
   throw UnsupportedError("op '" + op + "' is not supported by fairdiff's TF.js runtime");
