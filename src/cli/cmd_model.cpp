@@ -4,23 +4,65 @@
 #include "cli/args.h"
 #include "cli/subcommand.h"
 #include "core/error.h"
+#include "core/fs.h"
+#include "core/safetensors.h"
 #include "diffusion/model_init.h"
 
 namespace fairdiff::cli {
+namespace fs = std::filesystem;
 namespace {
 
+// model convert: a copy of a model directory whose safetensors weights are stored in another dtype (e.g. the
+// built-in model's fp32 training output as the fp16 files the repository ships); other files are copied.
+int run_model_convert(const std::vector<std::string>& argv) {
+  Args args("model convert", "Copy a model directory, storing its safetensors weights in another dtype.",
+            {{"model", "DIR", "model directory (diffusers layout)"},
+             {"out", "DIR", "new model directory (must not exist)"},
+             {"weights-dtype", "fp32|fp16|bf16", "dtype of the floating-point tensors (default fp16)"}},
+            std::vector<std::string>(argv.begin() + 1, argv.end()));
+  if (args.help_requested()) {
+    std::printf("%s", args.usage().c_str());
+    return 0;
+  }
+  const fs::path model = args.require("model"), out = args.require("out");
+  const std::string name = args.get_choice("weights-dtype", "fp16", {"fp32", "fp16", "bf16"});
+  const torch::Dtype dtype = name == "fp16" ? torch::kFloat16 : name == "bf16" ? torch::kBFloat16 : torch::kFloat32;
+  require_file(model / "model_index.json", "--model: model_index.json");
+  if (fs::exists(out)) throw InputError("--out " + out.string() + " already exists; choose a new folder");
+  const fs::path staging = fs::path(out.string() + ".partial");
+  fs::remove_all(staging);
+  for (const auto& entry : fs::recursive_directory_iterator(model)) {
+    const fs::path target = staging / fs::relative(entry.path(), model);
+    if (entry.is_directory()) {
+      ensure_directory(target, "model folder");
+    } else if (entry.path().extension() == ".safetensors") {
+      SafetensorsFile file = read_safetensors(entry.path());
+      for (auto& [key, t] : file.tensors)
+        if (t.is_floating_point()) t = t.to(dtype);
+      write_safetensors(target, file.tensors, file.metadata);
+    } else if (entry.is_regular_file()) {
+      fs::copy_file(entry.path(), target);
+    }
+  }
+  fs::rename(staging, out);
+  std::printf("wrote %s with %s weights\n", out.string().c_str(), name.c_str());
+  return 0;
+}
+
 int run_model(const std::vector<std::string>& argv) {
+  if (!argv.empty() && argv[0] == "convert") return run_model_convert(argv);
   if (argv.empty() || argv[0] != "init") {
     if (!argv.empty() && (argv[0] == "--help" || argv[0] == "-h")) {
       std::printf(
           "usage: fairdiff model init --arch ARCH --tokenizer-from DIR --out DIR [--seed S] [--weights-dtype "
-          "fp32|fp16]\n");
+          "fp32|fp16]\n"
+          "       fairdiff model convert --model DIR --out DIR [--weights-dtype fp32|fp16|bf16]\n");
       return 0;
     }
-    throw UsageError("model: expected the action 'init' (fairdiff model init --help)");
+    throw UsageError("model: expected the action 'init' or 'convert' (fairdiff model init --help)");
   }
   Args args("model init", "Write a randomly initialised Stable Diffusion model in the diffusers layout.",
-            {{"arch", "ARCH", "sd21-base | sd15 | tiny-sd2 | tiny-sd1"},
+            {{"arch", "ARCH", "sd21-base | sd15 | tiny-sd2 | tiny-sd1 | builtin"},
              {"tokenizer-from", "DIR", "a tokenizer folder (vocab.json, merges.txt) or a model directory with one"},
              {"out", "DIR", "new model directory (must not exist or be empty)"},
              {"seed", "S", "initialisation seed (default 0)"},
@@ -43,6 +85,8 @@ int run_model(const std::vector<std::string>& argv) {
 
 }  // namespace
 
-FAIRDIFF_SUBCOMMAND("model", "model init: a randomly initialised model of a real architecture", run_model);
+FAIRDIFF_SUBCOMMAND("model",
+                    "model init: a randomly initialised model of a real architecture; model convert: weights dtype",
+                    run_model);
 
 }  // namespace fairdiff::cli

@@ -5,6 +5,7 @@
 
 #include <csetjmp>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <iterator>
@@ -123,6 +124,48 @@ std::vector<uint8_t> encode_png(const Image& image) {
 
 void write_png(const std::filesystem::path& path, const Image& image) {
   std::vector<uint8_t> bytes = encode_png(image);
+  write_file_atomic(path, std::string(bytes.begin(), bytes.end()));
+}
+
+std::vector<uint8_t> encode_jpeg(const Image& image, int quality) {
+  if (image.channels != 3) throw std::invalid_argument("encode_jpeg: expected an RGB image");
+  if (quality < 1 || quality > 100) throw std::invalid_argument("encode_jpeg: quality must be in [1, 100]");
+  jpeg_compress_struct info;
+  JpegErrorManager errors;
+  info.err = jpeg_std_error(&errors.base);
+  errors.base.error_exit = on_jpeg_error;
+  errors.base.emit_message = on_jpeg_message;
+  errors.message[0] = '\0';
+  unsigned char* buffer = nullptr;
+  unsigned long size = 0;
+  if (setjmp(errors.jump)) {
+    jpeg_destroy_compress(&info);
+    std::free(buffer);
+    throw std::runtime_error(std::string("JPEG encoding failed: ") + errors.message);
+  }
+  jpeg_create_compress(&info);
+  jpeg_mem_dest(&info, &buffer, &size);
+  info.image_width = static_cast<JDIMENSION>(image.width);
+  info.image_height = static_cast<JDIMENSION>(image.height);
+  info.input_components = 3;
+  info.in_color_space = JCS_RGB;
+  jpeg_set_defaults(&info);
+  jpeg_set_quality(&info, quality, TRUE);
+  jpeg_start_compress(&info, TRUE);
+  while (info.next_scanline < info.image_height) {
+    JSAMPROW row =
+        const_cast<uint8_t*>(image.pixels.data()) + static_cast<size_t>(info.next_scanline) * image.width * 3;
+    jpeg_write_scanlines(&info, &row, 1);
+  }
+  jpeg_finish_compress(&info);
+  jpeg_destroy_compress(&info);
+  std::vector<uint8_t> bytes(buffer, buffer + size);
+  std::free(buffer);
+  return bytes;
+}
+
+void write_jpeg(const std::filesystem::path& path, const Image& image, int quality) {
+  std::vector<uint8_t> bytes = encode_jpeg(image, quality);
   write_file_atomic(path, std::string(bytes.begin(), bytes.end()));
 }
 

@@ -23,6 +23,11 @@ std::vector<uint8_t> encode_png(const Image& image);
 // Writes a PNG atomically (temporary file + rename), so an interrupted write never leaves a partial image.
 void write_png(const std::filesystem::path& path, const Image& image);
 
+// Encodes an RGB image as baseline JPEG (libjpeg, 4:2:0) at `quality` in [1, 100].
+std::vector<uint8_t> encode_jpeg(const Image& image, int quality);
+// Writes a JPEG atomically, as write_png.
+void write_jpeg(const std::filesystem::path& path, const Image& image, int quality);
+
 // Decodes PNG or JPEG (by signature) into RGB; InputError naming `source` when the bytes are not a
 // readable image.
 Image decode_image(const std::vector<uint8_t>& bytes, const std::string& source);

@@ -31,7 +31,7 @@ TensorMap to_dtype(const TensorMap& weights, torch::Dtype dtype) {
 }  // namespace
 
 std::vector<std::string> architecture_names() {
-  return {"sd21-base", "sd15", "tiny-sd2", "tiny-sd1"};
+  return {"sd21-base", "sd15", "tiny-sd2", "tiny-sd1", "builtin"};
 }
 
 ModelArchitecture architecture(const std::string& name) {
@@ -92,6 +92,29 @@ ModelArchitecture architecture(const std::string& name) {
       a.text_encoder.hidden_act = "quick_gelu";
       a.pad_token = "<|endoftext|>";
     }
+    return a;
+  }
+  if (name == "builtin") {
+    // fairdiff's built-in model (docs/toy-model.md): 64x64 images, a VAE with f = 4 (16x16x4 latents), a UNet of
+    // about 7M parameters and a 4-layer, 64-wide CLIP text encoder (its 49,408 x 64 token embedding is most of
+    // it): about 22 MB in fp16 together, within the 25 MB the repository can carry.
+    a.unet.block_out_channels = {64, 128, 128};
+    a.unet.down_block_types = {"CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"};
+    a.unet.up_block_types = {"UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"};
+    a.unet.num_attention_heads = {2, 4, 4};
+    a.unet.layers_per_block = 2;
+    a.unet.sample_size = 16;
+    a.unet.cross_attention_dim = 64;
+    a.unet.use_linear_projection = true;
+    a.vae.block_out_channels = {32, 64, 128};
+    a.vae.layers_per_block = 1;
+    a.vae.sample_size = 64;
+    a.text_encoder.hidden_size = 64;
+    a.text_encoder.intermediate_size = 256;
+    a.text_encoder.num_hidden_layers = 4;
+    a.text_encoder.num_attention_heads = 4;
+    a.text_encoder.hidden_act = "gelu";
+    a.pad_token = "!";
     return a;
   }
   throw UsageError("--arch " + name + ": expected one of " + join(architecture_names(), ", "));

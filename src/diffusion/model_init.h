@@ -24,7 +24,7 @@ struct ModelArchitecture {
   std::string pad_token;  // "!" for SD 2.x, "<|endoftext|>" for SD 1.x
 };
 
-std::vector<std::string> architecture_names();  // sd21-base, sd15, tiny-sd2, tiny-sd1
+std::vector<std::string> architecture_names();  // sd21-base, sd15, tiny-sd2, tiny-sd1, builtin
 ModelArchitecture architecture(const std::string& name);
 
 // Writes model_index.json and every component; the tokenizer's vocab.json and merges.txt are copied from

@@ -20,7 +20,7 @@ uint64_t derive_seed(uint64_t seed, uint64_t stream, uint64_t index) {
   return z ^ (z >> 31);
 }
 
-constexpr uint64_t kStreamBatch = 1, kStreamEpoch = 2, kStreamLora = 3;
+constexpr uint64_t kStreamBatch = 1, kStreamEpoch = 2, kStreamLora = 3, kStreamCaption = 4;
 
 void freeze_and_cast(torch::nn::Module& module, torch::Dtype dtype) {
   for (auto& p : module.parameters()) p.set_requires_grad(false);
@@ -186,6 +186,15 @@ const LossRecord& DreamBoothTrainer::train_step() {
         means.push_back(mean);
         stds.push_back(std);
         prompts.push_back(examples[k].prompt);
+      }
+    }
+    if (config_.caption_dropout > 0) {
+      // Its own stream, so runs without dropout draw exactly what they did before the option existed.
+      auto dropout = at::make_generator<at::CPUGeneratorImpl>(
+          derive_seed(config_.seed, kStreamCaption, static_cast<uint64_t>(micro)));
+      torch::Tensor u = torch::rand({static_cast<int64_t>(indices.size())}, dropout);
+      for (size_t i = 0; i < indices.size(); ++i) {
+        if (u[static_cast<int64_t>(i)].item<double>() < config_.caption_dropout) prompts[i] = "";  // instance rows
       }
     }
     torch::Tensor mean = torch::stack(means), std = torch::stack(stds);  // [B, Cl, h, w]

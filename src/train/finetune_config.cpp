@@ -21,43 +21,45 @@ Json FinetuneConfig::fingerprint() const {
 }
 
 Json FinetuneConfig::to_json() const {
-  return Json{{"model", model_dir.string()},
-              {"instance_data", instance_data.string()},
-              {"instance_prompt", instance_prompt},
-              {"out", out.string()},
-              {"with_prior_preservation", with_prior_preservation},
-              {"class_prompt", class_prompt},
-              {"class_data", class_data.string()},
-              {"num_class_images", num_class_images},
-              {"prior_loss_weight", prior_loss_weight},
-              {"class_inference_steps", class_inference_steps},
-              {"class_guidance_scale", class_guidance_scale},
-              {"learning_rate", lr.base_lr},
-              {"lr_scheduler", lr.name},
-              {"lr_warmup_steps", lr.warmup_steps},
-              {"lr_power", lr.polynomial_power},
-              {"lr_end", lr.polynomial_end_lr},
-              {"max_train_steps", max_train_steps},
-              {"train_batch_size", train_batch_size},
-              {"gradient_accumulation_steps", gradient_accumulation_steps},
-              {"resolution", resolution},
-              {"mixed_precision", mixed_precision},
-              {"gradient_checkpointing", gradient_checkpointing},
-              {"train_text_encoder", train_text_encoder},
-              {"max_grad_norm", max_grad_norm},
-              {"adam_beta1", adam.beta1},
-              {"adam_beta2", adam.beta2},
-              {"adam_weight_decay", adam.weight_decay},
-              {"adam_epsilon", adam.eps},
-              {"seed", seed},
-              {"cache_latents", cache_latents},
-              {"checkpointing_steps", checkpointing_steps},
-              {"checkpoints_total_limit", checkpoints_total_limit},
-              {"resume", resume},
-              {"use_lora", use_lora},
-              {"lora_rank", lora.rank},
-              {"lora_alpha", lora.alpha},
-              {"device", device}};
+  Json j{{"model", model_dir.string()},
+         {"instance_data", instance_data.string()},
+         {"instance_prompt", instance_prompt},
+         {"out", out.string()},
+         {"with_prior_preservation", with_prior_preservation},
+         {"class_prompt", class_prompt},
+         {"class_data", class_data.string()},
+         {"num_class_images", num_class_images},
+         {"prior_loss_weight", prior_loss_weight},
+         {"class_inference_steps", class_inference_steps},
+         {"class_guidance_scale", class_guidance_scale},
+         {"learning_rate", lr.base_lr},
+         {"lr_scheduler", lr.name},
+         {"lr_warmup_steps", lr.warmup_steps},
+         {"lr_power", lr.polynomial_power},
+         {"lr_end", lr.polynomial_end_lr},
+         {"max_train_steps", max_train_steps},
+         {"train_batch_size", train_batch_size},
+         {"gradient_accumulation_steps", gradient_accumulation_steps},
+         {"resolution", resolution},
+         {"mixed_precision", mixed_precision},
+         {"gradient_checkpointing", gradient_checkpointing},
+         {"train_text_encoder", train_text_encoder},
+         {"max_grad_norm", max_grad_norm},
+         {"adam_beta1", adam.beta1},
+         {"adam_beta2", adam.beta2},
+         {"adam_weight_decay", adam.weight_decay},
+         {"adam_epsilon", adam.eps},
+         {"seed", seed},
+         {"cache_latents", cache_latents},
+         {"checkpointing_steps", checkpointing_steps},
+         {"checkpoints_total_limit", checkpoints_total_limit},
+         {"resume", resume},
+         {"use_lora", use_lora},
+         {"lora_rank", lora.rank},
+         {"lora_alpha", lora.alpha},
+         {"device", device}};
+  if (caption_dropout > 0) j["caption_dropout"] = caption_dropout;  // absent when off: older checkpoints resume
+  return j;
 }
 
 void validate_finetune_flags(const FinetuneConfig& c) {
@@ -96,6 +98,7 @@ void validate_finetune_flags(const FinetuneConfig& c) {
   if (c.use_lora && c.lora.rank < 1) throw UsageError("--lora-rank must be at least 1");
   if (c.use_lora && !(c.lora.alpha > 0)) throw UsageError("--lora-alpha must be positive");
   if (!(c.max_grad_norm > 0)) throw UsageError("--max-grad-norm must be positive");
+  if (!(c.caption_dropout >= 0 && c.caption_dropout < 1)) throw UsageError("--caption-dropout must be in [0, 1)");
 }
 
 int64_t training_resolution(const FinetuneConfig& c) {

@@ -40,6 +40,9 @@ struct FinetuneConfig {
   AdamWConfig adam;
   uint64_t seed = 0;
   bool cache_latents = true;  // encode each image once (the same numbers as encoding every step)
+  // Share of instance rows trained with the empty caption, so classifier-free guidance has an unconditional
+  // prediction to start from (training a model from scratch; 0 for fine-tuning, as the reference trainer).
+  double caption_dropout = 0.0;
 
   int64_t checkpointing_steps = 500;    // 0: only on interrupt
   int64_t checkpoints_total_limit = 1;  // older checkpoints are deleted once a newer one is complete
