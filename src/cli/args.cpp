@@ -121,10 +121,6 @@ long long Args::get_int(const std::string& name, long long fallback, long long m
   return value ? parse_int_value(name, *value, min, max) : fallback;
 }
 
-long long Args::require_int(const std::string& name, long long min, long long max) const {
-  return parse_int_value(name, require(name), min, max);
-}
-
 double Args::get_double(const std::string& name, double fallback, double min, double max) const {
   auto value = get(name);
   if (!value) return fallback;

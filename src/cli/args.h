@@ -34,7 +34,6 @@ class Args {
   std::string require(const std::string& name) const;
   std::vector<std::string> get_all(const std::string& name) const;
   long long get_int(const std::string& name, long long fallback, long long min, long long max) const;
-  long long require_int(const std::string& name, long long min, long long max) const;
   double get_double(const std::string& name, double fallback, double min, double max) const;
   // One of `choices`; UsageError listing them otherwise.
   std::string get_choice(const std::string& name, const std::string& fallback,

@@ -15,11 +15,4 @@ Image image_from_unit_tensor(const torch::Tensor& hwc) {
   return image;
 }
 
-torch::Tensor image_to_signed_tensor(const Image& image) {
-  Image rgb = to_rgb(image);
-  torch::Tensor t = torch::from_blob(const_cast<uint8_t*>(rgb.pixels.data()), {rgb.height, rgb.width, 3}, torch::kUInt8)
-                        .to(torch::kFloat32);
-  return (t.permute({2, 0, 1}) / 127.5 - 1.0).contiguous();
-}
-
 }  // namespace fairdiff

@@ -9,7 +9,5 @@ namespace fairdiff {
 
 // [H, W, C] float in [0, 1] (any device/dtype) -> 8-bit image, rounding as PIL's (x * 255).round().
 Image image_from_unit_tensor(const torch::Tensor& hwc);
-// 8-bit RGB image -> [3, H, W] float32 in [-1, 1].
-torch::Tensor image_to_signed_tensor(const Image& image);
 
 }  // namespace fairdiff

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "core/strings.h"
 #include "faces/face_crop.h"
 
 namespace fairdiff {
@@ -21,8 +22,7 @@ BlazeFaceConfig BlazeFaceConfig::named(const std::string& model) {
     c.levels = {{4, 1}};
     c.outputs = {"Identity:0"};  // Identity_1 is the same head for whole persons
   } else {
-    throw UsageError("unknown BlazeFace model '" + model + "' (expected one of: blazeface, blazeface-front, " +
-                     "facemesh-detection-short, facemesh-detection-full)");
+    throw UsageError("unknown BlazeFace model '" + model + "' (expected one of: " + join(known_models(), ", ") + ")");
   }
   return c;
 }

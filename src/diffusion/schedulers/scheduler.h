@@ -63,7 +63,6 @@ class Scheduler {
 
  protected:
   double alpha_cumprod_at(int64_t t) const { return alphas_cumprod_acc_[t]; }
-  // Applies the prediction type: the model's output -> predicted x0, given alpha_bar_t.
   SchedulerConfig config_;
   torch::Tensor betas_;           // [T] float32
   torch::Tensor alphas_cumprod_;  // [T] float32
