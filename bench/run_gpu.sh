@@ -53,7 +53,7 @@ if [ "$WHAT" = generate ] || [ "$WHAT" = all ]; then
   $FD bench generate --model "$MODEL" --device cuda --dtype fp16 --scheduler dpmpp2m --steps 25 --batch-size 32 --iterations 2 --json "$OUT/dpm25_b32.json"
 fi
 if [ "$WHAT" = finetune ] || [ "$WHAT" = all ]; then
-  BF="$FD bench-finetune --model $MODEL --resolution 512 --mixed-precision bf16 --steps 30 --device cuda"
+  BF="$FD bench finetune --model $MODEL --resolution 512 --mixed-precision bf16 --iterations 30 --device cuda"
   $BF --no-cache-latents --json "$OUT/ft_full.json"
   $BF --json "$OUT/ft_full_cached.json"
   $BF --no-cache-latents --gradient-checkpointing --json "$OUT/ft_full_ckpt.json"

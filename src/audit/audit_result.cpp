@@ -137,7 +137,7 @@ BaselineComparison compare_with_baseline(const AuditResult& result, int run_inde
 
 AuditResult run_audit(const PromptSet& prompts, const std::vector<Run>& runs, const Taxonomy& taxonomy,
                       const Target& target, const ConfusionSet* confusion, const AuditSettings& settings) {
-  if (runs.empty()) throw UsageError("nothing to audit: give at least one --run NAME=DETECTIONS.csv");
+  if (runs.empty()) throw UsageError("nothing to audit: no run's detections were given");
   AuditResult result;
   result.prompts = prompts;
   result.taxonomy = taxonomy;

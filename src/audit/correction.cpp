@@ -8,45 +8,6 @@
 
 namespace fairdiff::audit {
 
-Matrix ConfusionMatrix::rates() const {
-  if (kronecker_factors.size() == 2) {
-    const Matrix a = kronecker_factors[0].rates();
-    const Matrix b = kronecker_factors[1].rates();
-    Matrix out(a.size() * b.size(), std::vector<double>(a.size() * b.size()));
-    for (size_t i = 0; i < a.size(); ++i) {
-      for (size_t j = 0; j < a.size(); ++j) {
-        for (size_t k = 0; k < b.size(); ++k) {
-          for (size_t l = 0; l < b.size(); ++l) out[i * b.size() + k][j * b.size() + l] = a[i][j] * b[k][l];
-        }
-      }
-    }
-    return out;
-  }
-  Matrix out = entries;
-  for (auto& row : out) {
-    double total = 0;
-    for (double v : row) total += v;
-    for (double& v : row) v /= total;
-  }
-  return out;
-}
-
-std::vector<double> ConfusionMatrix::recall_per_class() const {
-  Matrix r = rates();
-  std::vector<double> out;
-  for (size_t i = 0; i < r.size(); ++i) out.push_back(r[i][i]);
-  return out;
-}
-
-long long ConfusionMatrix::total_count() const {
-  if (!counts) return 0;
-  double total = 0;
-  for (const auto& row : entries) {
-    for (double v : row) total += v;
-  }
-  return static_cast<long long>(std::llround(total));
-}
-
 namespace {
 
 // Index of `label` among the attribute's groups, -1 when unknown.

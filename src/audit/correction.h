@@ -23,23 +23,16 @@
 #include "audit/bias_estimates.h"
 #include "audit/distribution.h"
 #include "audit/labels.h"
+#include "core/confusion_matrix.h"
 #include "core/json.h"
 
 namespace fairdiff::audit {
 
-using Matrix = std::vector<std::vector<double>>;
-
-struct ConfusionMatrix {
-  std::vector<std::string> labels;  // taxonomy order
-  Matrix entries;                   // [true][predicted] as given (counts or rates), reordered
-  bool counts = false;              // entries are counts (not already row-normalised)
-  // For a gender x race matrix built from the two attributes' matrices: the factors (entries unused).
-  std::vector<ConfusionMatrix> kronecker_factors;
-
-  Matrix rates() const;                          // row-normalised
-  std::vector<double> recall_per_class() const;  // diagonal of rates()
-  long long total_count() const;                 // sum of entries when counts, else 0
-};
+// One confusion matrix type for the whole project (core/confusion_matrix.h): as eval-classifier and
+// train-classifier count it, as the correction reads it. A gender x race matrix that was not given is the
+// Kronecker product of the gender and race ones (kronecker_factors).
+using fairdiff::ConfusionMatrix;
+using fairdiff::Matrix;
 
 struct ConfusionSet {
   std::string source;

@@ -12,41 +12,6 @@
 
 namespace fairdiff::audit {
 
-int PromptSet::find(const std::string& key) const {
-  std::string wanted = trim(key);
-  for (size_t i = 0; i < ids.size(); ++i) {
-    if (ids[i] == wanted) return static_cast<int>(i);
-  }
-  for (size_t i = 0; i < texts.size(); ++i) {
-    if (texts[i] == wanted) return static_cast<int>(i);
-  }
-  return -1;
-}
-
-PromptSet read_prompts(const std::filesystem::path& path) {
-  require_file(path, "prompts CSV");
-  CsvTable table = read_csv(path);
-  int id_column = table.require_column("prompt_id");
-  int text_column = table.require_column("prompt");
-  int template_column = table.column("template");
-  PromptSet prompts;
-  prompts.source = path.string();
-  std::set<std::string> seen;
-  for (const auto& row : table.rows) {
-    std::string id = trim(row.fields[id_column]);
-    std::string text = trim(row.fields[text_column]);
-    std::string where = table.source + ":" + std::to_string(row.line);
-    if (id.empty()) throw InputError(where + ": empty prompt_id");
-    if (text.empty()) throw InputError(where + ": empty prompt text for prompt_id '" + id + "'");
-    if (!seen.insert(id).second) throw InputError(where + ": prompt_id '" + id + "' appears twice");
-    prompts.ids.push_back(id);
-    prompts.texts.push_back(text);
-    prompts.templates.push_back(template_column >= 0 ? trim(row.fields[template_column]) : std::string());
-  }
-  if (prompts.ids.empty()) throw InputError(table.source + ": no prompts (expected rows of prompt_id,prompt)");
-  return prompts;
-}
-
 std::vector<const ImageRecord*> Run::images_of(int prompt) const {
   std::vector<const ImageRecord*> out;
   for (const auto& image : images) {
@@ -244,12 +209,12 @@ Run read_detections(const std::filesystem::path& path, const std::string& run_na
 std::pair<std::string, std::string> parse_run_argument(const std::string& text) {
   size_t equals = text.find('=');
   if (equals == std::string::npos || equals == 0 || equals + 1 >= text.size()) {
-    throw UsageError("--run '" + text + "': expected NAME=DETECTIONS.csv (e.g. sd21=results.csv)");
+    throw FieldError("run", "'" + text + "': expected NAME=DETECTIONS.csv (e.g. sd21=results.csv)");
   }
   std::string name = text.substr(0, equals);
   for (char c : name) {
     if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-' && c != '.') {
-      throw UsageError("--run '" + text + "': the run name may hold letters, digits, '_', '-' and '.' only");
+      throw FieldError("run", "'" + text + "': the run name may hold letters, digits, '_', '-' and '.' only");
     }
   }
   return {name, text.substr(equals + 1)};

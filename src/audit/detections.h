@@ -1,4 +1,4 @@
-// Inputs of an audit: the prompts CSV and detection CSVs, one per run. Two layouts are read:
+// Inputs of an audit: the prompts (core/prompts.h) and detection CSVs, one per run. Two layouts are read:
 //  - the study's per-image layout `prompt,path,gender,age,race` ("--" where no face was found), where the
 //    prompt column holds the prompt's text or its id;
 //  - fairdiff's per-face layout (`fairdiff analyze`'s faces CSV): the same label columns plus a `face_index`
@@ -15,22 +15,16 @@
 #include <vector>
 
 #include "audit/labels.h"
+#include "core/prompts.h"
 
 namespace fairdiff::audit {
 
-struct PromptSet {
-  std::string source;
-  std::vector<std::string> ids;
-  std::vector<std::string> texts;
-  std::vector<std::string> templates;  // optional `template` column for the rewriter ("" when absent)
-
-  // Index of the prompt whose id or text equals `key`, or -1.
-  int find(const std::string& key) const;
-  int size() const { return static_cast<int>(ids.size()); }
-};
-
-// Reads a `prompt_id,prompt[,template]` CSV; InputError for missing columns, empty or duplicated ids.
-PromptSet read_prompts(const std::filesystem::path& path);
+// An audit's prompts are core's PromptSet, read by read_prompts_csv (core/prompts.h).
+using fairdiff::PromptSet;
+// Transitional name for read_prompts_csv, for callers not yet moved (src/study); remove with the last of them.
+inline PromptSet read_prompts(const std::filesystem::path& path) {
+  return read_prompts_csv(path);
+}
 
 // One generated image and the labels of its principal face.
 struct ImageRecord {
@@ -67,7 +61,7 @@ Run read_detections(const std::filesystem::path& path, const std::string& run_na
 Run parse_detections(const std::string& csv_text, const std::string& source, const std::string& run_name,
                      const PromptSet& prompts, const DetectionOptions& options);
 
-// Splits "NAME=PATH" for --run; UsageError when either side is empty or NAME has characters other than
+// Splits "NAME=PATH" for --run; FieldError("run") when either side is empty or NAME has characters other than
 // letters, digits, '_', '-' and '.'.
 std::pair<std::string, std::string> parse_run_argument(const std::string& text);
 

@@ -64,32 +64,18 @@ std::vector<std::string> Taxonomy::group_labels(Attribute attribute) const {
   return {};
 }
 
-std::string normalize_label(const std::string& text) {
-  std::string trimmed = trim(text);
-  if (trimmed == kNoFace) return trimmed;
-  std::string out;
-  for (char c : trimmed) {
-    char lower = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    if (lower == '_' || lower == '-' || std::isspace(static_cast<unsigned char>(lower))) lower = ' ';
-    if (lower == ' ' && (out.empty() || out.back() == ' ')) continue;
-    out += lower;
-  }
-  while (!out.empty() && out.back() == ' ') out.pop_back();
-  return out;
-}
-
 std::vector<std::string> parse_race_list(const std::string& text) {
   std::vector<std::string> races;
   std::set<std::string> seen;
   for (const auto& part : split(text, ',')) {
     std::string label = normalize_label(part);
     if (label.empty() || label == kNoFace) {
-      throw UsageError("--races '" + text + "': expected a comma-separated list of race labels");
+      throw FieldError("races", "'" + text + "': expected a comma-separated list of race labels");
     }
-    if (!seen.insert(label).second) throw UsageError("--races '" + text + "': '" + label + "' is listed twice");
+    if (!seen.insert(label).second) throw FieldError("races", "'" + text + "': '" + label + "' is listed twice");
     races.push_back(label);
   }
-  if (races.size() < 2) throw UsageError("--races '" + text + "': expected at least two races");
+  if (races.size() < 2) throw FieldError("races", "'" + text + "': expected at least two races");
   return races;
 }
 
@@ -97,16 +83,15 @@ void LabelMap::add(const std::string& entry) {
   size_t colon = entry.find(':');
   size_t equals = entry.find('=', colon == std::string::npos ? 0 : colon);
   if (colon == std::string::npos || equals == std::string::npos || colon == 0 || equals == colon + 1) {
-    throw UsageError("--map '" + entry +
-                     "': expected COLUMN:FROM=TO (e.g. race:race=-- or prompt:delivery_driver=delivery)");
+    throw FieldError("map", "'" + entry + "': expected COLUMN:FROM=TO (e.g. race:race=-- or prompt:delivery_driver=delivery)");
   }
   std::string column = trim(entry.substr(0, colon));
   std::string from = entry.substr(colon + 1, equals - colon - 1);
   std::string to = trim(entry.substr(equals + 1));
   if (column != "gender" && column != "race" && column != "age" && column != "prompt") {
-    throw UsageError("--map '" + entry + "': unknown column '" + column + "' (expected gender, race, age or prompt)");
+    throw FieldError("map", "'" + entry + "': unknown column '" + column + "' (expected gender, race, age or prompt)");
   }
-  if (to.empty()) throw UsageError("--map '" + entry + "': the target label is empty (use -- for 'no face')");
+  if (to.empty()) throw FieldError("map", "'" + entry + "': the target label is empty (use -- for 'no face')");
   std::string key = column == "prompt" ? trim(from) : normalize_label(from);
   entries_[column][key] = to;
 }
@@ -127,21 +112,24 @@ std::vector<std::string> LabelMap::describe() const {
 }
 
 int gender_index(const Taxonomy& taxonomy, const std::string& label) {
-  std::string key = normalize_label(label);
+  // normalize_gender's synonyms, and any other spelling a taxonomy's genders may have, normalised.
+  auto key_of = [](const std::string& text) {
+    const std::string gender = normalize_gender(text);
+    return gender.empty() ? normalize_label(text) : gender;
+  };
+  const std::string key = key_of(label);
   if (key.empty() || key == kNoFace) return -1;
-  if (key == "man" || key == "m" || key == "men") key = "male";
-  if (key == "woman" || key == "f" || key == "women") key = "female";
   for (size_t i = 0; i < taxonomy.genders.size(); ++i) {
-    if (normalize_label(taxonomy.genders[i]) == key) return static_cast<int>(i);
+    if (key_of(taxonomy.genders[i]) == key) return static_cast<int>(i);
   }
   return -2;
 }
 
 int race_index(const Taxonomy& taxonomy, const std::string& label) {
-  std::string key = normalize_label(label);
+  const std::string key = normalize_race(label);
   if (key.empty() || key == kNoFace) return -1;
   for (size_t i = 0; i < taxonomy.races.size(); ++i) {
-    if (normalize_label(taxonomy.races[i]) == key) return static_cast<int>(i);
+    if (normalize_race(taxonomy.races[i]) == key) return static_cast<int>(i);
   }
   return -2;
 }

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "core/labels.h"  // normalize_label, normalize_race, normalize_gender
+
 namespace fairdiff::audit {
 
 // "--" marks an attribute that was not determined (no face, or the classifier gave no answer), as in the study.
@@ -30,19 +32,16 @@ struct Taxonomy {
   int gender_race_index(int gender, int race) const { return gender * static_cast<int>(races.size()) + race; }
 };
 
-// Parses a comma-separated race list for --races (e.g. "white,black,asian,indian"); UsageError when empty,
+// Parses a comma-separated race list for --races (e.g. "white,black,asian,indian"); FieldError("races") when empty,
 // duplicated or when an entry is not a plain label.
 std::vector<std::string> parse_race_list(const std::string& text);
-
-// Lower case, '_' and '-' to spaces, runs of spaces collapsed, trimmed. "--" is returned unchanged.
-std::string normalize_label(const std::string& text);
 
 // User mappings from a spelling in an input column to a label (or "--"), given as COLUMN:FROM=TO
 // (e.g. race:race=--, prompt:delivery_driver=delivery, race:latino=latino hispanic). Keys are compared
 // after normalize_label for label columns and verbatim for prompt.
 class LabelMap {
  public:
-  // Adds one COLUMN:FROM=TO entry; UsageError naming the entry when malformed or the column is unknown.
+  // Adds one COLUMN:FROM=TO entry; FieldError("map") naming the entry when malformed or the column is unknown.
   void add(const std::string& entry);
   // The mapped value, or `value` unchanged when no mapping applies.
   std::string apply(const std::string& column, const std::string& value) const;
@@ -54,10 +53,10 @@ class LabelMap {
   std::map<std::string, std::map<std::string, std::string>> entries_;  // column -> from -> to
 };
 
-// Index of the gender in the taxonomy, -1 for "--" (and an empty field). Built-in synonyms: male/man/m,
-// female/woman/f in any case. Returns -2 for an unknown label.
+// Index of the gender in the taxonomy, -1 for "--" (and an empty field). Synonyms: normalize_gender's.
+// Returns -2 for an unknown label.
 int gender_index(const Taxonomy& taxonomy, const std::string& label);
-// Index of the race (case, '_' and '-' insensitive), -1 for "--" or empty, -2 for an unknown label.
+// Index of the race (compared after normalize_race), -1 for "--" or empty, -2 for an unknown label.
 int race_index(const Taxonomy& taxonomy, const std::string& label);
 
 // Canonical age label: "--" for none; ranges like "(25-32)", "25-32", "70+" are kept in the form

@@ -4,6 +4,7 @@
 
 #include "cli/args.h"
 #include "cli/cmd_face_profile.h"
+#include "cli/options.h"
 #include "cli/subcommand.h"
 #include "core/error.h"
 #include "core/fs.h"
@@ -13,23 +14,25 @@ namespace fairdiff::cli {
 namespace {
 
 int run_analyze(const std::vector<std::string>& argv) {
-  std::vector<OptionSpec> specs = {
-      {"images", "DIR", "folder of images, or of one folder per prompt with --by-folder"},
-      {"by-folder", "", "DIR holds one folder of images per prompt (the folder's name is the prompt)"},
-      {"out", "DIR", "output folder: detections.csv (prompt,path,gender,age,race), faces.csv, skipped.csv"},
-  };
-  for (auto& s : face_profile_options()) specs.push_back(s);
-  Args args("analyze", "detect faces and classify perceived gender, race and age", specs, argv);
+  std::filesystem::path images, out;
+  bool by_folder = false;
+  std::string profile = "default";
+  ProfileOptions profile_options;
+  OptionTable table;
+  table.value("images", "DIR", "folder of images, or of one folder per prompt with --by-folder", images)
+      .flag("by-folder", "DIR holds one folder of images per prompt (the folder's name is the prompt)", by_folder)
+      .value("out", "DIR", "output folder: detections.csv (prompt,path,gender,age,race), faces.csv, skipped.csv", out);
+  bind_face_profile(table, profile, profile_options);
+  Args args("analyze", "detect faces and classify perceived gender, race and age", table.specs(), argv);
   if (args.help_requested()) {
     std::printf("%s", args.usage().c_str());
     return 0;
   }
-  const std::filesystem::path images = args.require("images");
+  table.read(args);
+  if (images.empty()) throw UsageError("analyze: --images is required");
   require_directory(images, "--images");
-  const std::filesystem::path out = args.require("out");
-  const bool by_folder = args.flag("by-folder");
-  const std::string profile = args.get("profile", "default");
-  ProfileOptions profile_options = read_face_profile_options(args, profile);
+  if (out.empty()) throw UsageError("analyze: --out is required");
+  table.with_flag_names([&] { validate_profile(profile, profile_options); });
   std::vector<ImageEntry> entries = list_images(images, by_folder);
   if (entries.empty()) {
     throw InputError("--images " + images.string() + " holds no files" +

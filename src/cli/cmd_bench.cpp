@@ -1,4 +1,5 @@
-// fairdiff bench generate: throughput of the txt2img pipeline (images/s, s/image, achieved TFLOP/s).
+// fairdiff bench: the benchmarks (FAIRDIFF_BENCH), and bench generate: throughput of the txt2img pipeline
+// (images/s, s/image, achieved TFLOP/s).
 #include <ATen/Context.h>
 #include <torch/cuda.h>
 
@@ -6,8 +7,8 @@
 #include <cstdio>
 
 #include "cli/args.h"
-#include "cli/bench_fused_ops.h"
 #include "cli/bench_profile.h"
+#include "cli/options.h"
 #include "cli/subcommand.h"
 #include "core/device.h"
 #include "core/error.h"
@@ -22,54 +23,76 @@ void synchronize(torch::Device device) {
   if (device.is_cuda()) torch::cuda::synchronize(device.index() < 0 ? -1 : device.index());
 }
 
+// bench generate's settings; the initialisers are the defaults --help prints.
+struct BenchGenerateSettings {
+  std::filesystem::path model_dir;
+  int64_t batch_size = 1;
+  int64_t steps = 50;
+  std::string scheduler = "pndm";
+  double guidance_scale = 7.5;
+  int64_t width = 0;  // 0: the model's native size
+  int64_t height = 0;
+  std::string device;  // empty: cuda when available, else cpu
+  std::string dtype;   // empty: fp16 on CUDA, fp32 on CPU
+  int64_t iterations = 3;
+  int64_t warmup = 1;
+  std::string memory_format = "contiguous";
+  std::string vae_dtype = "auto";
+  bool profile_kernels = false;
+  std::filesystem::path json;
+};
+
 int run_bench_generate(const std::vector<std::string>& argv) {
-  Args args(
-      "bench generate", "Measure generation throughput on random prompts' worth of work.",
-      {{"model", "DIR", "model directory (e.g. from fairdiff model init --arch sd21-base)"},
-       {"batch-size", "B", "images per batch (default 1)"},
-       {"steps", "N", "denoising steps (default 50)"},
-       {"scheduler", "NAME", "pndm | ddim | euler | dpmpp2m (default pndm)"},
-       {"guidance", "G", "guidance scale (default 7.5)"},
-       {"width", "W", "image width (default: native)"},
-       {"height", "H", "image height (default: native)"},
-       {"device", "cpu|cuda", "device (default cuda if available, else cpu)"},
-       {"dtype", "fp32|fp16|bf16", "compute dtype (default fp16 on CUDA, fp32 on CPU)"},
-       {"iterations", "K", "timed batches (default 3)"},
-       {"warmup", "K", "untimed batches first (default 1)"},
-       {"memory-format", "FORMAT", "channels_last | contiguous (default contiguous)"},
-       {"vae-dtype", "DTYPE", "auto | fp32 | fp16 | bf16 (default auto: fp32 under fp16 when the VAE asks to upcast)"},
-       {"profile", "", "print the kernels taking the most time in one guided UNet step"},
-       {"json", "FILE", "also write the figures as JSON"}},
-      argv);
+  BenchGenerateSettings b;
+  OptionTable table;
+  table.value("model", "DIR", "model directory (e.g. from fairdiff model init --arch sd21-base)", b.model_dir)
+      .value("batch-size", "B", "images per batch", b.batch_size, 1, 1024)
+      .value("steps", "N", "denoising steps", b.steps, 1, 1000)
+      .choice("scheduler", "noise scheduler", b.scheduler, scheduler_names())
+      .value("guidance", "G", "classifier-free guidance scale (<= 1 disables guidance)", b.guidance_scale, 0.0, 100.0,
+             "guidance_scale")
+      .value("width", "W", "image width (default: the model's native size)", b.width, 0, 4096)
+      .value("height", "H", "image height (default: the model's native size)", b.height, 0, 4096)
+      .value("device", "cpu|cuda", "compute device (default cuda if available, else cpu)", b.device)
+      .choice("dtype", "compute dtype (default fp16 on CUDA, fp32 on CPU)", b.dtype, {"fp32", "fp16", "bf16"})
+      .value("iterations", "K", "timed batches", b.iterations, 1, 1000)
+      .value("warmup", "K", "untimed batches first", b.warmup, 0, 100)
+      .choice("memory-format", "layout of the UNet and VAE activations", b.memory_format,
+              {"channels_last", "contiguous"})
+      .choice("vae-dtype", "VAE dtype (auto: fp32 under fp16 when the VAE asks to upcast)", b.vae_dtype,
+              {"auto", "fp32", "fp16", "bf16"})
+      .flag("profile-kernels", "print the kernels taking the most time in one guided UNet step", b.profile_kernels)
+      .value("json", "FILE", "also write the figures as JSON", b.json);
+  Args args("bench generate", "Measure generation throughput on random prompts' worth of work.", table.specs(), argv);
   if (args.help_requested()) {
     std::printf("%s", args.usage().c_str());
     return 0;
   }
-  std::string model_dir = args.require("model");
-  const int64_t batch = args.get_int("batch-size", 1, 1, 1024);
-  const int64_t steps = args.get_int("steps", 50, 1, 1000);
-  const std::string scheduler = args.get_choice("scheduler", "pndm", scheduler_names());
-  const double guidance = args.get_double("guidance", 7.5, 0.0, 100.0);
-  const int64_t iterations = args.get_int("iterations", 3, 1, 1000);
-  const int64_t warmup = args.get_int("warmup", 1, 0, 100);
-  torch::Device device = parse_device(args.get("device", torch::cuda::is_available() ? "cuda" : "cpu"));
-  torch::Dtype dtype = parse_dtype(args.get("dtype", device.is_cuda() ? "fp16" : "fp32"));
+  table.read(args);
+  if (b.model_dir.empty()) throw UsageError("bench generate: --model is required");
+  const std::string model_dir = b.model_dir.string();
+  const int64_t batch = b.batch_size;
+  const int64_t steps = b.steps;
+  const std::string scheduler = b.scheduler;
+  const double guidance = b.guidance_scale;
+  const int64_t iterations = b.iterations;
+  const int64_t warmup = b.warmup;
+  torch::Device device = parse_device(b.device.empty() ? (torch::cuda::is_available() ? "cuda" : "cpu") : b.device);
+  torch::Dtype dtype = parse_dtype(b.dtype.empty() ? (device.is_cuda() ? "fp16" : "fp32") : b.dtype);
   require_dtype_supported(device, dtype);
   if (device.is_cuda()) at::globalContext().setBenchmarkCuDNN(true);
 
   PipelineLoadOptions load_options;
-  load_options.channels_last =
-      args.get_choice("memory-format", "contiguous", {"channels_last", "contiguous"}) == "channels_last";
-  const std::string vae_dtype = args.get_choice("vae-dtype", "auto", {"auto", "fp32", "fp16", "bf16"});
-  if (vae_dtype != "auto") load_options.vae_dtype = parse_dtype(vae_dtype);
+  load_options.channels_last = b.memory_format == "channels_last";
+  if (b.vae_dtype != "auto") load_options.vae_dtype = parse_dtype(b.vae_dtype);
   StableDiffusionModel model = load_stable_diffusion(model_dir, device, dtype, load_options);
   StableDiffusionPipeline pipe(model);
   GenerationRequest request;
   request.steps = steps;
   request.scheduler = scheduler;
   request.guidance_scale = guidance;
-  request.width = args.get_int("width", 0, 0, 4096);
-  request.height = args.get_int("height", 0, 0, 4096);
+  request.width = b.width;
+  request.height = b.height;
   request.negative_prompt = "";
   for (int64_t i = 0; i < batch; ++i) {
     request.prompts.push_back("A photo of a CEO of an important company");
@@ -79,9 +102,10 @@ int run_bench_generate(const std::vector<std::string>& argv) {
   const int64_t height = request.height ? request.height : model.native_size();
   const int64_t f = model.vae->config().latent_scale_factor();
 
+  table.with_flag_names([&] { validate_request(request, model); });
   for (int64_t i = 0; i < warmup; ++i) pipe.generate(request);
   synchronize(device);
-  if (args.flag("profile")) {
+  if (b.profile_kernels) {
     torch::NoGradGuard no_grad;
     torch::Tensor context = pipe.encode_prompts(std::vector<std::string>(2 * batch, request.prompts[0]));
     torch::Tensor sample = torch::randn({2 * batch, model.unet->config().in_channels, height / f, width / f},
@@ -124,26 +148,37 @@ int run_bench_generate(const std::vector<std::string>& argv) {
               {"vae_decode_tflop_per_image", vae_decode_flops(model.vae->config(), height / f, width / f) / 1e12},
               {"achieved_tflop_per_s", flops_per_image * images / seconds / 1e12}};
   std::printf("%s\n", result.dump(2).c_str());
-  if (auto path = args.get("json")) write_json_file(*path, result);
+  if (!b.json.empty()) write_json_file(b.json, result);
   return 0;
 }
 
+std::string bench_usage() {
+  std::string text = "usage: fairdiff bench <what> [options]   (fairdiff bench <what> --help)\n\n";
+  for (const auto& bench : benches()) {
+    char line[256];
+    std::snprintf(line, sizeof(line), "  %-10s %s\n", bench.name.c_str(), bench.summary.c_str());
+    text += line;
+  }
+  return text;
+}
+
 int run_bench(const std::vector<std::string>& argv) {
-  if (!argv.empty() && argv[0] == "generate")
-    return run_bench_generate(std::vector<std::string>(argv.begin() + 1, argv.end()));
-  if (!argv.empty() && argv[0] == "fused-ops")
-    return run_bench_fused_ops(std::vector<std::string>(argv.begin() + 1, argv.end()));
   if (!argv.empty() && (argv[0] == "--help" || argv[0] == "-h")) {
-    std::printf(
-        "usage: fairdiff bench generate [options]   (fairdiff bench generate --help)\n"
-        "       fairdiff bench fused-ops [options]  (fused CUDA kernels against LibTorch)\n");
+    std::printf("%s", bench_usage().c_str());
     return 0;
   }
-  throw UsageError("bench: expected 'generate' or 'fused-ops' (fairdiff bench generate --help)");
+  for (const auto& bench : benches()) {
+    if (!argv.empty() && argv[0] == bench.name)
+      return bench.run(std::vector<std::string>(argv.begin() + 1, argv.end()));
+  }
+  throw UsageError("bench: expected one of the benchmarks below" +
+                   std::string(argv.empty() ? "" : ", not '" + argv[0] + "'") + "\n" + bench_usage());
 }
 
 }  // namespace
 
-FAIRDIFF_SUBCOMMAND("bench", "bench generate: images/s, s/image and achieved TFLOP/s", run_bench);
+FAIRDIFF_BENCH("generate", "images/s, s/image and achieved TFLOP/s of generation", run_bench_generate);
+FAIRDIFF_SUBCOMMAND("bench", "bench generate|finetune|analyze: throughput of generation, fine-tuning, face analysis",
+                    run_bench);
 
 }  // namespace fairdiff::cli

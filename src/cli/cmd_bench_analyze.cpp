@@ -1,4 +1,4 @@
-// fairdiff bench-analyze: images/s of a face-analysis profile on photos resized to a generated image's size
+// fairdiff bench analyze: images/s of a face-analysis profile on photos resized to a generated image's size
 // (512x512 by default, what Stable Diffusion 2.1-base makes): decoding, detection and every classifier, as
 // `fairdiff analyze` runs them, timed after a warm-up.
 #include <chrono>
@@ -6,6 +6,7 @@
 
 #include "cli/args.h"
 #include "cli/cmd_face_profile.h"
+#include "cli/options.h"
 #include "cli/subcommand.h"
 #include "core/error.h"
 #include "core/fs.h"
@@ -25,23 +26,33 @@ Image resized(const Image& image, int size) {
   return Image{size, size, 3, std::vector<uint8_t>(x.data_ptr<uint8_t>(), x.data_ptr<uint8_t>() + x.numel())};
 }
 
+// bench analyze's settings; the initialisers are the defaults --help prints.
+struct BenchAnalyzeSettings {
+  std::filesystem::path images;
+  int64_t size = 512;
+  int64_t count = 200;
+  std::filesystem::path json;
+};
+
 int run_bench_analyze(const std::vector<std::string>& argv) {
-  std::vector<OptionSpec> specs = {
-      {"images", "DIR", "folder of photos (each is resized to --size before the timing)"},
-      {"size", "PX", "square size the photos are resized to (default 512)"},
-      {"count", "N", "photos to time (default 200)"},
-      {"json", "FILE", "also write the result as JSON"},
-  };
-  for (auto& s : face_profile_options()) specs.push_back(s);
-  Args args("bench-analyze", "images/s of a face-analysis profile on generated-size images", specs, argv);
+  BenchAnalyzeSettings b;
+  OptionTable table;
+  table.value("images", "DIR", "folder of photos (each is resized to --size before the timing)", b.images)
+      .value("size", "PX", "square size the photos are resized to", b.size, 32, 4096)
+      .value("count", "N", "photos to time", b.count, 1, 1000000)
+      .value("json", "FILE", "also write the result as JSON", b.json)
+      .unbound(face_profile_options());
+  Args args("bench analyze", "images/s of a face-analysis profile on generated-size images", table.specs(), argv);
   if (args.help_requested()) {
     std::printf("%s", args.usage().c_str());
     return 0;
   }
-  const std::filesystem::path dir = args.require("images");
+  table.read(args);
+  const std::filesystem::path dir = b.images;
+  if (dir.empty()) throw UsageError("bench analyze: --images is required");
   require_directory(dir, "--images");
-  const int size = static_cast<int>(args.get_int("size", 512, 32, 4096));
-  const auto count = static_cast<size_t>(args.get_int("count", 200, 1, 1000000));
+  const int size = static_cast<int>(b.size);
+  const auto count = static_cast<size_t>(b.count);
   const std::string profile = args.get("profile", "default");
   ProfileOptions options = read_face_profile_options(args, profile);
 
@@ -67,26 +78,25 @@ int run_bench_analyze(const std::vector<std::string>& argv) {
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const double rate = static_cast<double>(images.size()) / seconds;
   std::printf(
-      "bench-analyze: profile %s, %zu images of %dx%d, %lld with a face (%lld faces), %d CPU threads: "
+      "bench analyze: profile %s, %zu images of %dx%d, %lld with a face (%lld faces), %d CPU threads: "
       "%.1f images/s (%.1f ms/image)\n",
       profile.c_str(), images.size(), size, size, with_face, faces, at::get_num_threads(), rate,
       1000.0 * seconds / static_cast<double>(images.size()));
-  if (auto json = args.get("json")) {
-    write_json_file(*json, Json{{"profile", profile},
-                                {"images", images.size()},
-                                {"size", size},
-                                {"with_face", with_face},
-                                {"faces", faces},
-                                {"threads", at::get_num_threads()},
-                                {"seconds", seconds},
-                                {"images_per_s", rate}});
+  if (!b.json.empty()) {
+    write_json_file(b.json, Json{{"profile", profile},
+                                 {"images", images.size()},
+                                 {"size", size},
+                                 {"with_face", with_face},
+                                 {"faces", faces},
+                                 {"threads", at::get_num_threads()},
+                                 {"seconds", seconds},
+                                 {"images_per_s", rate}});
   }
   return 0;
 }
 
 }  // namespace
 
-FAIRDIFF_SUBCOMMAND("bench-analyze", "images/s of a face-analysis profile on images of a generated size",
-                    run_bench_analyze);
+FAIRDIFF_BENCH("analyze", "images/s of a face-analysis profile on images of a generated size", run_bench_analyze);
 
 }  // namespace fairdiff::cli

@@ -1,7 +1,8 @@
-// fairdiff bench-finetune: DreamBooth training throughput (steps/s) and peak CUDA memory on synthetic data.
+// fairdiff bench finetune: DreamBooth training throughput (steps/s) and peak CUDA memory on synthetic data.
 #include <cstdio>
 
 #include "cli/args.h"
+#include "cli/options.h"
 #include "cli/subcommand.h"
 #include "core/error.h"
 #include "core/json.h"
@@ -11,49 +12,45 @@ namespace fairdiff::cli {
 namespace {
 
 int run_bench_finetune(const std::vector<std::string>& argv) {
-  Args args("bench-finetune",
+  train::FinetuneBenchmarkConfig b;
+  train::FinetuneConfig& c = b.training;
+  // The benchmark's own defaults, where they differ from finetune's.
+  c.mixed_precision = "bf16";
+  c.device = "cuda";
+  c.lr.base_lr = 5e-6;
+  std::filesystem::path json_path;
+  OptionTable table;
+  table.value("model", "DIR", "model directory (diffusers layout)", c.model_dir, "model_dir")
+      .value("resolution", "PX", "training resolution (default: the model's native size)", c.resolution, 8, 8192)
+      .choice("mixed-precision", "compute dtype, with fp32 master weights", c.mixed_precision, {"no", "fp16", "bf16"})
+      .value("iterations", "K", "timed training steps", b.steps, 1, 1000000, "steps")
+      .value("warmup", "K", "untimed training steps first", b.warmup_steps, 0, 1000000, "warmup_steps")
+      .value("train-batch-size", "N", "instance images per step (as many class images are added)", c.train_batch_size,
+             1, 4096)
+      .flag("use-lora", "train LoRA adapters instead of the full UNet", c.use_lora)
+      .value("lora-rank", "R", "LoRA rank", c.lora.rank, 1, 4096, "lora.rank")
+      .flag("gradient-checkpointing", "recompute UNet block activations in backward", c.gradient_checkpointing)
+      .flag("train-text-encoder", "also train the text encoder", c.train_text_encoder)
+      .flag("no-cache-latents", "VAE-encode the images at every step, as the reference trainer does", c.cache_latents,
+            "cache_latents", false)
+      .value("device", "DEV", "cpu, cuda or cuda:N", c.device)
+      .value("json", "FILE", "also write the result as JSON", json_path);
+  Args args("bench finetune",
             "Times DreamBooth steps with prior preservation (train-batch-size instance + as many class images, AdamW,\n"
             "clipping) on synthetic images after warm-up steps; reports steps/s and, on CUDA, peak memory.",
-            {{"model", "DIR", "model directory (diffusers layout)"},
-             {"resolution", "PX", "training resolution (default: the model's native size)"},
-             {"mixed-precision", "MODE", "no|fp16|bf16 (default bf16)"},
-             {"steps", "N", "timed steps (default 20)"},
-             {"warmup-steps", "N", "untimed steps first (default 3)"},
-             {"train-batch-size", "N", "instance images per step (default 1)"},
-             {"use-lora", "", "train LoRA adapters instead of the full UNet"},
-             {"lora-rank", "R", "LoRA rank (default 4)"},
-             {"gradient-checkpointing", "", "recompute UNet block activations in backward"},
-             {"train-text-encoder", "", "also train the text encoder"},
-             {"no-cache-latents", "", "VAE-encode the images at every step, as the reference trainer does"},
-             {"device", "DEV", "cpu, cuda or cuda:N (default cuda)"},
-             {"json", "FILE", "also write the result as JSON"}},
-            argv);
+            table.specs(), argv);
   if (args.help_requested()) {
     std::printf("%s", args.usage().c_str());
     return 0;
   }
-  train::FinetuneBenchmarkConfig b;
-  train::FinetuneConfig& c = b.training;
-  c.model_dir = args.require("model");
-  c.resolution = args.get_int("resolution", 0, 8, 8192);
-  c.mixed_precision = args.get_choice("mixed-precision", "bf16", {"no", "fp16", "bf16"});
-  b.steps = args.get_int("steps", 20, 1, 1000000);
-  b.warmup_steps = args.get_int("warmup-steps", 3, 0, 1000000);
-  c.train_batch_size = args.get_int("train-batch-size", 1, 1, 4096);
-  c.use_lora = args.flag("use-lora");
-  c.lora.rank = args.get_int("lora-rank", 4, 1, 4096);
+  table.read(args);
+  if (c.model_dir.empty()) throw UsageError("bench finetune: --model is required");
   c.lora.alpha = static_cast<double>(c.lora.rank);
-  c.gradient_checkpointing = args.flag("gradient-checkpointing");
-  c.train_text_encoder = args.flag("train-text-encoder");
-  c.cache_latents = !args.flag("no-cache-latents");
-  c.device = args.get("device", "cuda");
-  c.lr.base_lr = 5e-6;
-  const auto json_path = args.get("json");
 
-  const train::FinetuneBenchmarkResult r = train::run_finetune_benchmark(b);
+  const train::FinetuneBenchmarkResult r = table.with_flag_names([&] { return train::run_finetune_benchmark(b); });
   c.resolution = train::training_resolution(c);  // the size used (the model's native size when not given)
   std::printf(
-      "bench-finetune: %s, %s, %lld px, batch %lld+%lld, %s%s%s: %.3f steps/s (%lld steps in %.2f s), "
+      "bench finetune: %s, %s, %lld px, batch %lld+%lld, %s%s%s: %.3f steps/s (%lld steps in %.2f s), "
       "%lld trainable parameters",
       c.model_dir.string().c_str(), c.device.c_str(), static_cast<long long>(c.resolution),
       static_cast<long long>(c.train_batch_size), static_cast<long long>(c.train_batch_size),
@@ -64,7 +61,7 @@ int run_bench_finetune(const std::vector<std::string>& argv) {
     std::printf(", peak %.2f GiB allocated / %.2f GiB reserved", r.peak_allocated_gib, r.peak_reserved_gib);
   }
   std::printf("\n");
-  if (json_path) {
+  if (!json_path.empty()) {
     Json j = r.to_json();
     j["model"] = c.model_dir.string();
     j["device"] = c.device;
@@ -73,14 +70,13 @@ int run_bench_finetune(const std::vector<std::string>& argv) {
     j["use_lora"] = c.use_lora;
     j["gradient_checkpointing"] = c.gradient_checkpointing;
     j["cache_latents"] = c.cache_latents;
-    write_json_file(*json_path, j);
+    write_json_file(json_path, j);
   }
   return 0;
 }
 
 }  // namespace
 
-FAIRDIFF_SUBCOMMAND("bench-finetune", "DreamBooth training steps/s and peak memory on synthetic data",
-                    run_bench_finetune);
+FAIRDIFF_BENCH("finetune", "DreamBooth training steps/s and peak memory on synthetic data", run_bench_finetune);
 
 }  // namespace fairdiff::cli

@@ -37,6 +37,33 @@ class InputError : public Error {
   explicit InputError(const std::string& message) : Error(ExitCode::bad_input, message) {}
 };
 
+// Errors about a field of a config struct, named by the field ("steps", "class_inference_steps"), never by a
+// flag: library code does not know which flag set it. The CLI's option table (cli/options.h) turns the field back
+// into its flag; elsewhere the message reads "<field> <detail>".
+class FieldNamed {
+ public:
+  FieldNamed(std::string field, std::string detail) : field_(std::move(field)), detail_(std::move(detail)) {}
+  const std::string& field() const { return field_; }
+  const std::string& detail() const { return detail_; }
+
+ private:
+  std::string field_, detail_;
+};
+
+// The field holds a bad value (exit code 2, like UsageError).
+class FieldError : public UsageError, public FieldNamed {
+ public:
+  FieldError(const std::string& field, const std::string& detail)
+      : UsageError(field + " " + detail), FieldNamed(field, detail) {}
+};
+
+// The file or folder the field names is missing or malformed (exit code 3, like InputError).
+class FieldInputError : public InputError, public FieldNamed {
+ public:
+  FieldInputError(const std::string& field, const std::string& detail)
+      : InputError(field + " " + detail), FieldNamed(field, detail) {}
+};
+
 // The request is valid but cannot run here (device, dtype, optional dependency).
 class UnsupportedError : public Error {
  public:

@@ -17,14 +17,6 @@
 namespace fairdiff {
 namespace {
 
-bool valid_id(const std::string& id) {
-  if (id.empty() || id == "." || id == "..") return false;
-  for (char c : id) {
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.')) return false;
-  }
-  return true;
-}
-
 struct WorkItem {
   const PromptItem* prompt;
   int64_t index;
@@ -37,28 +29,6 @@ const std::vector<std::string> kManifestColumns = {
     "guidance",  "width",  "height", "dtype", "device", "model",           "lora",      "lora_scale"};
 
 }  // namespace
-
-std::vector<PromptItem> read_prompts_csv(const std::filesystem::path& path) {
-  require_file(path, "--prompts");
-  CsvTable table = read_csv(path);
-  const int id_column = table.require_column("prompt_id");
-  const int prompt_column = table.require_column("prompt");
-  std::vector<PromptItem> items;
-  std::set<std::string> seen;
-  for (const auto& row : table.rows) {
-    std::string where = path.string() + ":" + std::to_string(row.line);
-    PromptItem item{trim(row.fields[id_column]), trim(row.fields[prompt_column])};
-    if (!valid_id(item.prompt_id)) {
-      throw InputError(where + ": prompt_id '" + item.prompt_id +
-                       "' must be non-empty letters, digits, '_', '-' or '.'");
-    }
-    if (item.prompt.empty()) throw InputError(where + ": empty prompt for prompt_id '" + item.prompt_id + "'");
-    if (!seen.insert(item.prompt_id).second) throw InputError(where + ": duplicate prompt_id '" + item.prompt_id + "'");
-    items.push_back(item);
-  }
-  if (items.empty()) throw InputError(path.string() + ": no prompts (expected rows of prompt_id,prompt)");
-  return items;
-}
 
 std::string prompt_id_for(const std::string& prompt) {
   std::string id;

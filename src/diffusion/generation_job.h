@@ -15,14 +15,12 @@
 
 namespace fairdiff {
 
+// One prompt of a run (a row of core/prompts.h's PromptSet, or a single --prompt).
 struct PromptItem {
   std::string prompt_id;
   std::string prompt;
 };
 
-// Reads a `prompt_id,prompt` CSV (../shared/seed/prompts_info.csv); InputError naming the file and line for
-// empty or duplicate ids, ids unusable as folder names, and empty prompts.
-std::vector<PromptItem> read_prompts_csv(const std::filesystem::path& path);
 // A folder-safe id for a single --prompt.
 std::string prompt_id_for(const std::string& prompt);
 

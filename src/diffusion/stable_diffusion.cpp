@@ -75,13 +75,14 @@ void validate_request(const GenerationRequest& r, const StableDiffusionModel& mo
   if (r.prompts.empty()) throw UsageError("no prompts to generate");
   if (r.seeds.size() != r.prompts.size()) throw std::invalid_argument("one seed per prompt is required");
   if (r.steps < 1 || r.steps > model.scheduler_config.num_train_timesteps) {
-    throw UsageError("--steps " + std::to_string(r.steps) + ": expected 1.." +
-                     std::to_string(model.scheduler_config.num_train_timesteps));
+    throw FieldError("steps", std::to_string(r.steps) + ": expected 1.." +
+                                  std::to_string(model.scheduler_config.num_train_timesteps) +
+                                  " (the scheduler's num_train_timesteps)");
   }
-  for (int64_t side : {r.width, r.height}) {
+  for (const auto& [field, side] : {std::pair<const char*, int64_t>{"width", r.width}, {"height", r.height}}) {
     if (side != 0 && (side < f || side % f != 0)) {
-      throw UsageError("--width/--height " + std::to_string(side) + ": expected a positive multiple of " +
-                       std::to_string(f) + " (the VAE's latent scale factor)");
+      throw FieldError(field, std::to_string(side) + ": expected a positive multiple of " + std::to_string(f) +
+                                  " (the VAE's latent scale factor)");
     }
   }
 }
@@ -119,7 +120,6 @@ torch::Tensor StableDiffusionPipeline::denoise(const torch::Tensor& text_states,
   auto scheduler = make_scheduler(request.scheduler, model_.scheduler_config);
   scheduler->set_timesteps(request.steps);
   const bool guided = request.guidance_scale > 1.0;
-  const int64_t b = noise.size(0);
   torch::Tensor context = text_states;  // [2B, L, D] as [uncond..., cond...] when guided
   torch::Tensor latents = (noise * scheduler->init_noise_sigma()).to(model_.device);
   const auto memory_format = model_.channels_last ? torch::MemoryFormat::ChannelsLast : torch::MemoryFormat::Contiguous;
@@ -137,7 +137,6 @@ torch::Tensor StableDiffusionPipeline::denoise(const torch::Tensor& text_states,
     latents = scheduler->step(noise_pred, i, latents);
     if (on_step) on_step(i, latents);
   }
-  (void)b;
   return latents;
 }
 

@@ -1,6 +1,6 @@
 // Attribute heads trained by fairdiff on face embeddings (issue 6): small networks that read a face
-// descriptor (faceres' 1024-d global pooling) and give calibrated probabilities for gender (2 classes), race
-// (FairFace's 7) and age (FairFace's 9 ranges).
+// descriptor (the committed heads: faceres@flip+mobileface@flip, 1024 + 256 = 1280-d; see profiles.h) and give
+// calibrated probabilities for gender (2 classes), race (FairFace's 7) and age (FairFace's 9 ranges).
 //
 // A head is a multinomial logistic regression or a one-hidden-layer MLP on the L2-normalised, standardised
 // embedding (x / |x| - mean) / scale, trained with class-weighted cross-entropy (every class weighs as much in the
@@ -64,7 +64,7 @@ struct HeadTrainingOptions {
   int max_epochs = 150;
   int patience = 12;  // epochs without a better validation loss before stopping
   int64_t batch_size = 256;
-  double learning_rate = 3e-4;
+  double learning_rate = 1e-4;  // what the committed heads were trained with
   double weight_decay = 1e-2;
   bool show_progress = true;
 };

@@ -69,38 +69,6 @@ LabeledSet read_labeled_set(const fs::path& images_dir, const fs::path& labels_c
   return set;
 }
 
-ConfusionMatrix::ConfusionMatrix(std::vector<std::string> labels)
-    : labels_(std::move(labels)), counts_(labels_.size(), std::vector<long long>(labels_.size(), 0)) {}
-
-void ConfusionMatrix::add(const std::string& truth, const std::string& predicted) {
-  auto t = std::find(labels_.begin(), labels_.end(), truth), p = std::find(labels_.begin(), labels_.end(), predicted);
-  if (t == labels_.end() || p == labels_.end()) {
-    throw std::logic_error("confusion matrix has no label '" + (t == labels_.end() ? truth : predicted) + "'");
-  }
-  counts_[t - labels_.begin()][p - labels_.begin()]++;
-}
-
-long long ConfusionMatrix::total() const {
-  long long n = 0;
-  for (const auto& row : counts_) {
-    for (long long c : row) n += c;
-  }
-  return n;
-}
-
-double ConfusionMatrix::accuracy() const {
-  long long right = 0;
-  for (size_t i = 0; i < labels_.size(); ++i) right += counts_[i][i];
-  const long long n = total();
-  return n ? static_cast<double>(right) / static_cast<double>(n) : 0.0;
-}
-
-double ConfusionMatrix::recall(size_t label) const {
-  long long n = 0;
-  for (long long c : counts_[label]) n += c;
-  return n ? static_cast<double>(counts_[label][label]) / static_cast<double>(n) : 0.0;
-}
-
 CalibrationBins::CalibrationBins(int bins)
     : confidence_(static_cast<size_t>(std::max(1, bins)), 0.0),
       correct_(confidence_.size(), 0.0),
@@ -123,33 +91,24 @@ double CalibrationBins::ece() const {
   return e;
 }
 
-Json ConfusionMatrix::to_json() const {
-  Json per_class = Json::object(), support = Json::object();
-  for (size_t i = 0; i < labels_.size(); ++i) {
-    long long n = 0;
-    for (long long c : counts_[i]) n += c;
-    support[labels_[i]] = n;
-    if (n > 0) per_class[labels_[i]] = recall(i);
-  }
-  return Json{{"accuracy", accuracy()}, {"n", total()},           {"labels", labels_},
-              {"confusion", counts_},   {"per_class", per_class}, {"support", support}};
-}
-
-namespace {
-
-struct GroupStats {
-  long long n = 0, detected = 0, gender_right = 0, race_right = 0;
-};
-
-}  // namespace
-
-Json evaluate_classifier(FaceAnalyzer& analyzer, const LabeledSet& set, const EvaluationOptions& options) {
+ClassifierEvaluation evaluate_classifier(FaceAnalyzer& analyzer, const LabeledSet& set,
+                                         const EvaluationOptions& options) {
   const RaceTaxonomy compared = common_race_taxonomy(analyzer.race_taxonomy(), set.race_taxonomy);
-  ConfusionMatrix gender({"male", "female"}), race(race_labels(compared)), age(fairface_age_ranges());
-  std::map<std::string, GroupStats> groups;
-  long long n = 0, detected = 0, unreadable = 0, age_within_one = 0, age_n = 0, years_n = 0;
+  ClassifierEvaluation e;
+  e.profile = analyzer.profile();
+  e.detector = analyzer.detector_name();
+  e.classifiers = analyzer.classifier_names();
+  e.images = set.images_dir;
+  e.labels = set.labels_source;
+  e.race_taxonomy = compared;
+  e.label_taxonomy = set.race_taxonomy;
+  e.classifier_taxonomy = analyzer.race_taxonomy();
+  e.race = ConfusionMatrix(race_labels(compared));
+  e.age = ConfusionMatrix(fairface_age_ranges());
+  ConfusionMatrix &gender = e.gender, &race = e.race, &age = e.age;
+  auto& groups = e.groups;
+  long long age_within_one = 0, years_n = 0;
   double abs_error_years = 0;
-  std::vector<std::string> unreadable_files;
   CalibrationBins gender_calibration, race_calibration;
   const long long total = options.limit > 0 ? std::min<long long>(options.limit, set.photos.size())
                                             : static_cast<long long>(set.photos.size());
@@ -160,18 +119,18 @@ Json evaluate_classifier(FaceAnalyzer& analyzer, const LabeledSet& set, const Ev
     ImageAnalysis analysis;
     try {
       analysis = analyzer.analyze(read_image(set.images_dir / photo.file));
-    } catch (const InputError& e) {
-      unreadable++;
-      unreadable_files.push_back(photo.file);
+    } catch (const InputError&) {
+      e.unreadable++;
+      e.unreadable_files.push_back(photo.file);
       if (options.show_progress) progress.advance(1, "unreadable: " + photo.file);
       continue;
     }
-    n++;
+    e.n++;
     const std::string truth_race = map_race(photo.race, set.race_taxonomy, compared);
-    GroupStats& g = groups[truth_race + " " + photo.gender];
+    GroupEvaluation& g = groups[truth_race + " " + photo.gender];
     g.n++;
     if (analysis.principal >= 0) {
-      detected++;
+      e.detected++;
       g.detected++;
       const FaceAttributes& a = analysis.faces[analysis.principal].attributes;
       if (const auto* p = a.primary("gender")) {
@@ -201,7 +160,7 @@ Json evaluate_classifier(FaceAnalyzer& analyzer, const LabeledSet& set, const Ev
           const auto ti = std::find(ranges.begin(), ranges.end(), photo.age) - ranges.begin();
           const auto pi = std::find(ranges.begin(), ranges.end(), predicted) - ranges.begin();
           age_within_one += std::abs(ti - pi) <= 1;
-          age_n++;
+          e.age_n++;
         }
         if (p->years && photo.age_years) {
           abs_error_years += std::abs(*p->years - *photo.age_years);
@@ -212,30 +171,37 @@ Json evaluate_classifier(FaceAnalyzer& analyzer, const LabeledSet& set, const Ev
     if (options.show_progress) progress.advance(1);
   }
   progress.finish();
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  e.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  e.gender_ece = gender_calibration.ece();
+  e.race_ece = race_calibration.ece();
+  if (e.age_n > 0) e.age_within_one_range = static_cast<double>(age_within_one) / static_cast<double>(e.age_n);
+  if (years_n > 0) e.age_mae_years = abs_error_years / static_cast<double>(years_n);
+  return e;
+}
 
+Json ClassifierEvaluation::to_json() const {
   Json report;
-  report["profile"] = analyzer.profile();
-  report["detector"] = analyzer.detector_name();
-  report["classifiers"] = analyzer.classifier_names();
-  report["images"] = set.images_dir.string();
-  report["labels"] = set.labels_source;
+  report["profile"] = profile;
+  report["detector"] = detector;
+  report["classifiers"] = classifiers;
+  report["images"] = images.string();
+  report["labels"] = labels;
   report["n"] = n;
   report["detected"] = detected;
-  report["detection_rate"] = n ? static_cast<double>(detected) / static_cast<double>(n) : 0.0;
+  report["detection_rate"] = detection_rate();
   report["unreadable"] = unreadable;
   report["unreadable_files"] = unreadable_files;
   report["gender"] = gender.to_json();
-  report["gender"]["ece"] = gender_calibration.ece();
+  report["gender"]["ece"] = gender_ece;
   report["race"] = race.to_json();
-  report["race"]["ece"] = race_calibration.ece();
-  report["race"]["taxonomy"] = race_taxonomy_name(compared);
-  report["race"]["label_taxonomy"] = race_taxonomy_name(set.race_taxonomy);
-  report["race"]["classifier_taxonomy"] = race_taxonomy_name(analyzer.race_taxonomy());
+  report["race"]["ece"] = race_ece;
+  report["race"]["taxonomy"] = race_taxonomy_name(race_taxonomy);
+  report["race"]["label_taxonomy"] = race_taxonomy_name(label_taxonomy);
+  report["race"]["classifier_taxonomy"] = race_taxonomy_name(classifier_taxonomy);
   if (age_n > 0) {
     report["age"] = age.to_json();
-    report["age"]["within_one_range"] = static_cast<double>(age_within_one) / static_cast<double>(age_n);
-    if (years_n > 0) report["age"]["mae_years"] = abs_error_years / static_cast<double>(years_n);
+    report["age"]["within_one_range"] = age_within_one_range;
+    if (age_mae_years) report["age"]["mae_years"] = *age_mae_years;
   }
   Json by_group = Json::object();
   for (const auto& [key, g] : groups) {
@@ -248,7 +214,7 @@ Json evaluate_classifier(FaceAnalyzer& analyzer, const LabeledSet& set, const Ev
   }
   report["groups"] = by_group;
   report["seconds"] = seconds;
-  report["images_per_s"] = seconds > 0 ? static_cast<double>(n + unreadable) / seconds : 0.0;
+  report["images_per_s"] = images_per_s();
   return report;
 }
 

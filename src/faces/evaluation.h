@@ -4,10 +4,12 @@
 #pragma once
 
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "core/confusion_matrix.h"
 #include "core/json.h"
 #include "faces/face_analyzer.h"
 
@@ -34,22 +36,6 @@ struct LabeledSet {
 LabeledSet read_labeled_set(const std::filesystem::path& images_dir, const std::filesystem::path& labels_csv,
                             std::optional<RaceTaxonomy> taxonomy = std::nullopt);
 
-class ConfusionMatrix {
- public:
-  explicit ConfusionMatrix(std::vector<std::string> labels);
-  void add(const std::string& truth, const std::string& predicted);
-  long long total() const;
-  double accuracy() const;
-  double recall(size_t label) const;  // NaN-free: 0 when the class has no examples
-  const std::vector<std::string>& labels() const { return labels_; }
-  // {"labels": [...], "confusion": [[...]]} plus accuracy and per-class recall/support.
-  Json to_json() const;
-
- private:
-  std::vector<std::string> labels_;
-  std::vector<std::vector<long long>> counts_;
-};
-
 // Expected calibration error of answers' confidences: `bins` equal-width bins of confidence, the gap between
 // mean confidence and accuracy in each, weighted by the bin's share of answers.
 class CalibrationBins {
@@ -69,8 +55,41 @@ struct EvaluationOptions {
   bool show_progress = true;
 };
 
-// Runs `analyzer` over the set and returns the JSON report of eval-classifier. Unreadable photos are
-// counted in "unreadable" and left out of every rate.
-Json evaluate_classifier(FaceAnalyzer& analyzer, const LabeledSet& set, const EvaluationOptions& options = {});
+// Per race x gender group of the labeled set (key "<race> <gender>", race in the compared taxonomy).
+struct GroupEvaluation {
+  long long n = 0, detected = 0, gender_right = 0, race_right = 0;
+};
+
+// What evaluate_classifier measured. Rates are over the readable photos; accuracies over the detected faces.
+struct ClassifierEvaluation {
+  std::string profile, detector;
+  std::vector<std::string> classifiers;
+  std::filesystem::path images;
+  std::string labels;
+  long long n = 0;  // readable photos
+  long long detected = 0;
+  long long unreadable = 0;
+  std::vector<std::string> unreadable_files;
+  RaceTaxonomy race_taxonomy = RaceTaxonomy::five;  // the compared one: the finest both sides map to
+  RaceTaxonomy label_taxonomy = RaceTaxonomy::five;
+  RaceTaxonomy classifier_taxonomy = RaceTaxonomy::five;
+  ConfusionMatrix gender{std::vector<std::string>{"male", "female"}};
+  ConfusionMatrix race, age;
+  double gender_ece = 0, race_ece = 0;
+  long long age_n = 0;                  // photos with an age label and a predicted FairFace range
+  double age_within_one_range = 0;      // share of those within one range of the label
+  std::optional<double> age_mae_years;  // when labels and predictions are in years
+  std::map<std::string, GroupEvaluation> groups;
+  double seconds = 0;
+
+  double detection_rate() const { return n ? static_cast<double>(detected) / static_cast<double>(n) : 0.0; }
+  double images_per_s() const { return seconds > 0 ? static_cast<double>(n + unreadable) / seconds : 0.0; }
+  // eval-classifier's JSON report.
+  Json to_json() const;
+};
+
+// Runs `analyzer` over the set. Unreadable photos are counted in `unreadable` and left out of every rate.
+ClassifierEvaluation evaluate_classifier(FaceAnalyzer& analyzer, const LabeledSet& set,
+                                         const EvaluationOptions& options = {});
 
 }  // namespace fairdiff

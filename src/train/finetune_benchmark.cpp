@@ -72,8 +72,10 @@ Json FinetuneBenchmarkResult::to_json() const {
 
 FinetuneBenchmarkResult run_finetune_benchmark(const FinetuneBenchmarkConfig& input) {
   FinetuneConfig config = input.training;
-  if (input.steps < 1) throw UsageError("--steps must be at least 1");
-  if (input.warmup_steps < 0) throw UsageError("--warmup-steps must not be negative");
+  if (input.steps < 1) throw FieldError("steps", std::to_string(input.steps) + ": expected at least 1");
+  if (input.warmup_steps < 0) {
+    throw FieldError("warmup_steps", std::to_string(input.warmup_steps) + ": expected 0 or more");
+  }
   validate_model_directory(config.model_dir);
   config.resolution = training_resolution(config);
   config.with_prior_preservation = true;

@@ -57,7 +57,7 @@ std::string shape_text(const torch::Tensor& t) {
 
 LoraAdapters::LoraAdapters(StableDiffusionModel& model, const LoraConfig& config, at::Generator generator)
     : config_(config), scale_(config.alpha / static_cast<double>(config.rank)) {
-  if (config.rank < 1) throw UsageError("--lora-rank must be at least 1");
+  if (config.rank < 1) throw FieldError("lora.rank", std::to_string(config.rank) + ": must be at least 1");
   std::vector<std::pair<LoraComponent, const std::vector<std::string>*>> components{
       {LoraComponent::unet, &unet_targets()}};
   if (config.text_encoder) components.emplace_back(LoraComponent::text_encoder, &text_encoder_targets());

@@ -40,19 +40,22 @@ std::vector<std::string> lr_schedule_names() {
 void validate_lr_schedule(const LrScheduleConfig& c) {
   const auto names = lr_schedule_names();
   if (std::find(names.begin(), names.end(), c.name) == names.end()) {
-    throw UsageError("--lr-scheduler '" + c.name + "': expected one of " + join(names, ", "));
+    throw FieldError("lr.name", "'" + c.name + "': expected one of " + join(names, ", "));
   }
-  if (!(c.base_lr > 0.0)) throw UsageError("--learning-rate must be positive");
-  if (c.warmup_steps < 0) throw UsageError("--lr-warmup-steps must not be negative");
-  if (c.total_steps < 1) throw UsageError("--max-train-steps must be at least 1");
+  if (!(c.base_lr > 0.0)) throw FieldError("lr.base_lr", std::to_string(c.base_lr) + ": must be positive");
+  if (c.warmup_steps < 0) {
+    throw FieldError("lr.warmup_steps", std::to_string(c.warmup_steps) + ": must not be negative");
+  }
+  if (c.total_steps < 1) throw FieldError("lr.total_steps", std::to_string(c.total_steps) + ": must be at least 1");
   if (c.name == "polynomial") {
     if (!(c.polynomial_end_lr < c.base_lr)) {
-      throw UsageError("the polynomial schedule's end rate " + std::to_string(c.polynomial_end_lr) +
-                       " must be below --learning-rate " + std::to_string(c.base_lr));
+      throw FieldError("lr.base_lr", std::to_string(c.base_lr) + ": must be above the polynomial schedule's end rate " +
+                                         std::to_string(c.polynomial_end_lr));
     }
     if (c.warmup_steps >= c.total_steps) {
-      throw UsageError("--lr-warmup-steps " + std::to_string(c.warmup_steps) +
-                       " must be below --max-train-steps for the polynomial schedule");
+      throw FieldError("lr.warmup_steps", std::to_string(c.warmup_steps) + ": must be below the " +
+                                              std::to_string(c.total_steps) +
+                                              " training steps for the polynomial schedule");
     }
   }
 }

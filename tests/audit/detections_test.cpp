@@ -161,7 +161,7 @@ TEST(Detections, AnalyzeFacesCsvUsesThePrincipalColumn) {
 }
 
 TEST(Detections, MissingFilesAreClearErrors) {
-  EXPECT_THROW(read_prompts("/nonexistent/prompts.csv"), InputError);
+  EXPECT_THROW(read_prompts_csv("/nonexistent/prompts.csv"), InputError);
   EXPECT_THROW(read_detections("/nonexistent/d.csv", "x", two_prompts(), DetectionOptions{}), InputError);
   std::string message =
       error_of([&] { read_detections("/nonexistent/d.csv", "x", two_prompts(), DetectionOptions{}); });
@@ -177,7 +177,7 @@ TEST(Detections, PromptsCsvIsValidated) {
   std::FILE* f = std::fopen((dir / "p.csv").c_str(), "w");
   std::fputs(text.c_str(), f);
   std::fclose(f);
-  std::string message = error_of([&] { read_prompts(dir / "p.csv"); });
+  std::string message = error_of([&] { read_prompts_csv(dir / "p.csv"); });
   EXPECT_NE(message.find(":3: prompt_id 'ceo' appears twice"), std::string::npos) << message;
 }
 

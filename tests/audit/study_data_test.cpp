@@ -6,6 +6,7 @@
 
 #include "audit/audit_result.h"
 #include "audit/planner.h"
+#include "audit/study_runs.h"
 #include "core/csv.h"
 #include "test_paths.h"
 
@@ -22,8 +23,25 @@ DetectionOptions study_options() {
   return options;
 }
 
+TEST(StudyData, TheStudysRunsAreFoundInTheRepository) {
+  const StudyData study = find_study_data();
+  EXPECT_EQ(std::filesystem::canonical(study.dir), std::filesystem::canonical(seed_dir()));
+  EXPECT_TRUE(std::filesystem::is_regular_file(study.prompts));
+  ASSERT_EQ(study.runs.size(), 7u);
+  EXPECT_EQ(study.runs[0].name, "sd21");  // the baseline first
+  for (const auto& run : study.runs) EXPECT_TRUE(std::filesystem::is_regular_file(run.detections)) << run.name;
+
+  LabelMap map;
+  add_study_label_map(map);
+  EXPECT_EQ(map.apply("race", "race"), "--");
+  LabelMap user;
+  user.add("race:race=other");
+  add_study_label_map(user);  // the user's own mapping of the label wins
+  EXPECT_EQ(user.apply("race", "Race"), "other");
+}
+
 TEST(StudyData, UnmappedRaceLabelIsRejected) {
-  PromptSet prompts = read_prompts(seed_dir() / "prompts_info.csv");
+  PromptSet prompts = read_prompts_csv(seed_dir() / "prompts_info.csv");
   try {
     read_detections(seed_dir() / "study_results" / "prompts_results.csv", "sd21", prompts, DetectionOptions{});
     FAIL() << "the literal label 'race' should be rejected unless mapped";
@@ -34,7 +52,7 @@ TEST(StudyData, UnmappedRaceLabelIsRejected) {
 }
 
 TEST(StudyData, KnownProportions) {
-  PromptSet prompts = read_prompts(seed_dir() / "prompts_info.csv");
+  PromptSet prompts = read_prompts_csv(seed_dir() / "prompts_info.csv");
   ASSERT_EQ(prompts.size(), 10);
   audit::Run run =
       read_detections(seed_dir() / "study_results" / "prompts_results.csv", "sd21", prompts, study_options());
@@ -59,7 +77,7 @@ TEST(StudyData, KnownProportions) {
 }
 
 TEST(StudyData, StudyRuleReproducesPromptsToGenerate) {
-  PromptSet prompts = read_prompts(seed_dir() / "prompts_info.csv");
+  PromptSet prompts = read_prompts_csv(seed_dir() / "prompts_info.csv");
   audit::Run run =
       read_detections(seed_dir() / "study_results" / "prompts_results.csv", "sd21", prompts, study_options());
   Taxonomy taxonomy;
@@ -78,7 +96,7 @@ TEST(StudyData, StudyRuleReproducesPromptsToGenerate) {
 }
 
 TEST(StudyData, TargetRuleClosesTheGap) {
-  PromptSet prompts = read_prompts(seed_dir() / "prompts_info.csv");
+  PromptSet prompts = read_prompts_csv(seed_dir() / "prompts_info.csv");
   audit::Run run =
       read_detections(seed_dir() / "study_results" / "prompts_results.csv", "sd21", prompts, study_options());
   Taxonomy taxonomy;
@@ -119,7 +137,7 @@ TEST(StudyData, FormatShareWritesLikePython) {
 }
 
 TEST(StudyData, AuditOfTwoRunsComparesThem) {
-  PromptSet prompts = read_prompts(seed_dir() / "prompts_info.csv");
+  PromptSet prompts = read_prompts_csv(seed_dir() / "prompts_info.csv");
   std::vector<audit::Run> runs = {
       read_detections(seed_dir() / "study_results" / "prompts_results.csv", "sd21", prompts, study_options()),
       read_detections(seed_dir() / "study_results" / "dreambooth" / "dream_detect_poly.csv", "poly_300", prompts,

@@ -63,7 +63,7 @@ std::string base_flags(const Workspace& w) {
 
 std::string prior_flags(const Workspace& w, int num_class_images = 2) {
   return " --with-prior-preservation --class-prompt 'a photo of a person' --class-data " + q(w.classes) +
-         " --num-class-images " + std::to_string(num_class_images) + " --class-inference-steps 2";
+         " --num-class-images " + std::to_string(num_class_images) + " --class-steps 2";
 }
 
 std::string file_bytes(const fs::path& path) {

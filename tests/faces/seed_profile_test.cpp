@@ -204,7 +204,7 @@ TEST(SeedProfile, SsdDetectorFindsFacesInRealPhotos) {
   LabeledSet set = read_labeled_set(faces, faces / "labels.csv");
   EvaluationOptions options;
   options.show_progress = false;
-  Json report = evaluate_classifier(analyzer, set, options);
+  Json report = evaluate_classifier(analyzer, set, options).to_json();
   std::printf("seed SSD detection rate on fairface_margin125: %.4f\n", report["detection_rate"].get<double>());
   EXPECT_GE(report["detection_rate"].get<double>(), kSsdFairfaceFloor);
 

@@ -35,7 +35,7 @@ struct StudyAudit {
 const StudyAudit& study_audit() {
   static const StudyAudit audit_data = [] {
     StudyAudit s;
-    s.prompts = audit::read_prompts(seed_dir() / "prompts_info.csv");
+    s.prompts = read_prompts_csv(seed_dir() / "prompts_info.csv");
     audit::DetectionOptions options;
     options.label_map.add("race:race=--");
     s.runs.push_back(
@@ -172,7 +172,7 @@ TEST(WriteReport, WritesEveryFileWithThumbnailsWhenImagesExist) {
   }
   csv += "nurse,nurse_0.png,--,--,--\n";
   write_file_atomic(dir / "detections.csv", csv);
-  audit::PromptSet prompts;
+  PromptSet prompts;
   prompts.source = "inline";
   prompts.ids = {"ceo", "nurse"};
   prompts.texts = {"A photo of a CEO", "A photo of a nurse"};

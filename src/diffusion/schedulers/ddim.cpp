@@ -12,7 +12,9 @@ DdimScheduler::DdimScheduler(const SchedulerConfig& config) : Scheduler(config) 
 
 void DdimScheduler::set_timesteps(int64_t n) {
   const int64_t T = config_.num_train_timesteps;
-  if (n <= 0 || n > T) throw UsageError("--steps must be in [1, " + std::to_string(T) + "]");
+  if (n <= 0 || n > T)
+    throw UsageError(name() + ": " + std::to_string(n) + " inference steps: expected 1.." + std::to_string(T) +
+                     " (num_train_timesteps)");
   num_inference_steps_ = n;
   const std::string spacing = config_.timestep_spacing.empty() ? "leading" : config_.timestep_spacing;
   timesteps_.clear();

@@ -29,7 +29,9 @@ DpmSolverMultistepScheduler::DpmSolverMultistepScheduler(const SchedulerConfig& 
 
 void DpmSolverMultistepScheduler::set_timesteps(int64_t n) {
   const int64_t T = config_.num_train_timesteps;
-  if (n <= 0 || n > T) throw UsageError("--steps must be in [1, " + std::to_string(T) + "]");
+  if (n <= 0 || n > T)
+    throw UsageError(name() + ": " + std::to_string(n) + " inference steps: expected 1.." + std::to_string(T) +
+                     " (num_train_timesteps)");
   const std::string spacing = config_.timestep_spacing.empty() ? "linspace" : config_.timestep_spacing;
   std::vector<int64_t> steps;
   if (spacing == "linspace") {

@@ -17,7 +17,9 @@ EulerDiscreteScheduler::EulerDiscreteScheduler(const SchedulerConfig& config) : 
 
 void EulerDiscreteScheduler::set_timesteps(int64_t n) {
   const int64_t T = config_.num_train_timesteps;
-  if (n <= 0 || n > T) throw UsageError("--steps must be in [1, " + std::to_string(T) + "]");
+  if (n <= 0 || n > T)
+    throw UsageError(name() + ": " + std::to_string(n) + " inference steps: expected 1.." + std::to_string(T) +
+                     " (num_train_timesteps)");
   std::vector<float> steps;
   if (spacing() == "linspace") {
     auto values = np_linspace(0, static_cast<double>(T - 1), n);

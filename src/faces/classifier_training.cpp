@@ -1,0 +1,153 @@
+#include "faces/classifier_training.h"
+
+#include <algorithm>
+#include <cstdio>
+
+#include "core/csv.h"
+#include "core/error.h"
+#include "core/fs.h"
+#include "core/json.h"
+#include "core/strings.h"
+#include "faces/embedding_cache.h"
+#include "faces/evaluation.h"
+
+namespace fairdiff {
+
+namespace fs = std::filesystem;
+
+fs::path ClassifierTrainingConfig::labels_file() const {
+  return labels.empty() ? images / "labels.csv" : labels;
+}
+
+fs::path ClassifierTrainingConfig::cache_dir() const {
+  return cache.empty() ? fs::path((out.parent_path() / out.stem()).string() + ".embeddings") : cache;
+}
+
+fs::path ClassifierTrainingConfig::card_file() const {
+  return (out.parent_path() / out.stem()).string() + ".card.json";
+}
+
+fs::path ClassifierTrainingConfig::confusion_file() const {
+  return (out.parent_path() / out.stem()).string() + ".confusion.json";
+}
+
+std::set<std::string> read_exclusions(const std::string& spec) {
+  std::string path = spec, column;
+  const auto colon = spec.rfind(':');
+  if (colon != std::string::npos && !fs::exists(spec)) path = spec.substr(0, colon), column = spec.substr(colon + 1);
+  require_file(path, "exclusion CSV");
+  const CsvTable table = read_csv(path);
+  if (column.empty()) column = table.column("fairface_file") >= 0 ? "fairface_file" : "file";
+  const int col = table.require_column(column);
+  std::set<std::string> names;
+  for (const auto& row : table.rows) names.insert(trim(row.fields[col]));
+  return names;
+}
+
+int64_t class_index(const std::vector<std::string>& classes, const std::string& label) {
+  auto it = std::find(classes.begin(), classes.end(), label);
+  return it == classes.end() ? -1 : it - classes.begin();
+}
+
+std::vector<HeadSummary> head_summaries(const Json& card) {
+  std::vector<HeadSummary> out;
+  for (const Json& head : card.at("heads")) {
+    const Json& v = head.at("validation");
+    HeadSummary s;
+    s.attribute = head.at("attribute").get<std::string>();
+    s.accuracy = v.at("accuracy").get<double>();
+    s.balanced_accuracy = v.at("balanced_accuracy").get<double>();
+    s.ece_uncalibrated = v.at("ece_uncalibrated").get<double>();
+    s.ece = v.at("ece").get<double>();
+    s.temperature = head.at("temperature").get<double>();
+    s.worst_recall = 2;
+    for (auto& [label, recall] : v.at("per_class").items()) {
+      if (recall.get<double>() < s.worst_recall) s.worst_recall = recall.get<double>(), s.worst_class = label;
+    }
+    out.push_back(s);
+  }
+  return out;
+}
+
+void validate(const ClassifierTrainingConfig& c) {
+  require_directory(c.images, "images folder");
+  require_file(c.labels_file(), "labels CSV");
+  if (c.out.extension() != ".safetensors") {
+    throw UsageError("heads file " + c.out.string() + " must end in .safetensors");
+  }
+  if (c.heads.kind != "mlp" && c.heads.kind != "linear") {
+    throw UsageError("head kind '" + c.heads.kind + "' is not mlp or linear");
+  }
+  face_embedder_parts(c.embedder);  // UsageError for unknown embedders
+}
+
+ClassifierTrainingResult train_classifier(const ClassifierTrainingConfig& c) {
+  validate(c);
+  ClassifierTrainingResult result;
+  // Labels: FairFace's classes; unknown classes are rejected with their line numbers.
+  const LabeledSet set = read_labeled_set(c.images, c.labels_file(), RaceTaxonomy::fairface7);
+  std::set<std::string> excluded;
+  if (!c.exclude.empty()) excluded = read_exclusions(c.exclude);
+  std::vector<LabeledPhoto> photos;
+  for (const auto& p : set.photos) {
+    if (excluded.count(p.file)) {
+      ++result.excluded;
+      continue;
+    }
+    if (c.limit > 0 && static_cast<long long>(photos.size()) >= c.limit) break;
+    photos.push_back(p);
+  }
+  if (photos.empty()) throw InputError(c.labels_file().string() + ": no photos left to train on after the exclusions");
+  std::vector<std::string> files;
+  for (const auto& p : photos) files.push_back(p.file);
+
+  auto detector = make_detection_analyzer(c.profile);
+  const Json settings = embedding_settings(c.embedder, c.profile);
+  EmbeddingSet embedded = compute_named_embeddings(*detector, c.embedder, c.profile, c.images, files, c.cache_dir());
+
+  const std::vector<std::string> genders = {"male", "female"};
+  const std::vector<std::string>& races = race_labels(RaceTaxonomy::fairface7);
+  const std::vector<std::string>& ages = fairface_age_ranges();
+  HeadLabels gender{"gender", genders, {}}, race{"race", races, {}}, age{"age", ages, {}};
+  std::vector<int64_t> rows;
+  for (size_t i = 0; i < photos.size(); ++i) {
+    if (!embedded.found[static_cast<int64_t>(i)].item<bool>()) continue;
+    rows.push_back(static_cast<int64_t>(i));
+    gender.targets.push_back(class_index(genders, photos[i].gender));
+    race.targets.push_back(class_index(races, photos[i].race));
+    age.targets.push_back(photos[i].age.empty() ? -1 : class_index(ages, photos[i].age));
+  }
+  result.labeled = static_cast<long long>(set.photos.size());
+  result.photos = static_cast<long long>(photos.size());
+  result.faces = static_cast<long long>(rows.size());
+  result.without_face = result.photos - result.faces;
+  std::printf("%lld photos, %lld left out by the exclusions, %lld without a detected face, %lld faces to train on\n",
+              result.photos, result.excluded, result.without_face, result.faces);
+
+  Json data = settings;
+  data["images"] = c.images.string();
+  data["labels"] = c.labels_file().string();
+  data["labeled"] = set.photos.size();
+  data["excluded"] = result.excluded;
+  data["exclude"] = c.exclude;
+  data["limit"] = c.limit;
+  data["photos"] = photos.size();
+  data["without_face"] = result.without_face;
+  data["faces"] = rows.size();
+  AttributeHeads heads = train_attribute_heads(embedded.embeddings.index_select(0, torch::tensor(rows, torch::kLong)),
+                                               {gender, race, age}, c.heads, data);
+
+  if (!c.out.parent_path().empty()) ensure_directory(c.out.parent_path(), "heads folder");
+  heads.save(c.out);
+  write_json_file(c.card_file(), heads.card);
+  Json confusion = Json::object();
+  for (const Json& head : heads.card["heads"]) {
+    confusion[head["attribute"].get<std::string>()] = {{"labels", head["validation"]["labels"]},
+                                                       {"confusion", head["validation"]["confusion"]}};
+  }
+  write_json_file(c.confusion_file(), confusion);
+  result.heads = head_summaries(heads.card);
+  return result;
+}
+
+}  // namespace fairdiff
