@@ -45,7 +45,8 @@ torch::Tensor geglu(const torch::Tensor& proj);
 torch::Tensor bias_residual_add(const torch::Tensor& shortcut, const torch::Tensor& h, const torch::Tensor& h_bias,
                                 const torch::Tensor& shortcut_bias, double output_scale_factor);
 
-// x [B, C, H, W] + tokens [B, N, C] read as [B, C, H, W]; the result is NCHW-contiguous.
+// x [B, C, H, W] + tokens [B, N, C] read as [B, C, H, W]; the kernel's result is NCHW-contiguous (LibTorch's
+// fallback keeps the channels-last strides of the permuted tokens).
 torch::Tensor add_tokens_to_nchw(const torch::Tensor& x, const torch::Tensor& tokens);
 
 }  // namespace fairdiff
