@@ -83,7 +83,8 @@ void LabelMap::add(const std::string& entry) {
   size_t colon = entry.find(':');
   size_t equals = entry.find('=', colon == std::string::npos ? 0 : colon);
   if (colon == std::string::npos || equals == std::string::npos || colon == 0 || equals == colon + 1) {
-    throw FieldError("map", "'" + entry + "': expected COLUMN:FROM=TO (e.g. race:race=-- or prompt:delivery_driver=delivery)");
+    throw FieldError("map",
+                     "'" + entry + "': expected COLUMN:FROM=TO (e.g. race:race=-- or prompt:delivery_driver=delivery)");
   }
   std::string column = trim(entry.substr(0, colon));
   std::string from = entry.substr(colon + 1, equals - colon - 1);
