@@ -31,6 +31,8 @@ int run_model_convert(const std::vector<std::string>& argv) {
   if (fs::exists(out)) throw InputError("--out " + out.string() + " already exists; choose a new folder");
   const fs::path staging = fs::path(out.string() + ".partial");
   fs::remove_all(staging);
+  // The iteration order is unspecified: a top-level file can come before any folder that would create staging.
+  ensure_directory(staging, "output staging folder");
   for (const auto& entry : fs::recursive_directory_iterator(model)) {
     const fs::path target = staging / fs::relative(entry.path(), model);
     if (entry.is_directory()) {

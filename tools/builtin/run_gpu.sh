@@ -1,92 +1,154 @@
 #!/usr/bin/env bash
-# Trains fairdiff's built-in model on a CUDA host (docs/toy-model.md). Runs on a host without a package registry:
-# the header/library dependencies travel as .deb files in .deps/debs (bench/run_gpu.sh lists them), the CLIP
-# tokenizer files in .deps/tokenizer, the training data (`fairdiff builtin-data` output) in .deps/builtin-data.
-# A binary built by an earlier call can travel as .deps/bin/fairdiff, a trained VAE as .deps/vae/.
+# Trains fairdiff's built-in model on a CUDA host in one call (docs/toy-model.md). Runs on a host without a package
+# registry: the header/library dependencies travel as .deb files in .deps/debs (bench/run_gpu.sh lists them), the
+# CLIP tokenizer files in .deps/tokenizer, the training data (`fairdiff builtin-data` output) in .deps/builtin-data.
+# A binary built by an earlier call can travel as .deps/bin/fairdiff (FAIRDIFF_BIN names another). FAIRDIFF_SRC
+# builds another source tree, FAIRDIFF_SRC_TAR a .tar.gz of one (e.g. `git archive --format=tar.gz HEAD`, when the
+# checkout holds others' unfinished work).
 #
 # Usage: bash tools/builtin/run_gpu.sh OUT PHASE  (large outputs come back split: cat NAME.tar.* | tar -x)
-#   vae:     build fairdiff (unless .deps/bin/fairdiff exists), train the VAE, a short UNet probe with samples;
-#            OUT gets the binary, vae.tar, the probe's samples and logs.
-#   unet:    the UNet run (UNET_STEPS steps, default 3000) on .deps/vae, then the evaluation images (100 per prompt
-#            at guidance 7.5 and 1) and the model in fp16; OUT gets model.tar (fp16), unet weights, images.
-# Settings (environment): VAE_STEPS (3000), VAE_BATCH (64), UNET_STEPS, UNET_BATCH (256), UNET_LR (3e-4),
-# PROBE_STEPS (300), EVAL_IMAGES (100).
+#   all:   build (unless a binary is there), train the VAE, then the UNet (and the text encoder) from a random
+#          `model init --arch builtin`, convert to fp16 (OUT/model.tar.*, written as soon as it exists), then the
+#          evaluation images (EVAL_IMAGES per prompt at guidance 7.5 and 1, OUT/eval.tar.*).
+#   speed: throughput of train-vae and finetune (a few steps each) and nothing else.
+# The step counts follow from a time budget: the call must end within DEADLINE seconds of the script's start
+# (the device allows 600 s a call). After the build, short calibration runs measure each trainer's steps/s and
+# start-up time; the VAE gets VAE_SHARE of the training time left, the UNet the rest. VAE_STEPS / UNET_STEPS fix
+# the counts instead.
+# Settings (environment): DEADLINE (540), RESERVE (75: seconds kept for conversion + evaluation images),
+# VAE_SHARE (0.3), VAE_BATCH (128), UNET_BATCH (256), UNET_LR (3e-4), UNET_SEED (0), TRAIN_TEXT_ENCODER (1),
+# EVAL_IMAGES (100), DEVICE (cuda; cpu for a dry run of this script).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-OUT="${1:?usage: tools/builtin/run_gpu.sh OUT vae|unet}"
-PHASE="${2:?usage: tools/builtin/run_gpu.sh OUT vae|unet}"
+T0=$(date +%s)
+elapsed() { echo $(($(date +%s) - T0)); }
+OUT="${1:?usage: tools/builtin/run_gpu.sh OUT all|speed}"
+PHASE="${2:?usage: tools/builtin/run_gpu.sh OUT all|speed}"
+DEADLINE="${DEADLINE:-540}"
+RESERVE="${RESERVE:-75}"
+DEVICE="${DEVICE:-cuda}"
 mkdir -p "$OUT"
+OUT="$(cd "$OUT" && pwd)"
+WORK="${WORK:-/tmp/builtin-run}"
+mkdir -p "$WORK"
+LOG="$OUT/logs"
+mkdir -p "$LOG"
 ROOT="$PWD/.deps/root"
-if [ ! -d "$ROOT/usr/include/unicode" ]; then
+if [ -d .deps/debs ] && [ ! -f "$ROOT/.unpacked" ]; then
   for f in .deps/debs/*.deb; do dpkg -x "$f" "$ROOT"; done
+  touch "$ROOT/.unpacked"
 fi
 export LD_LIBRARY_PATH="$ROOT/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}"
-DATA=.deps/builtin-data/train.csv
-FD=.deps/bin/fairdiff
+DATA="${DATA:-$PWD/.deps/builtin-data/train.csv}"
+FD="${FAIRDIFF_BIN:-$PWD/.deps/bin/fairdiff}"
 if [ ! -x "$FD" ]; then
+  SRC="${FAIRDIFF_SRC:-.}"
+  if [ -n "${FAIRDIFF_SRC_TAR:-}" ]; then
+    SRC="$WORK/src"
+    rm -rf "$SRC" && mkdir -p "$SRC" && tar -xzf "$FAIRDIFF_SRC_TAR" -C "$SRC"
+  fi
   TORCH_PREFIX="$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')"
-  start=$(date +%s)
-  cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DFAIRDIFF_ENGINE_ONLY=ON -DFAIRDIFF_BUILD_TESTS=OFF \
-    -DCMAKE_PREFIX_PATH="$TORCH_PREFIX;$ROOT/usr" -DICU_ROOT="$ROOT/usr" -DCMAKE_CUDA_ARCHITECTURES=90 \
-    -DTORCH_CUDA_ARCH_LIST=9.0 > "$OUT/cmake.log" 2>&1 || { tail -40 "$OUT/cmake.log"; exit 1; }
-  cmake --build build-gpu -j "$(nproc)" --target fairdiff > "$OUT/build.log" 2>&1 ||
-    { grep -E "error" -A5 "$OUT/build.log" | head -60; exit 1; }
-  mkdir -p .deps/bin && cp build-gpu/fairdiff "$FD" && cp "$FD" "$OUT/fairdiff"
-  echo "build: $(( $(date +%s) - start )) s"
+  # -isystem: the host's compiler does not look in the unpacked multiarch include folder by itself.
+  cmake -S "$SRC" -B "$WORK/build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DFAIRDIFF_ENGINE_ONLY=ON \
+    -DFAIRDIFF_BUILD_TESTS=OFF -DCMAKE_PREFIX_PATH="$TORCH_PREFIX;$ROOT/usr" -DICU_ROOT="$ROOT/usr" \
+    -DCMAKE_CUDA_ARCHITECTURES=90 -DTORCH_CUDA_ARCH_LIST=9.0 -DFAIRDIFF_WERROR=OFF \
+    -DCMAKE_CXX_FLAGS="-isystem $ROOT/usr/include/x86_64-linux-gnu" > "$LOG/cmake.log" 2>&1 ||
+    { tail -40 "$LOG/cmake.log"; exit 1; }
+  cmake --build "$WORK/build" -j "$(nproc)" --target fairdiff > "$LOG/build.log" 2>&1 ||
+    { grep -E "error" -A5 "$LOG/build.log" | head -60; exit 1; }
+  FD="$WORK/build/fairdiff"
+  echo "build: $(elapsed) s"
 fi
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+[ "$DEVICE" = cpu ] || nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+
+# The last progress line's rate ("label 40/40 (100%) 12.34 step/s ...") of a log.
+rate_of() { grep -E "^$1 [0-9]+/[0-9]+ " "$2" | tail -1 | awk '{print $4}'; }
+# steps = rate * seconds, at least MIN.
+steps_for() { awk -v r="$1" -v s="$2" -v m="$3" 'BEGIN { n = int(r * s); print (n < m ? m : n) }'; }
+
+train_vae() {  # OUT_DIR STEPS LOG
+  rm -rf "$1" "$1.work"
+  "$FD" train-vae --data "$DATA" --out "$1" --arch builtin --resolution 64 --batch-size "${VAE_BATCH:-128}" \
+    --max-train-steps "$2" --learning-rate 5e-4 --lr-warmup-steps $(($2 / 20 + 1)) --kl-weight 1e-6 \
+    --checkpointing-steps 0 --seed 0 --device "$DEVICE" 2>&1 | tr '\r' '\n' | grep -v "reading" > "$3"
+  tail -2 "$3"
+}
 
 # The base model: the builtin architecture, random text encoder and UNet (seed 0), the trained VAE.
-make_base() {
-  rm -rf /tmp/base
-  $FD model init --arch builtin --tokenizer-from .deps/tokenizer --out /tmp/base --seed 0
-  rm -rf /tmp/base/vae
-  mkdir -p /tmp/base/vae
-  cp "$1"/config.json "$1"/diffusion_pytorch_model.safetensors /tmp/base/vae/
+make_base() {  # VAE_DIR
+  rm -rf "$WORK/base"
+  "$FD" model init --arch builtin --tokenizer-from .deps/tokenizer --out "$WORK/base" --seed 0 > /dev/null
+  rm -rf "$WORK/base/vae" && mkdir -p "$WORK/base/vae"
+  cp "$1"/config.json "$1"/diffusion_pytorch_model.safetensors "$WORK/base/vae/"
+  if [ -f "$1/vae_training.json" ]; then cp "$1/vae_training.json" "$WORK/base/vae/"; fi
 }
 
-finetune() {  # OUT_DIR STEPS [extra flags]
-  local out="$1" steps="$2"
-  shift 2
-  $FD finetune --model /tmp/base --instance-data "$DATA" --resolution 64 --train-batch-size "${UNET_BATCH:-256}" \
-    --learning-rate "${UNET_LR:-3e-4}" --lr-scheduler cosine --lr-warmup-steps $(( steps / 20 )) \
+finetune() {  # OUT_DIR STEPS LOG
+  local out="$1" steps="$2" log="$3" te=()
+  [ "${TRAIN_TEXT_ENCODER:-1}" = 1 ] && te=(--train-text-encoder)
+  rm -rf "$out" "$out.work"
+  "$FD" finetune --model "$WORK/base" --instance-data "$DATA" --resolution 64 --train-batch-size "${UNET_BATCH:-256}" \
+    --learning-rate "${UNET_LR:-3e-4}" --lr-scheduler cosine --lr-warmup-steps $((steps / 20)) \
     --max-train-steps "$steps" --mixed-precision bf16 --caption-dropout 0.1 --adam-weight-decay 0.01 \
-    --checkpointing-steps 0 --seed 0 --device cuda --out "$out" "$@"
+    --checkpointing-steps 0 --seed "${UNET_SEED:-0}" --device "$DEVICE" "${te[@]}" --out "$out" 2>&1 |
+    tr '\r' '\n' > "$log" || true
+  tail -2 "$log"
+  # The process has been seen to crash at exit after publishing its output; the output is complete when
+  # finetune_settings.json is there (it is written last).
+  [ -f "$out/finetune_settings.json" ]
 }
 
-if [ "$PHASE" = vae ]; then
-  start=$(date +%s)
-  $FD train-vae --data "$DATA" --out /tmp/vae --arch builtin --resolution 64 --batch-size "${VAE_BATCH:-64}" \
-    --max-train-steps "${VAE_STEPS:-3000}" --learning-rate 5e-4 --lr-warmup-steps 100 --kl-weight 1e-6 \
-    --checkpointing-steps 0 --device cuda 2>&1 | tee "$OUT/train_vae.log" | grep -v "^train-vae: reading" | tail -5
-  echo "train-vae: $(( $(date +%s) - start )) s"
-  tar -C /tmp -cf "$OUT/vae.tar" vae
-  make_base /tmp/vae
-  start=$(date +%s)
-  finetune /tmp/probe "${PROBE_STEPS:-300}" 2>&1 | tr '\r' '\n' | tail -6
-  echo "probe finetune: $(( $(date +%s) - start )) s"
-  cp /tmp/probe/loss_curve.csv "$OUT/probe_loss_curve.csv"
-  $FD generate --model /tmp/probe --prompts data/seed/prompts_info.csv --images-per-prompt 8 --guidance 7.5 \
-    --batch-size 80 --device cuda --out /tmp/probe_images > /dev/null
-  tar -C /tmp -cf "$OUT/probe_images.tar" probe_images/images
-elif [ "$PHASE" = unet ]; then
-  make_base .deps/vae
-  start=$(date +%s)
-  finetune /tmp/trained "${UNET_STEPS:-3000}" 2>&1 | tr '\r' '\n' | tail -25
-  echo "unet finetune: $(( $(date +%s) - start )) s"
-  cp /tmp/trained/loss_curve.csv "$OUT/loss_curve.csv"
-  $FD model convert --model /tmp/trained --out /tmp/builtin --weights-dtype fp16
-  rm -f /tmp/builtin/loss_curve.csv
-  tar -C /tmp -cf - builtin | split -b 15M - "$OUT/model.tar."  # files of at most 16 MiB come back
-  for g in 7.5 1; do
-    start=$(date +%s)
-    $FD generate --model /tmp/builtin --prompts data/seed/prompts_info.csv --images-per-prompt "${EVAL_IMAGES:-100}" \
-      --guidance "$g" --seed 1000 --batch-size 250 --device cuda --out "/tmp/eval_g$g" > /dev/null
-    echo "generate g$g: $(( $(date +%s) - start )) s"
-    tar -C /tmp -cf - "eval_g$g" | split -b 15M - "$OUT/eval_g$g.tar."
-  done
-else
-  echo "unknown phase $PHASE (expected vae or unet)" >&2
-  exit 2
+timed() {  # NAME COMMAND...: runs it, prints and records its seconds
+  local name="$1" s
+  shift
+  s=$(date +%s)
+  "$@"
+  echo "$name: $(($(date +%s) - s)) s (at $(elapsed) s)" | tee -a "$LOG/timings.txt"
+}
+
+calibrate() {  # sets VAE_RATE, UNET_RATE (steps/s) and UNET_STARTUP (s)
+  timed calibrate-vae train_vae "$WORK/vae_cal" "${CAL_STEPS:-60}" "$LOG/vae_cal.log"
+  VAE_RATE=$(rate_of train-vae "$LOG/vae_cal.log")
+  make_base "$WORK/vae_cal"
+  local s=$(date +%s)
+  timed calibrate-unet finetune "$WORK/unet_cal" "${CAL_STEPS:-60}" "$LOG/unet_cal.log"
+  UNET_RATE=$(rate_of finetune "$LOG/unet_cal.log")
+  UNET_STARTUP=$(awk -v w=$(($(date +%s) - s)) -v n="${CAL_STEPS:-60}" -v r="$UNET_RATE" 'BEGIN { print int(w - n / r + 1) }')
+  echo "rates: train-vae $VAE_RATE step/s, finetune $UNET_RATE step/s, finetune start-up ${UNET_STARTUP} s" |
+    tee -a "$LOG/timings.txt"
+}
+
+pack_logs() { tar -C "$OUT" -cf "$OUT/logs.tar" logs; }
+trap pack_logs EXIT
+
+if [ "$PHASE" = speed ]; then
+  calibrate
+  exit 0
 fi
+[ "$PHASE" = all ] || { echo "unknown phase $PHASE (expected all or speed)" >&2; exit 2; }
+
+if [ -z "${VAE_STEPS:-}" ] || [ -z "${UNET_STEPS:-}" ]; then
+  calibrate
+  left=$((DEADLINE - $(elapsed) - RESERVE - UNET_STARTUP - 15))
+  vae_seconds=$(awk -v l="$left" -v f="${VAE_SHARE:-0.3}" 'BEGIN { print int(l * f) }')
+  VAE_STEPS=${VAE_STEPS:-$(steps_for "$VAE_RATE" "$vae_seconds" "${MIN_STEPS:-100}")}
+  UNET_STEPS=${UNET_STEPS:-$(steps_for "$UNET_RATE" $((left - vae_seconds)) "${MIN_STEPS:-100}")}
+fi
+echo "plan at $(elapsed) s: VAE_STEPS=$VAE_STEPS UNET_STEPS=$UNET_STEPS" | tee -a "$LOG/timings.txt"
+timed train-vae train_vae "$WORK/vae" "$VAE_STEPS" "$LOG/train_vae.log"
+make_base "$WORK/vae"
+timed finetune finetune "$WORK/trained" "$UNET_STEPS" "$LOG/finetune.log"
+cp "$WORK/trained/loss_curve.csv" "$LOG/loss_curve.csv"
+rm -rf "$WORK/builtin"
+"$FD" model convert --model "$WORK/trained" --out "$WORK/builtin" --weights-dtype fp16
+rm -f "$WORK/builtin/loss_curve.csv"
+tar -C "$WORK" -cf - builtin | split -b 15M - "$OUT/model.tar."  # files of at most 16 MiB come back
+echo "model written at $(elapsed) s" | tee -a "$LOG/timings.txt"
+for g in 7.5 1; do
+  timed "generate g$g" "$FD" generate --model "$WORK/builtin" --prompts data/seed/prompts_info.csv \
+    --images-per-prompt "${EVAL_IMAGES:-100}" --guidance "$g" --seed 1000 --batch-size 250 --device "$DEVICE" \
+    --out "$WORK/eval_g$g" > "$LOG/generate_g$g.log" 2>&1
+done
+tar -C "$WORK" -cf - eval_g7.5 eval_g1 | split -b 15M - "$OUT/eval.tar."
+echo "done at $(elapsed) s" | tee -a "$LOG/timings.txt"
 ls -la "$OUT"
