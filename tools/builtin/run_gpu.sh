@@ -15,9 +15,16 @@
 # (the device allows 600 s a call). After the build, short calibration runs measure each trainer's steps/s and
 # start-up time; the VAE gets VAE_SHARE of the training time left, the UNet the rest. VAE_STEPS / UNET_STEPS fix
 # the counts instead.
+# Measured on the H200 (2026-12-01): engine-only build 68-88 s from scratch; train-vae 21.5 step/s at batch 128;
+# finetune at batch 256 about 14 step/s once every row's latent is cached, but the first epoch (22,800 rows) encodes
+# the latents one image at a time (about 2 step/s, 40 s), and --train-text-encoder runs the text encoder once per
+# caption (0.6 step/s): hence TRAIN_TEXT_ENCODER=0 and the calibration (60 steps, all in the first epoch) reads the
+# finetune rate 5-20 times too low. Until the trainer batches both, give the counts: for one 600 s call from a bare
+# machine, VAE_STEPS=1500 UNET_STEPS=4500 (about 90 + 75 + 370 s).
 # Settings (environment): DEADLINE (540), RESERVE (75: seconds kept for conversion + evaluation images),
-# VAE_SHARE (0.3), VAE_BATCH (128), UNET_BATCH (256), UNET_LR (3e-4), UNET_SEED (0), TRAIN_TEXT_ENCODER (1),
-# EVAL_IMAGES (100), DEVICE (cuda; cpu for a dry run of this script).
+# VAE_SHARE (0.3), VAE_BATCH (128), UNET_BATCH (256), UNET_LR (3e-4), UNET_SEED (0), TRAIN_TEXT_ENCODER (0),
+# EVAL_IMAGES (100), DEVICE (cuda; cpu for a dry run of this script), VAE_DIR (a trained vae/ folder: no VAE
+# training; then UNET_STEPS must be given).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 T0=$(date +%s)
@@ -30,8 +37,9 @@ DEVICE="${DEVICE:-cuda}"
 mkdir -p "$OUT"
 OUT="$(cd "$OUT" && pwd)"
 WORK="${WORK:-/tmp/builtin-run}"
+rm -rf "$WORK/logs"
 mkdir -p "$WORK"
-LOG="$OUT/logs"
+LOG="$WORK/logs"  # packed into OUT/logs.tar at exit: at most 8 files come back from the device
 mkdir -p "$LOG"
 ROOT="$PWD/.deps/root"
 if [ -d .deps/debs ] && [ ! -f "$ROOT/.unpacked" ]; then
@@ -70,8 +78,9 @@ train_vae() {  # OUT_DIR STEPS LOG
   rm -rf "$1" "$1.work"
   "$FD" train-vae --data "$DATA" --out "$1" --arch builtin --resolution 64 --batch-size "${VAE_BATCH:-128}" \
     --max-train-steps "$2" --learning-rate 5e-4 --lr-warmup-steps $(($2 / 20 + 1)) --kl-weight 1e-6 \
-    --checkpointing-steps 0 --seed 0 --device "$DEVICE" 2>&1 | tr '\r' '\n' | grep -v "reading" > "$3"
+    --checkpointing-steps 0 --seed 0 --device "$DEVICE" 2>&1 | tr '\r' '\n' | grep -v "reading" > "$3" || true
   tail -2 "$3"
+  [ -f "$1/diffusion_pytorch_model.safetensors" ]
 }
 
 # The base model: the builtin architecture, random text encoder and UNet (seed 0), the trained VAE.
@@ -85,7 +94,7 @@ make_base() {  # VAE_DIR
 
 finetune() {  # OUT_DIR STEPS LOG
   local out="$1" steps="$2" log="$3" te=()
-  [ "${TRAIN_TEXT_ENCODER:-1}" = 1 ] && te=(--train-text-encoder)
+  [ "${TRAIN_TEXT_ENCODER:-0}" = 1 ] && te=(--train-text-encoder)
   rm -rf "$out" "$out.work"
   "$FD" finetune --model "$WORK/base" --instance-data "$DATA" --resolution 64 --train-batch-size "${UNET_BATCH:-256}" \
     --learning-rate "${UNET_LR:-3e-4}" --lr-scheduler cosine --lr-warmup-steps $((steps / 20)) \
@@ -106,19 +115,21 @@ timed() {  # NAME COMMAND...: runs it, prints and records its seconds
   echo "$name: $(($(date +%s) - s)) s (at $(elapsed) s)" | tee -a "$LOG/timings.txt"
 }
 
-calibrate() {  # sets VAE_RATE, UNET_RATE (steps/s) and UNET_STARTUP (s)
+calibrate() {  # sets VAE_RATE, UNET_RATE (steps/s), VAE_STARTUP and UNET_STARTUP (s)
+  local s=$(date +%s)
   timed calibrate-vae train_vae "$WORK/vae_cal" "${CAL_STEPS:-60}" "$LOG/vae_cal.log"
   VAE_RATE=$(rate_of train-vae "$LOG/vae_cal.log")
+  VAE_STARTUP=$(awk -v w=$(($(date +%s) - s)) -v n="${CAL_STEPS:-60}" -v r="$VAE_RATE" 'BEGIN { print int(w - n / r + 1) }')
   make_base "$WORK/vae_cal"
-  local s=$(date +%s)
+  s=$(date +%s)
   timed calibrate-unet finetune "$WORK/unet_cal" "${CAL_STEPS:-60}" "$LOG/unet_cal.log"
   UNET_RATE=$(rate_of finetune "$LOG/unet_cal.log")
   UNET_STARTUP=$(awk -v w=$(($(date +%s) - s)) -v n="${CAL_STEPS:-60}" -v r="$UNET_RATE" 'BEGIN { print int(w - n / r + 1) }')
-  echo "rates: train-vae $VAE_RATE step/s, finetune $UNET_RATE step/s, finetune start-up ${UNET_STARTUP} s" |
+  echo "rates: train-vae $VAE_RATE step/s (start-up ${VAE_STARTUP} s), finetune $UNET_RATE step/s (start-up ${UNET_STARTUP} s)" |
     tee -a "$LOG/timings.txt"
 }
 
-pack_logs() { tar -C "$OUT" -cf "$OUT/logs.tar" logs; }
+pack_logs() { tar -C "$WORK" -cf "$OUT/logs.tar" logs; }
 trap pack_logs EXIT
 
 if [ "$PHASE" = speed ]; then
@@ -127,16 +138,20 @@ if [ "$PHASE" = speed ]; then
 fi
 [ "$PHASE" = all ] || { echo "unknown phase $PHASE (expected all or speed)" >&2; exit 2; }
 
-if [ -z "${VAE_STEPS:-}" ] || [ -z "${UNET_STEPS:-}" ]; then
+if [ -z "${VAE_DIR:-}${VAE_STEPS:-}" ] || [ -z "${UNET_STEPS:-}" ]; then
   calibrate
-  left=$((DEADLINE - $(elapsed) - RESERVE - UNET_STARTUP - 15))
+  left=$((DEADLINE - $(elapsed) - RESERVE - VAE_STARTUP - UNET_STARTUP - 10))
   vae_seconds=$(awk -v l="$left" -v f="${VAE_SHARE:-0.3}" 'BEGIN { print int(l * f) }')
   VAE_STEPS=${VAE_STEPS:-$(steps_for "$VAE_RATE" "$vae_seconds" "${MIN_STEPS:-100}")}
   UNET_STEPS=${UNET_STEPS:-$(steps_for "$UNET_RATE" $((left - vae_seconds)) "${MIN_STEPS:-100}")}
 fi
 echo "plan at $(elapsed) s: VAE_STEPS=$VAE_STEPS UNET_STEPS=$UNET_STEPS" | tee -a "$LOG/timings.txt"
-timed train-vae train_vae "$WORK/vae" "$VAE_STEPS" "$LOG/train_vae.log"
-make_base "$WORK/vae"
+if [ -n "${VAE_DIR:-}" ]; then
+  make_base "$VAE_DIR"  # a VAE trained by an earlier call (fp32 weights)
+else
+  timed train-vae train_vae "$WORK/vae" "$VAE_STEPS" "$LOG/train_vae.log"
+  make_base "$WORK/vae"
+fi
 timed finetune finetune "$WORK/trained" "$UNET_STEPS" "$LOG/finetune.log"
 cp "$WORK/trained/loss_curve.csv" "$LOG/loss_curve.csv"
 rm -rf "$WORK/builtin"
