@@ -74,25 +74,20 @@ def read_detections(analyze_dir):
     return per
 
 
-def read_corrected(report_dir):
-    """{(run, prompt, attribute, label): (share, lo, hi)} from tables/corrected.csv, if present."""
+def read_corrected(report_dir, run):
+    """{(prompt, attribute, label): (share, lo, hi)} of one run from a report's tables/corrected.csv."""
     path = os.path.join(report_dir, "tables", "corrected.csv")
     out = {}
     if not os.path.exists(path):
         return out
     for row in csv.DictReader(open(path)):
-        keys = {k.lower(): v for k, v in row.items()}
-        label = keys.get("label") or keys.get("class") or keys.get("group")
-        share = keys.get("corrected_share") or keys.get("corrected")
-        lo = keys.get("corrected_lo") or keys.get("lo") or keys.get("corrected_ci_low")
-        hi = keys.get("corrected_hi") or keys.get("hi") or keys.get("corrected_ci_high")
-        if label is None or share is None or lo is None or hi is None:
+        if row["run"] != run:
             continue
-        attr = keys.get("attribute", "")
-        lab = norm_gender(label) if attr == "gender" else norm_race(label)
-        if not lab:
-            continue
-        out[(keys.get("prompt", ""), attr, lab)] = (float(share), float(lo), float(hi))
+        attr = row["attribute"]
+        lab = norm_gender(row["group"]) if attr == "gender" else norm_race(row["group"])
+        if lab:
+            out[(row["prompt_id"], attr, lab)] = (float(row["corrected"]), float(row["corrected_low"]),
+                                                  float(row["corrected_high"]))
     return out
 
 
@@ -102,7 +97,7 @@ def main():
     for arg in sys.argv[2:]:
         name, dirs = arg.split("=", 1)
         analyze_dir, _, report_dir = dirs.partition(":")
-        runs.append((name, read_detections(analyze_dir), read_corrected(report_dir) if report_dir else {}))
+        runs.append((name, read_detections(analyze_dir), read_corrected(report_dir, name) if report_dir else {}))
     prompts = list(truth.keys())
     print("| run | images | with a face | face rate |\n|---|---|---|---|")
     for name, det, _ in runs:
