@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <set>
 
 #include "core/error.h"
+#include "core/labels.h"
 #include "core/strings.h"
 
 namespace fairdiff::audit {
@@ -22,6 +24,22 @@ int group_index(const Taxonomy& taxonomy, Attribute attribute, const std::string
   return g >= 0 && r >= 0 ? taxonomy.gender_race_index(g, r) : -1;
 }
 
+// Index of the class a finer label folds into: FairFace's "east asian" and "southeast asian" are the
+// "asian" of a taxonomy that has it (the FairFace 7 -> DeepFace 6 mapping used everywhere), also inside a
+// gender x race cell. -1 when the label is unknown either way.
+int folded_group_index(const Taxonomy& taxonomy, Attribute attribute, const std::string& label) {
+  const int direct = group_index(taxonomy, attribute, label);
+  if (direct >= 0 || attribute == Attribute::gender) return direct;
+  std::string text = normalize_label(label);
+  for (const char* finer : {"southeast asian", "east asian"}) {
+    const size_t at = text.find(finer);
+    if (at != std::string::npos && at + std::string(finer).size() == text.size()) {
+      return group_index(taxonomy, attribute, text.substr(0, at) + "asian");
+    }
+  }
+  return -1;
+}
+
 ConfusionMatrix parse_matrix(const Json& object, Attribute attribute, const std::string& where,
                              const Taxonomy& taxonomy) {
   if (!object.is_object() || !object.contains("labels") || !object.contains("confusion")) {
@@ -32,45 +50,54 @@ ConfusionMatrix parse_matrix(const Json& object, Attribute attribute, const std:
   const Json& labels = object["labels"];
   const Json& confusion = object["confusion"];
   const size_t k = static_cast<size_t>(taxonomy.num_groups(attribute));
-  if (!labels.is_array() || labels.size() != k) {
-    throw InputError(where + ": \"labels\" must list the " + std::to_string(k) + " " + attribute_name(attribute) +
-                     " classes (" + join(taxonomy.group_labels(attribute), ", ") + ")");
-  }
-  std::vector<int> order;  // file position -> taxonomy index
-  std::vector<bool> seen(k, false);
+  const std::string expected = std::to_string(k) + " " + attribute_name(attribute) + " classes (" +
+                               join(taxonomy.group_labels(attribute), ", ") + ")";
+  if (!labels.is_array() || labels.size() < k) throw InputError(where + ": \"labels\" must list the " + expected);
+  const size_t n = labels.size();
+  // File position -> taxonomy index. Labels finer than the taxonomy (FairFace's 7 races for the study's 6)
+  // fold into their class: their rows and columns are summed, which needs counts.
+  std::vector<int> order;
+  std::vector<int> seen(k, 0);
+  std::set<std::string> distinct;
   for (const auto& label : labels) {
     std::string text = label.is_string() ? label.get<std::string>() : label.dump();
-    int index = group_index(taxonomy, attribute, text);
+    int index = folded_group_index(taxonomy, attribute, text);
     if (index < 0) {
-      throw InputError(where + ": unknown " + attribute_name(attribute) + " label '" + text + "' (expected " +
-                       join(taxonomy.group_labels(attribute), ", ") + ")");
+      throw InputError(where + ": unknown " + attribute_name(attribute) + " label '" + text + "' (expected the " +
+                       expected + ")");
     }
-    if (seen[index]) throw InputError(where + ": label '" + text + "' appears twice");
-    seen[index] = true;
+    if (!distinct.insert(normalize_label(text)).second)
+      throw InputError(where + ": label '" + text + "' appears twice");
+    ++seen[static_cast<size_t>(index)];
     order.push_back(index);
   }
-  if (!confusion.is_array() || confusion.size() != k) {
-    throw InputError(where + ": \"confusion\" must be a " + std::to_string(k) + "x" + std::to_string(k) + " array");
+  for (size_t i = 0; i < k; ++i) {
+    if (!seen[i]) throw InputError(where + ": \"labels\" has no " + taxonomy.group_labels(attribute)[i] + " class");
+  }
+  const bool folded = n > k;
+  if (!confusion.is_array() || confusion.size() != n) {
+    throw InputError(where + ": \"confusion\" must be a " + std::to_string(n) + "x" + std::to_string(n) +
+                     " array (one row and column per label)");
   }
   ConfusionMatrix matrix;
   matrix.labels = taxonomy.group_labels(attribute);
   matrix.entries.assign(k, std::vector<double>(k, 0.0));
   bool all_integral = true;
   bool rows_sum_to_one = true;
-  for (size_t i = 0; i < k; ++i) {
+  for (size_t i = 0; i < n; ++i) {
     const Json& row = confusion[i];
-    if (!row.is_array() || row.size() != k) {
-      throw InputError(where + ": row " + std::to_string(i) + " of \"confusion\" must have " + std::to_string(k) +
+    if (!row.is_array() || row.size() != n) {
+      throw InputError(where + ": row " + std::to_string(i) + " of \"confusion\" must have " + std::to_string(n) +
                        " numbers");
     }
     double total = 0;
-    for (size_t j = 0; j < k; ++j) {
+    for (size_t j = 0; j < n; ++j) {
       if (!row[j].is_number() || row[j].get<double>() < 0 || !std::isfinite(row[j].get<double>())) {
         throw InputError(where + ": confusion[" + std::to_string(i) + "][" + std::to_string(j) +
                          "] must be a non-negative number");
       }
       double v = row[j].get<double>();
-      matrix.entries[order[i]][order[j]] = v;
+      matrix.entries[order[i]][order[j]] += v;
       total += v;
       if (std::fabs(v - std::round(v)) > 1e-9) all_integral = false;
     }
@@ -86,6 +113,10 @@ ConfusionMatrix parse_matrix(const Json& object, Attribute attribute, const std:
                      "row-normalised rates)");
   }
   matrix.counts = all_integral && !rows_sum_to_one;
+  if (folded && !matrix.counts) {
+    throw InputError(where + ": its " + std::to_string(n) + " labels fold into the " + expected +
+                     ", which needs counts (how many faces of each true class), not row-normalised rates");
+  }
   return matrix;
 }
 
@@ -93,12 +124,16 @@ ConfusionMatrix parse_matrix(const Json& object, Attribute attribute, const std:
 int attribute_of_labels(const Json& labels, const Taxonomy& taxonomy) {
   if (!labels.is_array() || labels.empty()) return -1;
   for (Attribute a : {Attribute::gender, Attribute::race, Attribute::gender_race}) {
-    bool all = labels.size() == static_cast<size_t>(taxonomy.num_groups(a));
+    const size_t k = static_cast<size_t>(taxonomy.num_groups(a));
+    bool all = labels.size() >= k;
+    std::vector<bool> covered(k, false);
     for (const auto& label : labels) {
       if (!all) break;
-      all = label.is_string() && group_index(taxonomy, a, label.get<std::string>()) >= 0;
+      const int index = label.is_string() ? folded_group_index(taxonomy, a, label.get<std::string>()) : -1;
+      all = index >= 0;
+      if (all) covered[static_cast<size_t>(index)] = true;
     }
-    if (all) return static_cast<int>(a);
+    if (all && std::all_of(covered.begin(), covered.end(), [](bool c) { return c; })) return static_cast<int>(a);
   }
   return -1;
 }

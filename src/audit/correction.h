@@ -11,8 +11,11 @@
 // Confusion JSON: {"labels": [...], "confusion": [[...]]} for one attribute (which one is read from its
 // labels), or nested per attribute as `fairdiff eval-classifier` writes it:
 // {"gender": {"labels": [...], "confusion": [[...]]}, "race": {...}, "gender_race": {...}}. Entries are
-// counts or row-normalised rates; every row must have a positive total. Without a gender x race matrix the
-// joint one is the Kronecker product of the gender and race matrices (errors assumed independent).
+// counts or row-normalised rates; every row must have a positive total. Labels finer than the taxonomy
+// (FairFace's east asian and southeast asian, for the study's asian) are folded into their class by summing
+// their rows and columns, which needs counts (the committed models/faces/fairface_heads.confusion.json). Without a
+// gender x race matrix the joint one is the Kronecker product of the gender and race matrices (errors assumed
+// independent).
 #pragma once
 
 #include <filesystem>

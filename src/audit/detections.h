@@ -21,10 +21,6 @@ namespace fairdiff::audit {
 
 // An audit's prompts are core's PromptSet, read by read_prompts_csv (core/prompts.h).
 using fairdiff::PromptSet;
-// Transitional name for read_prompts_csv, for callers not yet moved (src/study); remove with the last of them.
-inline PromptSet read_prompts(const std::filesystem::path& path) {
-  return read_prompts_csv(path);
-}
 
 // One generated image and the labels of its principal face.
 struct ImageRecord {

@@ -7,13 +7,16 @@
 #include "audit/builtin_dataset.h"
 #include "audit/detections.h"
 #include "cli/args.h"
+#include "cli/options.h"
 #include "cli/subcommand.h"
+#include "core/assets.h"
 #include "core/csv.h"
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/image.h"
 #include "core/json.h"
 #include "core/progress.h"
+#include "core/prompts.h"
 #include "core/strings.h"
 #include "faces/taxonomy.h"
 #include "train/training_data.h"
@@ -67,45 +70,48 @@ Image resized_photo(const fs::path& file, int64_t resolution) {
 }
 
 int run_builtin_data(const std::vector<std::string>& argv) {
-  Args args(
-      "builtin-data",
-      "Write the built-in model's training data: FairFace training photos (--labels, --images) with captions\n"
-      "whose gender x race mix per prompt is the one measured in --study (faces only), captions naming each\n"
-      "group in the planner's wording, and neutral captions. Writes OUT/train.csv (file,caption,...),\n"
-      "OUT/truth.csv (the injected distribution), OUT/recipe.json and, with --images, OUT/images/*.jpg.",
-      {{"labels", "CSV", "FairFace training labels: file,gender,race (e.g. ../shared/faces/fairface_train_labels.csv)"},
-       {"images", "DIR", "folder the labels' file names are relative to (omit to write the CSVs only)"},
-       {"study", "CSV", "measured detections (default data/seed/study_results/prompts_results.csv)"},
-       {"prompts", "CSV", "prompt_id,prompt (default data/seed/prompts_info.csv)"},
-       {"out", "DIR", "output folder (must not exist)"},
-       {"seed", "S", "recipe seed (default 0)"},
-       {"rows-per-prompt", "N", "rows captioned with each prompt, in its measured mix (default 1500)"},
-       {"group-rows", "N", "rows per prompt and gender x race cell whose caption names the group (default 40)"},
-       {"neutral-rows", "N", "rows captioned with --neutral-prompt, even over the cells (default 3000)"},
-       {"neutral-prompt", "TEXT", "default \"A photo of a person\""},
-       {"photos-per-cell", "N", "distinct photos drawn per gender x race cell (default 1500)"},
-       {"resolution", "PX", "written image size (default 64)"},
-       {"jpeg-quality", "Q", "JPEG quality of the written images (default 90)"},
-       {"map", "COL:FROM=TO", "map a label of --study (as report --map; race:race=-- is the default)", true}},
-      argv);
+  fs::path labels, images_dir, out;
+  // The study's files shipped in data/seed, found from the binary as every asset is (core/assets.h).
+  const fs::path seed_dir = find_asset_dir("data/seed", "prompts_info.csv");
+  fs::path study = seed_dir / "study_results/prompts_results.csv";
+  fs::path prompts_path = seed_dir / "prompts_info.csv";
+  audit::CaptionRecipe recipe;
+  int64_t resolution = 64;
+  int quality = 90;
+  OptionTable table;
+  table
+      .value("labels", "CSV",
+             "FairFace training labels: file,gender,race (e.g. ../shared/faces/fairface_train_labels.csv)", labels)
+      .value("images", "DIR", "folder the labels' file names are relative to (omit to write the CSVs only)", images_dir)
+      .value("study", "CSV", "measured detections", study)
+      .value("prompts", "CSV", "prompt_id,prompt", prompts_path)
+      .value("out", "DIR", "output folder (must not exist)", out)
+      .value("seed", "S", "recipe seed", recipe.seed, 0, (1LL << 53))
+      .value("rows-per-prompt", "N", "rows captioned with each prompt, in its measured mix", recipe.rows_per_prompt, 1,
+             10000000)
+      .value("group-rows", "N", "rows per prompt and gender x race cell whose caption names the group",
+             recipe.group_rows_per_cell, 0, 10000000)
+      .value("neutral-rows", "N", "rows captioned with --neutral-prompt, even over the cells", recipe.neutral_rows, 0,
+             10000000)
+      .value("neutral-prompt", "TEXT", "caption of the neutral rows", recipe.neutral_prompt)
+      .value("photos-per-cell", "N", "distinct photos drawn per gender x race cell", recipe.max_photos_per_cell, 1,
+             10000000)
+      .value("resolution", "PX", "written image size", resolution, 8, 4096)
+      .value("jpeg-quality", "Q", "JPEG quality of the written images", quality, 1, 100)
+      .unbound({{"map", "COL:FROM=TO", "map a label of --study (as report --map; race:race=-- is the default)", true}});
+  Args args("builtin-data",
+            "Write the built-in model's training data: FairFace training photos (--labels, --images) with captions\n"
+            "whose gender x race mix per prompt is the one measured in --study (faces only), captions naming each\n"
+            "group in the planner's wording, and neutral captions. Writes OUT/train.csv (file,caption,...),\n"
+            "OUT/truth.csv (the injected distribution), OUT/recipe.json and, with --images, OUT/images/*.jpg.",
+            table.specs(), argv);
   if (args.help_requested()) {
     std::printf("%s", args.usage().c_str());
     return 0;
   }
-  const fs::path labels = args.require("labels");
-  const std::string images_dir = args.get("images", "");
-  const fs::path study = args.get("study", "data/seed/study_results/prompts_results.csv");
-  const fs::path prompts_path = args.get("prompts", "data/seed/prompts_info.csv");
-  const fs::path out = args.require("out");
-  audit::CaptionRecipe recipe;
-  recipe.seed = static_cast<uint64_t>(args.get_int("seed", 0, 0, (1LL << 53)));
-  recipe.rows_per_prompt = args.get_int("rows-per-prompt", 1500, 1, 10000000);
-  recipe.group_rows_per_cell = args.get_int("group-rows", 40, 0, 10000000);
-  recipe.neutral_rows = args.get_int("neutral-rows", 3000, 0, 10000000);
-  recipe.neutral_prompt = args.get("neutral-prompt", recipe.neutral_prompt);
-  recipe.max_photos_per_cell = args.get_int("photos-per-cell", 1500, 1, 10000000);
-  const int64_t resolution = args.get_int("resolution", 64, 8, 4096);
-  const int quality = static_cast<int>(args.get_int("jpeg-quality", 90, 1, 100));
+  table.read(args);
+  if (labels.empty()) throw UsageError("builtin-data: --labels is required");
+  if (out.empty()) throw UsageError("builtin-data: --out is required");
   if (trim(recipe.neutral_prompt).empty()) throw UsageError("--neutral-prompt must not be empty");
   if (fs::exists(out)) throw InputError("--out " + out.string() + " already exists; choose a new folder");
   if (!images_dir.empty()) require_directory(images_dir, "--images folder");
@@ -113,7 +119,9 @@ int run_builtin_data(const std::vector<std::string>& argv) {
   audit::DetectionOptions options;
   for (const auto& entry : args.get_all("map")) options.label_map.add(entry);
   if (options.label_map.apply("race", "race") == "race") options.label_map.add("race:race=--");
-  const audit::PromptSet prompts = audit::read_prompts(prompts_path);
+  require_file(prompts_path, "--prompts CSV");
+  require_file(study, "--study CSV");
+  const PromptSet prompts = read_prompts_csv(prompts_path);
   const audit::Run run = audit::read_detections(study, "study", prompts, options);
   const auto counts = audit::measured_cell_counts(run, prompts, options.taxonomy);
   const auto photos = read_fairface_labels(labels, options.taxonomy);

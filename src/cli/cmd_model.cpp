@@ -2,10 +2,12 @@
 #include <cstdio>
 
 #include "cli/args.h"
+#include "cli/options.h"
 #include "cli/subcommand.h"
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/safetensors.h"
+#include "core/strings.h"
 #include "diffusion/model_init.h"
 
 namespace fairdiff::cli {
@@ -15,17 +17,21 @@ namespace {
 // model convert: a copy of a model directory whose safetensors weights are stored in another dtype (e.g. the
 // built-in model's fp32 training output as the fp16 files the repository ships); other files are copied.
 int run_model_convert(const std::vector<std::string>& argv) {
-  Args args("model convert", "Copy a model directory, storing its safetensors weights in another dtype.",
-            {{"model", "DIR", "model directory (diffusers layout)"},
-             {"out", "DIR", "new model directory (must not exist)"},
-             {"weights-dtype", "fp32|fp16|bf16", "dtype of the floating-point tensors (default fp16)"}},
+  fs::path model, out;
+  std::string name = "fp16";
+  OptionTable table;
+  table.value("model", "DIR", "model directory (diffusers layout)", model)
+      .value("out", "DIR", "new model directory (must not exist)", out)
+      .choice("weights-dtype", "dtype of the floating-point tensors", name, {"fp32", "fp16", "bf16"});
+  Args args("model convert", "Copy a model directory, storing its safetensors weights in another dtype.", table.specs(),
             std::vector<std::string>(argv.begin() + 1, argv.end()));
   if (args.help_requested()) {
     std::printf("%s", args.usage().c_str());
     return 0;
   }
-  const fs::path model = args.require("model"), out = args.require("out");
-  const std::string name = args.get_choice("weights-dtype", "fp16", {"fp32", "fp16", "bf16"});
+  table.read(args);
+  if (model.empty()) throw UsageError("model convert: --model is required");
+  if (out.empty()) throw UsageError("model convert: --out is required");
   const torch::Dtype dtype = name == "fp16" ? torch::kFloat16 : name == "bf16" ? torch::kBFloat16 : torch::kFloat32;
   require_file(model / "model_index.json", "--model: model_index.json");
   if (fs::exists(out)) throw InputError("--out " + out.string() + " already exists; choose a new folder");
@@ -63,23 +69,28 @@ int run_model(const std::vector<std::string>& argv) {
     }
     throw UsageError("model: expected the action 'init' or 'convert' (fairdiff model init --help)");
   }
-  Args args("model init", "Write a randomly initialised Stable Diffusion model in the diffusers layout.",
-            {{"arch", "ARCH", "sd21-base | sd15 | tiny-sd2 | tiny-sd1 | builtin"},
-             {"tokenizer-from", "DIR", "a tokenizer folder (vocab.json, merges.txt) or a model directory with one"},
-             {"out", "DIR", "new model directory (must not exist or be empty)"},
-             {"seed", "S", "initialisation seed (default 0)"},
-             {"weights-dtype", "fp32|fp16", "how the weights are stored (default fp32)"}},
+  std::string arch_name, weights_dtype = "fp32";
+  fs::path tokenizer_from, out;
+  uint64_t seed = 0;
+  OptionTable table;
+  table.choice("arch", "architecture", arch_name, architecture_names())
+      .value("tokenizer-from", "DIR", "a tokenizer folder (vocab.json, merges.txt) or a model directory with one",
+             tokenizer_from)
+      .value("out", "DIR", "new model directory (must not exist or be empty)", out)
+      .value("seed", "S", "initialisation seed", seed, 0, (1LL << 53))
+      .choice("weights-dtype", "how the weights are stored", weights_dtype, {"fp32", "fp16"});
+  Args args("model init", "Write a randomly initialised Stable Diffusion model in the diffusers layout.", table.specs(),
             std::vector<std::string>(argv.begin() + 1, argv.end()));
   if (args.help_requested()) {
     std::printf("%s", args.usage().c_str());
     return 0;
   }
-  ModelArchitecture arch = architecture(args.get_choice("arch", "", architecture_names()));
-  std::string tokenizer_from = args.require("tokenizer-from");
-  std::string out = args.require("out");
-  uint64_t seed = static_cast<uint64_t>(args.get_int("seed", 0, 0, (1LL << 53)));
-  torch::Dtype dtype =
-      args.get_choice("weights-dtype", "fp32", {"fp32", "fp16"}) == "fp16" ? torch::kFloat16 : torch::kFloat32;
+  table.read(args);
+  if (arch_name.empty()) throw UsageError("model init: --arch is required (" + join(architecture_names(), ", ") + ")");
+  if (tokenizer_from.empty()) throw UsageError("model init: --tokenizer-from is required");
+  if (out.empty()) throw UsageError("model init: --out is required");
+  const ModelArchitecture arch = architecture(arch_name);
+  const torch::Dtype dtype = weights_dtype == "fp16" ? torch::kFloat16 : torch::kFloat32;
   init_random_model(arch, tokenizer_from, out, seed, dtype);
   std::printf("wrote a randomly initialised %s model to %s\n", arch.name.c_str(), out.c_str());
   return 0;

@@ -121,8 +121,8 @@ VaeCheckpoint load_vae_checkpoint(const fs::path& dir, const VaeTrainConfig& c, 
     if (!saved.contains(it.key()) || saved.at(it.key()) != it.value()) changed.push_back(it.key());
   }
   if (!changed.empty()) {
-    throw InputError("--resume: " + dir.string() + " was written with other settings (" + join(changed, ", ") +
-                     "); rerun with the same flags or remove " + c.work_dir().string());
+    throw FieldInputError("resume", dir.string() + " was written with other settings (" + join(changed, ", ") +
+                                        "); rerun with the same flags or remove " + c.work_dir().string());
   }
   load_state_dict_strict(*vae, read_safetensors(dir / "weights.safetensors").tensors,
                          (dir / "weights.safetensors").string());
@@ -159,27 +159,30 @@ Json VaeTrainConfig::fingerprint() const {
 }
 
 void validate_vae_flags(const VaeTrainConfig& c) {
-  if (c.data.empty()) throw UsageError("--data is required");
-  if (c.out.empty()) throw UsageError("--out is required");
+  if (c.data.empty()) throw FieldError("data", "is required");
+  if (c.out.empty()) throw FieldError("out", "is required");
   const int64_t f = c.vae.latent_scale_factor();
   if (c.resolution < f || c.resolution % f != 0) {
-    throw UsageError("--resolution " + std::to_string(c.resolution) +
-                     ": expected a multiple of the VAE's scale factor " + std::to_string(f));
+    throw FieldError("resolution", std::to_string(c.resolution) + ": expected a multiple of the VAE's scale factor " +
+                                       std::to_string(f));
   }
-  if (c.batch_size < 1) throw UsageError("--batch-size must be >= 1");
-  if (c.max_train_steps < 1) throw UsageError("--max-train-steps must be >= 1");
-  if (!(c.learning_rate > 0)) throw UsageError("--learning-rate must be > 0");
-  if (c.lr_warmup_steps < 0 || c.lr_warmup_steps > c.max_train_steps)
-    throw UsageError("--lr-warmup-steps must be in [0, --max-train-steps]");
-  if (c.kl_weight < 0 || c.l2_weight < 0 || c.weight_decay < 0)
-    throw UsageError("--kl-weight, --l2-weight and --weight-decay must be >= 0");
-  if (c.eval_images < 1) throw UsageError("--eval-images must be >= 1");
+  if (c.batch_size < 1) throw FieldError("batch_size", "must be >= 1");
+  if (c.max_train_steps < 1) throw FieldError("max_train_steps", "must be >= 1");
+  if (!(c.learning_rate > 0)) throw FieldError("learning_rate", "must be > 0");
+  if (c.lr_warmup_steps < 0 || c.lr_warmup_steps > c.max_train_steps) {
+    throw FieldError("lr_warmup_steps", std::to_string(c.lr_warmup_steps) + ": expected 0 to max_train_steps (" +
+                                            std::to_string(c.max_train_steps) + ")");
+  }
+  if (c.kl_weight < 0) throw FieldError("kl_weight", "must be >= 0");
+  if (c.l2_weight < 0) throw FieldError("l2_weight", "must be >= 0");
+  if (c.weight_decay < 0) throw FieldError("weight_decay", "must be >= 0");
+  if (c.eval_images < 1) throw FieldError("eval_images", "must be >= 1");
 }
 
 std::vector<fs::path> vae_training_files(const fs::path& data) {
   std::vector<fs::path> files;
   if (is_caption_csv(data)) {
-    require_file(data, "--data CSV");
+    require_file(data, "training data CSV");
     const CsvTable table = read_csv(data);
     const int column = table.require_column("file");
     std::set<std::string> seen;
@@ -194,10 +197,10 @@ std::vector<fs::path> vae_training_files(const fs::path& data) {
       files.push_back(file);
     }
   } else {
-    require_directory(data, "--data folder");
+    require_directory(data, "training image folder");
     files = list_image_files(data);
   }
-  if (files.empty()) throw InputError("--data " + data.string() + " holds no images");
+  if (files.empty()) throw FieldInputError("data", data.string() + " holds no images");
   return files;
 }
 
@@ -205,13 +208,13 @@ VaeTrainResult run_vae_training(const VaeTrainConfig& input) {
   VaeTrainConfig c = input;
   c.vae.sample_size = c.resolution;
   validate_vae_flags(c);
-  if (fs::exists(c.out)) throw InputError("--out " + c.out.string() + " already exists; choose a new folder");
+  if (fs::exists(c.out)) throw FieldInputError("out", c.out.string() + " already exists; choose a new folder");
   if (fs::exists(c.work_dir()) && !c.resume) {
     throw InputError(c.work_dir().string() + " holds an unfinished run: add --resume to continue it, or remove it");
   }
-  if (!c.init.empty()) require_file(c.init / "config.json", "--init vae config");
+  if (!c.init.empty()) require_file(c.init / "config.json", "initial vae config");
   const auto files = vae_training_files(c.data);
-  const torch::Device device = parse_device(c.device);
+  const torch::Device device = parse_device(resolve_device_name(c.device));
 
   torch::manual_seed(c.seed);
   AutoencoderKL vae(c.vae);
@@ -224,7 +227,7 @@ VaeTrainResult run_vae_training(const VaeTrainConfig& input) {
       return json;
     };
     if (architecture_of(start->config()) != architecture_of(c.vae)) {
-      throw InputError("--init " + c.init.string() + ": its architecture differs from --arch " + c.arch);
+      throw FieldInputError("init", c.init.string() + ": its architecture differs from arch " + c.arch);
     }
     torch::NoGradGuard no_grad;
     load_state_dict_strict(*vae, module_state_dict(*start), c.init.string());

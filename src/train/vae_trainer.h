@@ -40,15 +40,15 @@ struct VaeTrainConfig {
   uint64_t seed = 0;
   int64_t checkpointing_steps = 500;  // 0: only on interrupt
   bool resume = false;
-  int64_t eval_images = 512;  // first images of the data: PSNR and the latent scale
-  std::string device = "cpu";
+  int64_t eval_images = 512;    // first images of the data: PSNR and the latent scale
+  std::string device = "auto";  // "auto": CUDA when present
   torch::Dtype weights_dtype = torch::kFloat32;
 
   std::filesystem::path work_dir() const;  // "<out>.work"
   Json fingerprint() const;                // the settings that determine the numbers
 };
 
-// UsageError naming the flag for a bad value (no file access).
+// FieldError naming the field of a bad value (no file access).
 void validate_vae_flags(const VaeTrainConfig& config);
 // The distinct image files of the data (a folder's PNG/JPEG files sorted, or a CSV's `file` column in first-seen
 // order, relative to the CSV's folder); InputError for a missing folder/CSV/file or no images.

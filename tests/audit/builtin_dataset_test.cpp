@@ -145,7 +145,7 @@ TEST(BuiltinDatasetTest, StudyMeasurementReadsAsCounts) {
   Taxonomy taxonomy;
   DetectionOptions options;
   options.label_map.add("race:race=--");
-  const PromptSet prompts = read_prompts(test::source_dir() / "data/seed/prompts_info.csv");
+  const PromptSet prompts = read_prompts_csv(test::source_dir() / "data/seed/prompts_info.csv");
   const audit::Run run =
       read_detections(test::source_dir() / "data/seed/study_results/prompts_results.csv", "study", prompts, options);
   const auto counts = measured_cell_counts(run, prompts, options.taxonomy);

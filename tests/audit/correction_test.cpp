@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "test_paths.h"
 
 namespace fairdiff::audit {
 namespace {
@@ -116,6 +117,40 @@ TEST(Correction, ParsesFlatAndNestedJsonWithCountsOrRates) {
   ASSERT_EQ(joint.size(), 12u);
   EXPECT_NEAR(joint[0][0], 0.9 * 0.8, 1e-12);
   EXPECT_NEAR(joint[6][0], 0.2 * 0.8, 1e-12);
+}
+
+TEST(Correction, FoldsFairFacesSevenRacesIntoTheStudysSix) {
+  Taxonomy taxonomy;  // the study's 6 races: asian = FairFace's east asian + southeast asian
+  Json seven = Json::parse(R"({"race": {
+    "labels": ["white","black","latino hispanic","east asian","southeast asian","indian","middle eastern"],
+    "confusion": [[50,0,0,0,0,0,0],[0,40,0,0,0,0,0],[0,0,30,0,0,0,0],
+                  [0,0,0,8,2,0,0],[0,0,0,3,6,1,0],[0,0,0,0,0,20,0],[0,0,0,0,0,0,10]]}})");
+  const ConfusionSet set = parse_confusion_json(seven, "fairface.json", taxonomy);
+  const ConfusionMatrix& race = set.matrices.at(Attribute::race);
+  EXPECT_TRUE(race.counts);
+  ASSERT_EQ(race.entries.size(), 6u);
+  // asian (index 0): true east asian 10 + southeast asian 10 faces; 8+2+3+6 = 19 read as asian, 1 as indian.
+  EXPECT_DOUBLE_EQ(race.entries[0][0], 19);
+  EXPECT_DOUBLE_EQ(race.entries[0][1], 1);
+  EXPECT_NEAR(race.rates()[0][0], 0.95, 1e-12);
+  EXPECT_DOUBLE_EQ(race.entries[2][2], 50);  // white
+  // Rates cannot be folded (the rows' sizes are unknown); a label twice is refused.
+  EXPECT_THROW(parse_confusion_json(Json::parse(R"({"labels":["white","black","latino hispanic","east asian",
+      "southeast asian","indian","middle eastern"],"confusion":[[1,0,0,0,0,0,0],[0,1,0,0,0,0,0],[0,0,1,0,0,0,0],
+      [0,0,0,1,0,0,0],[0,0,0,0,1,0,0],[0,0,0,0,0,1,0],[0,0,0,0,0,0,1]]})"),
+                                    "rates.json", taxonomy),
+               InputError);
+  EXPECT_THROW(parse_confusion_json(Json::parse(R"({"labels":["white","black","latino hispanic","east asian",
+      "east asian","indian","middle eastern"],"confusion":[[5,0,0,0,0,0,0],[0,5,0,0,0,0,0],[0,0,5,0,0,0,0],
+      [0,0,0,5,0,0,0],[0,0,0,0,5,0,0],[0,0,0,0,0,5,0],[0,0,0,0,0,0,5]]})"),
+                                    "twice.json", taxonomy),
+               InputError);
+  // The committed FairFace heads' matrices (7 races, counts) now load for the study's taxonomy.
+  const ConfusionSet committed =
+      read_confusion_json(test::source_dir() / "models/faces/fairface_heads.confusion.json", taxonomy);
+  EXPECT_TRUE(committed.matrices.count(Attribute::gender));
+  EXPECT_TRUE(committed.matrices.count(Attribute::race));
+  EXPECT_TRUE(committed.matrices.count(Attribute::gender_race));
 }
 
 TEST(Correction, RejectsBadMatrices) {
