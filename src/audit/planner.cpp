@@ -1,5 +1,6 @@
 #include "audit/planner.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 
@@ -42,6 +43,13 @@ Plan make_plan(const PromptSet& prompts, const Run& run, const Taxonomy& taxonom
     }
     GroupDistribution d = make_distribution(images, Attribute::gender_race, taxonomy);
     if (settings.rule == PlanRule::study) {
+      if (d.n_determined() == 0) {
+        plan.notes.push_back("prompt '" + prompts.ids[p] +
+                             "': no face with both gender and race was found in any of its " +
+                             std::to_string(images.size()) +
+                             " images, so every gender x race cell has share 0 and the study rule plans them all; "
+                             "check the images and the face profile before trusting this plan");
+      }
       for (int cell = 0; cell < d.num_groups(); ++cell) {
         const double share = d.share_of_all(cell);
         if (share >= settings.share_threshold) continue;
@@ -68,7 +76,23 @@ Plan make_plan(const PromptSet& prompts, const Run& run, const Taxonomy& taxonom
         count_sum += static_cast<double>(d.counts[cell]);
       }
     }
-    if (under.empty()) continue;
+    if (under.empty()) {
+      // Below about 1 / t images the Wilson upper bound of an empty cell stays above its target share t.
+      double smallest = 1;
+      for (double share : t) {
+        if (share > 0) smallest = std::min(smallest, share);
+      }
+      const double needed = 3.8416 * (1 - smallest) / smallest;  // upper bound of 0/n is z^2 / (n + z^2)
+      if (static_cast<double>(n) < needed) {
+        plan.notes.push_back("prompt '" + prompts.ids[p] + "': with n = " + std::to_string(n) +
+                             " labelled images the target rule cannot flag any group (even an empty cell's 95% "
+                             "upper bound stays above its target share " +
+                             format_share(smallest) +
+                             " until n >= " + std::to_string(static_cast<long long>(std::ceil(needed))) +
+                             "); generate more images per prompt");
+      }
+      continue;
+    }
     // Cells below target all together hold less than their target, so target_sum < 1 here.
     const double added = (target_sum * static_cast<double>(n) - count_sum) / (1.0 - target_sum);
     for (int cell : under) {

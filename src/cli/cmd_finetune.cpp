@@ -17,8 +17,8 @@ int run_finetune_command(const std::vector<std::string>& argv) {
   train::FinetuneConfig c;
   OptionTable table;
   table.value("model", "DIR", "base model (diffusers layout)", c.model_dir, "model_dir")
-      .value("instance-data", "DIR|CSV", "instance images: a folder, or a CSV with columns file,caption",
-             c.instance_data)
+      .value("instance-data", "DIR|CSV",
+             "instance images: a folder, a CSV with columns file,caption, or generate's manifest.csv", c.instance_data)
       .value("instance-prompt", "TEXT", "the prompt of every image of an instance folder", c.instance_prompt)
       .value("out", "DIR", "output folder (must not exist yet)", c.out)
       .flag("with-prior-preservation", "add the class-image loss", c.with_prior_preservation)
@@ -42,7 +42,8 @@ int run_finetune_command(const std::vector<std::string>& argv) {
              4096)
       .value("resolution", "PX", "training resolution: resize + center crop (default: the model's native size)",
              c.resolution, 8, 8192)
-      .choice("mixed-precision", "compute dtype, with fp32 master weights", c.mixed_precision, {"no", "fp16", "bf16"})
+      .choice("mixed-precision", "compute dtype, with fp32 master weights (auto: bf16 on CUDA, no on the CPU)",
+              c.mixed_precision, {"auto", "no", "fp16", "bf16"})
       .flag("gradient-checkpointing", "recompute UNet block activations in backward to save memory",
             c.gradient_checkpointing)
       .flag("train-text-encoder", "also train the text encoder (or its attention, with --use-lora)",
@@ -62,7 +63,7 @@ int run_finetune_command(const std::vector<std::string>& argv) {
       .value("lora-rank", "R", "LoRA rank", c.lora.rank, 1, 4096, "lora.rank")
       .value("lora-alpha", "A", "LoRA alpha; the update is scaled by alpha/rank (default: the rank)", c.lora.alpha,
              1e-6, 1e6, "lora.alpha")
-      .value("device", "DEV", "cpu, cuda or cuda:N", c.device)
+      .value("device", "DEV", "auto, cpu, cuda or cuda:N (auto: CUDA when present)", c.device)
       .reports("lr.total_steps", "max-train-steps")
       .reports("steps", "class-steps");  // the pipeline's steps, when it generates class images
   Args args("finetune",

@@ -23,7 +23,8 @@ int run_generate(const std::vector<std::string>& argv) {
       .value("model", "DIR", "model directory (model_index.json, unet/, vae/, text_encoder/, tokenizer/, scheduler/)",
              s.model_dir, "model_dir")
       .value("prompt", "TEXT", "one prompt (its id is derived from the text)", prompt)
-      .value("prompts", "CSV", "prompts file with columns prompt_id,prompt", prompts_csv)
+      .value("prompts", "CSV", "prompt_id,prompt CSV, or a plan CSV (fairdiff plan: n_images of each augmented_prompt)",
+             prompts_csv)
       .value("negative-prompt", "TEXT", "negative prompt for classifier-free guidance (default: empty)",
              s.negative_prompt)
       .value("images-per-prompt", "N", "images per prompt", s.images_per_prompt, 1, 1000000)
@@ -35,8 +36,8 @@ int run_generate(const std::vector<std::string>& argv) {
       .value("width", "W", "image width, a multiple of 8 (default: the model's native size)", s.width, 8, 4096)
       .value("height", "H", "image height, a multiple of 8 (default: the model's native size)", s.height, 8, 4096)
       .value("batch-size", "B", "images per UNet batch", s.batch_size, 1, 1024)
-      .value("device", "cpu|cuda", "compute device", s.device)
-      .choice("dtype", "compute dtype", s.dtype, {"fp32", "fp16", "bf16"})
+      .value("device", "DEV", "auto, cpu, cuda or cuda:N (auto: CUDA when present)", s.device)
+      .choice("dtype", "compute dtype (auto: fp16 on CUDA, fp32 on the CPU)", s.dtype, {"auto", "fp32", "fp16", "bf16"})
       .value("lora", "FILE", "LoRA weights to apply (safetensors from finetune --use-lora, diffusers/PEFT key names)",
              s.lora_file, "lora_file")
       .value("lora-scale", "S", "strength of the LoRA update (0 leaves the model as it is)", s.lora_scale, -10.0, 10.0)
@@ -62,8 +63,16 @@ int run_generate(const std::vector<std::string>& argv) {
   }
   if (s.out_dir.empty()) throw UsageError("generate: --out is required (the run directory)");
   if (!prompts_csv.empty()) {
-    const PromptSet prompts = read_prompts_csv(prompts_csv);
-    for (int i = 0; i < prompts.size(); ++i) s.prompts.push_back({prompts.ids[i], prompts.texts[i]});
+    if (is_plan_csv(prompts_csv)) {
+      const PlannedPrompts planned = read_plan_as_prompts(prompts_csv);
+      if (args.has("images-per-prompt"))
+        throw UsageError("generate: --images-per-prompt does not apply to a plan CSV (its n_images column counts)");
+      for (int i = 0; i < planned.prompts.size(); ++i)
+        s.prompts.push_back({planned.prompts.ids[i], planned.prompts.texts[i], planned.images[i]});
+    } else {
+      const PromptSet prompts = read_prompts_csv(prompts_csv);
+      for (int i = 0; i < prompts.size(); ++i) s.prompts.push_back({prompts.ids[i], prompts.texts[i]});
+    }
   }
   if (args.has("lora-scale") && !args.has("lora")) throw UsageError("generate: --lora-scale needs --lora FILE");
   ModelHook hook;

@@ -1,5 +1,6 @@
 // fairdiff report: distributions, bias metrics with intervals, run comparisons and the HTML report from
 // detection CSVs. With no --run it reports the study's own detections (data/seed).
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -29,7 +30,7 @@ namespace fs = std::filesystem;
 int run_report(const std::vector<std::string>& argv) {
   audit::AuditSettings settings;
   report::ReportOptions report_options;
-  fs::path prompts_arg, target_path, confusion_path, images_root, out_dir = "out/study-report";
+  fs::path prompts_arg, target_path, confusion_path, out_dir = "out/study-report";
   std::string races;
   bool no_thumbnails = false;
   OptionTable table;
@@ -46,7 +47,10 @@ int run_report(const std::vector<std::string>& argv) {
       .value("bootstrap", "N", "bootstrap and noise-floor resamples (0 = no intervals)", settings.bootstrap.resamples,
              0, 100000, "bootstrap.resamples")
       .value("seed", "N", "random seed of the bootstraps", settings.bootstrap.seed, 0, 1LL << 62, "bootstrap.seed")
-      .value("images-root", "DIR", "where the images named in the detections are, for thumbnails", images_root)
+      .unbound({{"images-root", "[NAME=]DIR",
+                 "where the images named in the detections are, for thumbnails: DIR for every run (a run's own\n"
+                 "sub-folder DIR/NAME when there is one), NAME=DIR for one run; repeatable",
+                 true}})
       .value("thumbnails-per-group", "N", "thumbnails per prompt and group", report_options.thumbnails.per_group, 1, 50,
              "thumbnails.per_group")
       .flag("no-thumbnails", "leave the image grid out", no_thumbnails)
@@ -70,10 +74,23 @@ int run_report(const std::vector<std::string>& argv) {
   });
   settings.homogeneity_resamples = std::max(settings.bootstrap.resamples, 200);
   report_options.with_thumbnails = !no_thumbnails;
-  if (!images_root.empty()) {
-    report_options.thumbnails.images_root = images_root;
-    if (!fs::is_directory(images_root)) {
-      throw UsageError("report: --images-root " + images_root.string() + " is not a directory");
+  for (const std::string& text : args.get_all("images-root")) {
+    // NAME=DIR names one run; a bare DIR (which may itself hold '=' only when it exists as given) serves all.
+    const size_t eq = text.find('=');
+    const bool named = eq != std::string::npos && eq > 0 && !fs::is_directory(text);
+    const fs::path dir = named ? fs::path(text.substr(eq + 1)) : fs::path(text);
+    if (!fs::is_directory(dir)) {
+      throw UsageError("report: --images-root " + text + ": " + dir.string() +
+                       " is not a directory (expected DIR or NAME=DIR)");
+    }
+    if (named) {
+      const std::string name = text.substr(0, eq);
+      if (!report_options.thumbnails.run_images_roots.emplace(name, dir).second)
+        throw UsageError("report: --images-root gives run '" + name + "' twice");
+    } else {
+      if (!report_options.thumbnails.images_root.empty())
+        throw UsageError("report: --images-root DIR is given twice (use NAME=DIR for a run's own folder)");
+      report_options.thumbnails.images_root = dir;
     }
   }
 
@@ -103,6 +120,10 @@ int run_report(const std::vector<std::string>& argv) {
   } else {
     if (prompts_arg.empty()) throw UsageError("report: --prompts is required with --run (a prompt_id,prompt CSV)");
     prompts_path = prompts_arg;
+  }
+  for (const auto& [name, dir] : report_options.thumbnails.run_images_roots) {
+    const bool known = std::any_of(run_args.begin(), run_args.end(), [&](const auto& r) { return r.first == name; });
+    if (!known) throw UsageError("report: --images-root " + name + "=" + dir.string() + " names no run");
   }
   for (const auto& [name, path] : run_args) {
     if (!fs::is_regular_file(path)) {

@@ -7,6 +7,21 @@
 
 namespace fairdiff {
 
+std::string resolve_device_name(const std::string& name) {
+  if (name != "auto") return name;
+  return torch::cuda::is_available() ? "cuda" : "cpu";
+}
+
+std::string resolve_inference_dtype(const std::string& dtype, const std::string& resolved_device) {
+  if (dtype != "auto") return dtype;
+  return resolved_device == "cpu" ? "fp32" : "fp16";
+}
+
+std::string resolve_mixed_precision(const std::string& mixed_precision, const std::string& resolved_device) {
+  if (mixed_precision != "auto") return mixed_precision;
+  return resolved_device == "cpu" ? "no" : "bf16";
+}
+
 torch::Device parse_device(const std::string& name) {
   if (name == "cpu") return torch::Device(torch::kCPU);
   if (name == "cuda" || name.rfind("cuda:", 0) == 0) {

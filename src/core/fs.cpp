@@ -2,7 +2,9 @@
 
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -13,14 +15,23 @@ namespace fairdiff {
 void write_file_atomic(const std::filesystem::path& path, const std::string& contents) {
   std::filesystem::path temporary = path;
   temporary += ".tmp" + std::to_string(::getpid());
+  std::error_code ec;
   {
+    errno = 0;
     std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
-    if (!out) throw InputError("cannot write " + temporary.string() + " (is the directory writable?)");
+    if (!out) {
+      throw InputError("cannot write " + path.string() + ": " + std::strerror(errno) + " (is the folder writable?)");
+    }
     out.write(contents.data(), static_cast<std::streamsize>(contents.size()));
     out.flush();
-    if (!out) throw InputError("failed while writing " + temporary.string() + " (disk full?)");
+    if (!out) {
+      const std::string reason = std::strerror(errno);
+      out.close();
+      std::filesystem::remove(temporary, ec);  // never leave a half-written file behind
+      throw InputError("failed while writing " + path.string() + ": " + reason +
+                       " (is the disk full? what was written before is kept)");
+    }
   }
-  std::error_code ec;
   std::filesystem::rename(temporary, path, ec);
   if (ec) {
     std::filesystem::remove(temporary, ec);

@@ -1,5 +1,6 @@
 #include "diffusion/generation_job.h"
 
+#include <fstream>
 #include <map>
 #include <set>
 
@@ -46,7 +47,11 @@ std::string prompt_id_for(const std::string& prompt) {
 
 Json GenerationSettings::identity() const {
   Json prompts_json = Json::array();
-  for (const auto& p : prompts) prompts_json.push_back({{"prompt_id", p.prompt_id}, {"prompt", p.prompt}});
+  for (const auto& p : prompts) {
+    Json item{{"prompt_id", p.prompt_id}, {"prompt", p.prompt}};
+    if (p.images > 0) item["images"] = p.images;  // absent for the run's images_per_prompt (older runs resume)
+    prompts_json.push_back(item);
+  }
   return Json{{"model", std::filesystem::absolute(model_dir).lexically_normal().string()},
               {"prompts", prompts_json},
               {"negative_prompt", negative_prompt},
@@ -61,7 +66,10 @@ Json GenerationSettings::identity() const {
               {"lora_scale", lora_scale}};
 }
 
-GenerationSummary run_generation(const GenerationSettings& s, const ModelHook& hook) {
+GenerationSummary run_generation(const GenerationSettings& requested, const ModelHook& hook) {
+  GenerationSettings s = requested;  // with device and dtype resolved: run.json and the manifest say what ran
+  s.device = resolve_device_name(s.device);
+  s.dtype = resolve_inference_dtype(s.dtype, s.device);
   // Everything that can be checked without loading the model, first.
   validate_model_directory(s.model_dir);
   if (s.prompts.empty()) throw UsageError("no prompts given");
@@ -91,8 +99,9 @@ GenerationSummary run_generation(const GenerationSettings& s, const ModelHook& h
 
   std::vector<WorkItem> todo;
   int64_t total = 0, skipped = 0;
+  auto images_of = [&](const PromptItem& p) { return p.images > 0 ? p.images : s.images_per_prompt; };
   for (const auto& p : s.prompts) {
-    for (int64_t i = 0; i < s.images_per_prompt; ++i) {
+    for (int64_t i = 0; i < images_of(p); ++i) {
       WorkItem item{&p, i, s.seed + static_cast<uint64_t>(i),
                     std::filesystem::path("images") / p.prompt_id / (std::to_string(i) + ".png")};
       ++total;
@@ -110,29 +119,37 @@ GenerationSummary run_generation(const GenerationSettings& s, const ModelHook& h
                  s.out_dir.string().c_str());
   }
 
-  // The manifest is rebuilt from what is on disk, so it always lists exactly the finished images.
+  // The manifest lists exactly the finished images: rewritten whole (in prompt order) at the start and the end,
+  // appended to after each batch, so a long run costs no more than its images (a crash leaves at worst a
+  // partial last line, and the next run rewrites it from what is on disk).
+  std::set<std::pair<std::string, int64_t>> finished;
+  for (const auto& p : s.prompts) {
+    for (int64_t i = 0; i < images_of(p); ++i) finished.emplace(p.prompt_id, i);
+  }
+  for (const auto& item : todo) finished.erase({item.prompt->prompt_id, item.index});
+  char guidance[32];
+  std::snprintf(guidance, sizeof(guidance), "%g", s.guidance_scale);
+  char lora_scale[32];
+  std::snprintf(lora_scale, sizeof(lora_scale), "%g", s.lora_scale);
+  auto manifest_row = [&](const PromptItem& p, int64_t i) {
+    const auto file = std::filesystem::path("images") / p.prompt_id / (std::to_string(i) + ".png");
+    return csv_line({p.prompt_id, p.prompt, std::to_string(i), std::to_string(s.seed + static_cast<uint64_t>(i)),
+                     file.string(), s.negative_prompt, s.scheduler, std::to_string(s.steps), guidance,
+                     std::to_string(s.width), std::to_string(s.height), s.dtype, s.device,
+                     identity["model"].get<std::string>(), identity["lora"].get<std::string>(), lora_scale});
+  };
+  const auto manifest_path = s.out_dir / "manifest.csv";
   auto write_manifest = [&]() {
     std::string text = csv_line(kManifestColumns);
     for (const auto& p : s.prompts) {
-      for (int64_t i = 0; i < s.images_per_prompt; ++i) {
-        auto file = std::filesystem::path("images") / p.prompt_id / (std::to_string(i) + ".png");
-        if (!std::filesystem::exists(s.out_dir / file)) continue;
-        char guidance[32];
-        std::snprintf(guidance, sizeof(guidance), "%g", s.guidance_scale);
-        char lora_scale[32];
-        std::snprintf(lora_scale, sizeof(lora_scale), "%g", s.lora_scale);
-        text += csv_line({p.prompt_id, p.prompt, std::to_string(i), std::to_string(s.seed + static_cast<uint64_t>(i)),
-                          file.string(), s.negative_prompt, s.scheduler, std::to_string(s.steps), guidance,
-                          std::to_string(s.width), std::to_string(s.height), s.dtype, s.device,
-                          identity["model"].get<std::string>(), identity["lora"].get<std::string>(), lora_scale});
+      for (int64_t i = 0; i < images_of(p); ++i) {
+        if (finished.count({p.prompt_id, i})) text += manifest_row(p, i);
       }
     }
-    write_file_atomic(s.out_dir / "manifest.csv", text);
+    write_file_atomic(manifest_path, text);
   };
-  if (todo.empty()) {
-    write_manifest();
-    return summary;
-  }
+  write_manifest();
+  if (todo.empty()) return summary;
 
   StableDiffusionModel model = load_stable_diffusion(s.model_dir, device, dtype);
   if (hook) hook(model);
@@ -155,19 +172,34 @@ GenerationSummary run_generation(const GenerationSettings& s, const ModelHook& h
       }
       // Ctrl-C between denoising steps abandons only the batch in flight.
       torch::Tensor images = pipeline.generate(request, [](size_t, const torch::Tensor&) { check_interrupt(); });
+      std::string rows;
       for (size_t k = start; k < end; ++k) {
         auto path = s.out_dir / todo[k].file;
         ensure_directory(path.parent_path(), "image folder");
         write_png(path, image_from_unit_tensor(images[static_cast<int64_t>(k - start)]));
         ++summary.generated;
+        finished.emplace(todo[k].prompt->prompt_id, todo[k].index);
+        rows += manifest_row(*todo[k].prompt, todo[k].index);
       }
-      write_manifest();
+      {
+        std::ofstream manifest(manifest_path, std::ios::app | std::ios::binary);
+        manifest << rows;
+        manifest.flush();
+        // The images are written; the manifest is rebuilt from them at the next start.
+        if (!manifest) throw InputError("failed while appending to " + manifest_path.string() + " (is the disk full?)");
+      }
       progress.advance(static_cast<long long>(end - start), todo[end - 1].prompt->prompt_id);
     }
   } catch (...) {
-    write_manifest();
+    try {
+      write_manifest();
+    } catch (const std::exception&) {
+      // The first error is the one to report (e.g. a full disk fails this write too); the next start rebuilds
+      // the manifest from the images on disk.
+    }
     throw;
   }
+  write_manifest();
   progress.finish();
   summary.seconds = progress.elapsed_seconds();
   return summary;

@@ -6,6 +6,7 @@
 // directory holding other settings is refused rather than mixed.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <string>
@@ -19,6 +20,7 @@ namespace fairdiff {
 struct PromptItem {
   std::string prompt_id;
   std::string prompt;
+  int64_t images = 0;  // images of this prompt; 0: the run's images_per_prompt (a plan CSV gives each its own)
 };
 
 // A folder-safe id for a single --prompt.
@@ -36,8 +38,8 @@ struct GenerationSettings {
   int64_t width = 0;  // 0: the model's native size
   int64_t height = 0;
   int64_t batch_size = 1;
-  std::string device = "cpu";
-  std::string dtype = "fp32";
+  std::string device = "auto";  // auto: CUDA when present, else the CPU (core/device.h)
+  std::string dtype = "auto";   // auto: fp16 on CUDA, fp32 on the CPU
   std::filesystem::path out_dir;
   std::filesystem::path lora_file;  // optional
   double lora_scale = 1.0;

@@ -67,7 +67,22 @@ std::vector<ImageEntry> list_images(const fs::path& dir, bool by_folder) {
                                       : fs::absolute(dir).lexically_normal().filename().string();
   if (!by_folder) {
     for (const auto& f : sorted_children(dir, false)) entries.push_back({folder_name, f.filename().string(), f});
+    if (entries.empty()) {
+      size_t with_files = 0;
+      for (const auto& sub : sorted_children(dir, true)) with_files += sorted_children(sub, false).empty() ? 0 : 1;
+      if (with_files > 0) {
+        throw InputError(dir.string() + " holds no files at its top level but " + std::to_string(with_files) +
+                         " sub-folder(s) with files: pass --by-folder to analyse one folder per prompt");
+      }
+    }
     return entries;
+  }
+  const auto top_level = sorted_children(dir, false);
+  if (!top_level.empty()) {
+    std::fprintf(stderr,
+                 "analyze: warning: --by-folder reads the sub-folders of %s; its %zu file(s) at the top level (e.g. "
+                 "%s) belong to no prompt and are left out\n",
+                 dir.string().c_str(), top_level.size(), top_level.front().filename().string().c_str());
   }
   for (const auto& sub : sorted_children(dir, true)) {
     for (const auto& f : sorted_children(sub, false)) {

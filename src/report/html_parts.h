@@ -1,4 +1,4 @@
-// Pieces of report.html (internal to the report module).
+// Pieces of report.html (the report module's, also used by the study report's sections).
 #pragma once
 
 #include <string>

@@ -110,11 +110,14 @@ std::string render_html(const audit::AuditResult& result, const Headline& headli
   html +=
       "<nav><a href=\"#headline\">Headline</a><a href=\"#caveat\">Trusting the labels</a>"
       "<a href=\"#distributions\">Distributions</a><a href=\"#metrics\">Bias metrics</a>";
+  for (const auto& [id, text] : options.study_links)
+    html += "<a href=\"#" + html_escape(id) + "\">" + html_escape(text) + "</a>";
   if (result.runs.size() > 1) html += "<a href=\"#comparisons\">Run comparisons</a>";
   if (result.confusion) html += "<a href=\"#correction\">Error correction</a>";
   html +=
       "<a href=\"#thumbnails\">Images</a><a href=\"#data\">Data</a><a href=\"#methods\">Methods</a></nav>\n<main>\n";
   html += headline_section(result, headline, charts);
+  html += options.study_sections_html;
   html += caveat_section(result);
   html += "<section id=\"distributions\"><h2>Distributions per prompt</h2>\n" +
           charts_of_section(charts, "distributions") + "</section>\n";

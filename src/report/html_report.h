@@ -19,6 +19,10 @@ struct ReportOptions {
   bool with_thumbnails = true;
   std::vector<std::string> label_map;  // --map entries in force, for the data notes
   std::string command_line;            // how the report was made, for the data notes
+  // Extra sections placed after the headline (a mitigation study's grid, targeted groups, provenance and paired
+  // images), with their navigation links: (anchor id, link text).
+  std::string study_sections_html;
+  std::vector<std::pair<std::string, std::string>> study_links;
 };
 
 struct ReportFiles {

@@ -88,6 +88,15 @@ std::vector<RunThumbnails> make_thumbnails(const audit::AuditResult& result, con
     RunThumbnails thumbs;
     thumbs.run = run.name;
     const std::filesystem::path detections_dir = std::filesystem::path(run.source).parent_path();
+    std::filesystem::path images_root;
+    std::error_code ec;
+    if (auto it = options.run_images_roots.find(run.name); it != options.run_images_roots.end()) {
+      images_root = it->second;
+    } else if (!options.images_root.empty() && std::filesystem::is_directory(options.images_root / run.name, ec)) {
+      images_root = options.images_root / run.name;
+    } else if (&run == &runs.front()) {
+      images_root = options.images_root;
+    }
     int made = 0;
     for (const auto& image : run.images) {
       std::string group = audit::kNoFace;
@@ -96,7 +105,7 @@ std::vector<RunThumbnails> make_thumbnails(const audit::AuditResult& result, con
       }
       auto& cell = thumbs.cells[image.prompt][group];
       if (static_cast<int>(cell.size()) >= options.per_group || made >= options.max_per_run) continue;
-      const std::filesystem::path found = locate_image(image.path, detections_dir, options.images_root);
+      const std::filesystem::path found = locate_image(image.path, detections_dir, images_root);
       if (found.empty()) {
         ++thumbs.missing;
         if (thumbs.example_missing.empty()) thumbs.example_missing = image.path;

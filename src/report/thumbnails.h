@@ -16,9 +16,13 @@
 namespace fairdiff::report {
 
 struct ThumbnailOptions {
-  std::filesystem::path images_root;  // empty: only paths as written and beside the detections file
-  int per_group = 4;                  // thumbnails per (prompt, group) cell
-  int size = 72;                      // longest side in pixels
+  // empty: only paths as written and beside the detections file. With several runs it serves a run through its
+  // sub-folder <images_root>/<run name> when there is one, else only the first run (the baseline): runs name
+  // their images by the same relative paths, so one folder for all would show one run's images as every run's.
+  std::filesystem::path images_root;
+  std::map<std::string, std::filesystem::path> run_images_roots;  // per run name (--images-root NAME=DIR)
+  int per_group = 4;                                              // thumbnails per (prompt, group) cell
+  int size = 72;                                                  // longest side in pixels
   int max_per_run = 600;
 };
 

@@ -67,8 +67,7 @@ std::string loss_curve_csv(const std::vector<LossRecord>& curve) {
   std::string text = "step,loss,loss_instance,loss_prior,lr,grad_norm\n";
   for (const auto& r : curve) {
     text += csv_line({std::to_string(r.step), exact(r.loss), exact(r.loss_instance), exact(r.loss_prior), exact(r.lr),
-                      exact(r.grad_norm)}) +
-            "\n";
+                      exact(r.grad_norm)});  // csv_line ends the line
   }
   return text;
 }

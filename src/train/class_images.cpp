@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "core/error.h"
 #include "core/fs.h"
 #include "core/interrupt.h"
 #include "core/progress.h"
@@ -16,8 +17,25 @@ int64_t count_class_images(const fs::path& dir) {
   return static_cast<int64_t>(list_image_files(dir).size());
 }
 
+namespace {
+const char* kClassPromptFile = "class_prompt.txt";
+}  // namespace
+
+void check_class_folder_prompt(const fs::path& dir, const std::string& prompt) {
+  const fs::path marker = dir / kClassPromptFile;
+  std::error_code ec;
+  if (!fs::is_regular_file(marker, ec)) return;
+  const std::string recorded = read_file(marker);
+  if (recorded != prompt) {
+    throw InputError("class folder " + dir.string() + " holds images generated for the class prompt '" + recorded +
+                     "', not '" + prompt + "'; give another --class-data folder (its images are kept)");
+  }
+}
+
 int64_t generate_missing_class_images(StableDiffusionModel& model, const ClassImageRequest& request) {
   ensure_directory(request.dir, "--class-data");
+  check_class_folder_prompt(request.dir, request.prompt);
+  if (!fs::exists(request.dir / kClassPromptFile)) write_file_atomic(request.dir / kClassPromptFile, request.prompt);
   const int64_t existing = count_class_images(request.dir);
   const int64_t missing = request.num_images - existing;
   if (missing <= 0) return 0;
@@ -29,9 +47,12 @@ int64_t generate_missing_class_images(StableDiffusionModel& model, const ClassIm
   model.unet->eval();
   StableDiffusionPipeline pipeline(model);
   Progress progress("class images", missing, 0, "img");
-  for (size_t begin = 0; begin < indices.size(); begin += static_cast<size_t>(request.batch_size)) {
+  for (size_t begin = 0, end = 0; begin < indices.size(); begin = end) {
     check_interrupt();  // images already written are kept
-    const size_t end = std::min(indices.size(), begin + static_cast<size_t>(request.batch_size));
+    // The batch: the missing indices of the same fixed block [k B, (k + 1) B).
+    const int64_t block = indices[begin] / request.batch_size;
+    end = begin;
+    while (end < indices.size() && indices[end] / request.batch_size == block) ++end;
     GenerationRequest g;
     g.steps = request.steps;
     g.guidance_scale = request.guidance_scale;

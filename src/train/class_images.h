@@ -23,7 +23,13 @@ struct ClassImageRequest {
 
 // Images the folder already holds (PNG/JPEG).
 int64_t count_class_images(const std::filesystem::path& dir);
-// Generates the missing images as class-<index>.png; returns how many were generated.
+// The prompt a class folder's images were generated for is kept in DIR/class_prompt.txt; reusing the folder for
+// another prompt is an InputError naming both (a folder of the user's own images, without that file, is taken
+// as it is).
+void check_class_folder_prompt(const std::filesystem::path& dir, const std::string& prompt);
+// Generates the missing images as class-<index>.png; returns how many were generated. Batches are fixed
+// positions of the index range (class-0..B-1, B..2B-1, ...), so an interrupted run completed later gives the
+// same pixels as an uninterrupted one.
 int64_t generate_missing_class_images(StableDiffusionModel& model, const ClassImageRequest& request);
 
 }  // namespace fairdiff::train

@@ -14,6 +14,12 @@ fs::path FinetuneConfig::work_dir() const {
   return base.string() + ".work";
 }
 
+std::vector<ClassConcept> FinetuneConfig::concepts() const {
+  if (!with_prior_preservation) return {};
+  if (!class_concepts.empty()) return class_concepts;
+  return {{class_prompt, class_data}};
+}
+
 Json FinetuneConfig::fingerprint() const {
   Json j = to_json();
   for (const char* key : {"resume", "checkpointing_steps", "checkpoints_total_limit", "out"}) j.erase(key);
@@ -58,47 +64,63 @@ Json FinetuneConfig::to_json() const {
          {"lora_rank", lora.rank},
          {"lora_alpha", lora.alpha},
          {"device", device}};
+  if (!class_concepts.empty()) {
+    Json concepts = Json::array();
+    for (const auto& c : class_concepts)
+      concepts.push_back({{"class_prompt", c.prompt}, {"class_data", c.data.string()}});
+    j["class_concepts"] = concepts;
+  }
   if (caption_dropout > 0) j["caption_dropout"] = caption_dropout;  // absent when off: older checkpoints resume
   return j;
 }
 
+// Errors name the config field (FieldError); the CLI reports it as its flag, the study as its config key.
 void validate_finetune_flags(const FinetuneConfig& c) {
-  if (c.model_dir.empty()) throw UsageError("--model is required (a Stable Diffusion model in the diffusers layout)");
+  if (c.model_dir.empty()) throw FieldError("model_dir", "is required (a Stable Diffusion model, diffusers layout)");
   if (c.instance_data.empty())
-    throw UsageError("--instance-data is required (a folder of images or a CSV file,caption)");
-  if (c.out.empty()) throw UsageError("--out is required (the folder to write the fine-tuned model to)");
+    throw FieldError("instance_data", "is required (a folder of images or a CSV file,caption)");
+  if (c.out.empty()) throw FieldError("out", "is required (the folder to write the fine-tuned model to)");
   const bool csv = is_caption_csv(c.instance_data);
   if (csv && !c.instance_prompt.empty()) {
-    throw UsageError("--instance-prompt is for a folder of images; the CSV " + c.instance_data.string() +
-                     " gives each image its caption");
+    throw FieldError("instance_prompt", "is for a folder of images; the CSV " + c.instance_data.string() +
+                                            " gives each image its caption");
   }
   if (!csv && c.instance_prompt.empty()) {
-    throw UsageError("--instance-prompt is required with a folder of instance images (or give a CSV file,caption)");
+    throw FieldError("instance_prompt", "is required with a folder of instance images (or give a CSV file,caption)");
   }
-  if (c.with_prior_preservation) {
-    if (c.class_prompt.empty()) throw UsageError("--with-prior-preservation needs --class-prompt");
-    if (c.class_data.empty())
-      throw UsageError(
-          "--with-prior-preservation needs --class-data (a folder; missing class "
-          "images are generated into it and kept)");
-    if (c.num_class_images < c.train_batch_size) {
-      throw UsageError("--num-class-images " + std::to_string(c.num_class_images) +
-                       " is smaller than --train-batch-size " + std::to_string(c.train_batch_size) +
-                       " (each batch pairs instance and class images)");
+  if (c.with_prior_preservation && !c.class_concepts.empty()) {
+    if (!c.class_prompt.empty() || !c.class_data.empty())
+      throw FieldError("class_prompt", "cannot be given with a list of class concepts (one or the other)");
+    for (const auto& concept_ : c.class_concepts) {
+      if (concept_.prompt.empty() || concept_.data.empty())
+        throw FieldError("class_concepts", "every class concept needs a class prompt and a class data folder");
     }
-  } else if (!c.class_prompt.empty() || !c.class_data.empty()) {
-    throw UsageError("--class-prompt and --class-data belong to --with-prior-preservation");
+  } else if (c.with_prior_preservation) {
+    if (c.class_prompt.empty()) throw FieldError("class_prompt", "is required with prior preservation");
+    if (c.class_data.empty())
+      throw FieldError("class_data",
+                       "is required with prior preservation (a folder; missing class images are generated into it "
+                       "and kept)");
   }
-  if (c.mixed_precision != "no" && c.mixed_precision != "fp16" && c.mixed_precision != "bf16") {
-    throw UsageError("--mixed-precision '" + c.mixed_precision + "': expected no, fp16 or bf16");
+  if (c.with_prior_preservation && c.num_class_images < c.train_batch_size) {
+    throw FieldError("num_class_images", std::to_string(c.num_class_images) + " is smaller than the train batch size " +
+                                             std::to_string(c.train_batch_size) +
+                                             " (each batch pairs instance and class images)");
+  }
+  if (!c.with_prior_preservation && (!c.class_prompt.empty() || !c.class_data.empty() || !c.class_concepts.empty())) {
+    throw FieldError("class_prompt", "and the class data belong to prior preservation, which is off");
+  }
+  if (c.mixed_precision != "auto" && c.mixed_precision != "no" && c.mixed_precision != "fp16" &&
+      c.mixed_precision != "bf16") {
+    throw FieldError("mixed_precision", "'" + c.mixed_precision + "': expected auto, no, fp16 or bf16");
   }
   if (c.lr.total_steps != c.max_train_steps) throw std::logic_error("lr.total_steps must equal max_train_steps");
   validate_lr_schedule(c.lr);
-  if (c.resolution != 0 && c.resolution < 8) throw UsageError("--resolution must be at least 8");
-  if (c.use_lora && c.lora.rank < 1) throw UsageError("--lora-rank must be at least 1");
-  if (c.use_lora && !(c.lora.alpha > 0)) throw UsageError("--lora-alpha must be positive");
-  if (!(c.max_grad_norm > 0)) throw UsageError("--max-grad-norm must be positive");
-  if (!(c.caption_dropout >= 0 && c.caption_dropout < 1)) throw UsageError("--caption-dropout must be in [0, 1)");
+  if (c.resolution != 0 && c.resolution < 8) throw FieldError("resolution", "must be at least 8");
+  if (c.use_lora && c.lora.rank < 1) throw FieldError("lora.rank", "must be at least 1");
+  if (c.use_lora && !(c.lora.alpha > 0)) throw FieldError("lora.alpha", "must be positive");
+  if (!(c.max_grad_norm > 0)) throw FieldError("max_grad_norm", "must be positive");
+  if (!(c.caption_dropout >= 0 && c.caption_dropout < 1)) throw FieldError("caption_dropout", "must be in [0, 1)");
 }
 
 int64_t training_resolution(const FinetuneConfig& c) {
@@ -114,28 +136,30 @@ void validate_finetune_inputs(const FinetuneConfig& c) {
   const auto f = AutoencoderKLConfig::from_json(read_json_file(c.model_dir / "vae" / "config.json"), "vae config")
                      .latent_scale_factor();
   if (resolution % f != 0) {
-    throw UsageError("--resolution " + std::to_string(resolution) + ": expected a multiple of " + std::to_string(f) +
-                     " (the VAE's latent scale factor)");
+    throw FieldError("resolution", std::to_string(resolution) + ": expected a multiple of " + std::to_string(f) +
+                                       " (the VAE's latent scale factor)");
   }
   // Every instance image is decoded and size-checked now, so a bad file fails before minutes of model loading.
   const auto examples = load_instance_examples(c.instance_data, c.instance_prompt, resolution);
   if (static_cast<int64_t>(examples.size()) < c.train_batch_size) {
-    throw UsageError("--train-batch-size " + std::to_string(c.train_batch_size) + " is larger than the " +
-                     std::to_string(examples.size()) + " instance images in " + c.instance_data.string());
+    throw FieldError("train_batch_size", std::to_string(c.train_batch_size) + " is larger than the " +
+                                             std::to_string(examples.size()) + " instance images in " +
+                                             c.instance_data.string());
   }
-  if (c.with_prior_preservation && fs::exists(c.class_data) && !fs::is_directory(c.class_data)) {
-    throw InputError("--class-data " + c.class_data.string() + " is not a folder");
+  for (const auto& concept_ : c.concepts()) {
+    if (fs::exists(concept_.data) && !fs::is_directory(concept_.data))
+      throw FieldInputError("class_data", concept_.data.string() + " is not a folder");
   }
   if (fs::exists(c.out) && !(fs::is_directory(c.out) && fs::is_empty(c.out))) {
-    throw UsageError("--out " + c.out.string() +
-                     " already exists; choose a new folder (a finished run is never "
-                     "overwritten)");
+    throw FieldError("out",
+                     c.out.string() + " already exists; choose a new folder (a finished run is never overwritten)");
   }
   const fs::path parent = fs::absolute(c.out).parent_path();
-  if (!fs::is_directory(parent)) throw UsageError("the folder of --out, " + parent.string() + ", does not exist");
+  if (!fs::is_directory(parent))
+    throw FieldError("out", c.out.string() + ": its folder " + parent.string() + " does not exist");
   if (fs::exists(c.work_dir()) && !c.resume) {
-    throw UsageError(c.work_dir().string() + " holds an unfinished run of --out " + c.out.string() +
-                     "; pass --resume to continue it, or delete that folder to start over");
+    throw FieldError("resume", "is needed: " + c.work_dir().string() + " holds an unfinished run of " + c.out.string() +
+                                   "; resume it, or delete that folder to start over");
   }
 }
 

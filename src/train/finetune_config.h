@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "core/json.h"
 #include "train/flat_adamw.h"
@@ -12,6 +13,12 @@
 #include "train/lr_schedule.h"
 
 namespace fairdiff::train {
+
+// A prior-preservation class: its prompt and the folder of its images (missing ones are generated into it).
+struct ClassConcept {
+  std::string prompt;
+  std::filesystem::path data;
+};
 
 struct FinetuneConfig {
   std::filesystem::path model_dir;
@@ -22,6 +29,9 @@ struct FinetuneConfig {
   bool with_prior_preservation = false;
   std::string class_prompt;
   std::filesystem::path class_data;
+  // Several classes in one model (the study's concepts list: one class per occupation); when given, replaces
+  // class_prompt/class_data. num_class_images applies to each.
+  std::vector<ClassConcept> class_concepts;
   int64_t num_class_images = 100;
   double prior_loss_weight = 1.0;
   int64_t class_inference_steps = 50;  // generation of missing class images
@@ -32,8 +42,8 @@ struct FinetuneConfig {
   int64_t max_train_steps = 400;
   int64_t train_batch_size = 1;
   int64_t gradient_accumulation_steps = 1;
-  int64_t resolution = 0;              // 0: the model's native size
-  std::string mixed_precision = "no";  // no | fp16 | bf16
+  int64_t resolution = 0;                // 0: the model's native size
+  std::string mixed_precision = "auto";  // auto | no | fp16 | bf16 (auto: bf16 on CUDA, no on the CPU)
   bool gradient_checkpointing = false;
   bool train_text_encoder = false;
   double max_grad_norm = 1.0;
@@ -51,8 +61,10 @@ struct FinetuneConfig {
   bool use_lora = false;
   LoraConfig lora;
 
-  std::string device = "cpu";
+  std::string device = "auto";  // auto: CUDA when present, else the CPU
 
+  // class_concepts, or the one class of class_prompt/class_data; empty without prior preservation.
+  std::vector<ClassConcept> concepts() const;
   // Where checkpoints and the unfinished output live until the run completes: "<out>.work".
   std::filesystem::path work_dir() const;
   Json to_json() const;

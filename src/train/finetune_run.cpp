@@ -67,6 +67,9 @@ void write_output(const FinetuneConfig& config, const DreamBoothTrainer& trainer
 
 FinetuneResult run_finetune(const FinetuneConfig& input) {
   FinetuneConfig config = input;
+  // Resolved before anything is recorded: finetune_settings.json and the checkpoints say what ran.
+  config.device = resolve_device_name(config.device);
+  config.mixed_precision = resolve_mixed_precision(config.mixed_precision, config.device);
   validate_finetune_flags(config);
   validate_finetune_inputs(config);
   config.resolution = training_resolution(config);
@@ -88,22 +91,26 @@ FinetuneResult run_finetune(const FinetuneConfig& input) {
   ensure_directory(config.work_dir(), "work folder");
   auto instance = load_instance_examples(config.instance_data, config.instance_prompt, config.resolution);
 
+  // Class images of every concept (generated where a folder has fewer than num_class_images), concatenated.
   std::vector<TrainingExample> class_examples;
-  if (config.with_prior_preservation) {
-    if (count_class_images(config.class_data) < config.num_class_images) {
-      StableDiffusionModel generator = load_stable_diffusion(config.model_dir, device, dtype);
-      ClassImageRequest request{config.class_data,
-                                config.class_prompt,
+  std::optional<StableDiffusionModel> generator;
+  for (const auto& concept_ : config.concepts()) {
+    check_class_folder_prompt(concept_.data, concept_.prompt);
+    if (count_class_images(concept_.data) < config.num_class_images) {
+      if (!generator) generator = load_stable_diffusion(config.model_dir, device, dtype);
+      ClassImageRequest request{concept_.data,
+                                concept_.prompt,
                                 config.num_class_images,
                                 config.seed,
                                 config.class_inference_steps,
                                 config.class_guidance_scale,
                                 config.sample_batch_size};
-      result.class_images_generated = generate_missing_class_images(generator, request);
+      result.class_images_generated += generate_missing_class_images(*generator, request);
     }
-    class_examples =
-        load_class_examples(config.class_data, config.class_prompt, config.resolution, config.num_class_images);
+    auto examples = load_class_examples(concept_.data, concept_.prompt, config.resolution, config.num_class_images);
+    for (auto& example : examples) class_examples.push_back(std::move(example));
   }
+  generator.reset();
 
   StableDiffusionModel model = load_stable_diffusion(config.model_dir, device, torch::kFloat32);
   DreamBoothTrainer trainer(config, model, std::move(instance), std::move(class_examples));

@@ -67,12 +67,14 @@ std::vector<TrainingExample> load_instance_examples(const fs::path& source, cons
                                                     int64_t resolution) {
   std::vector<TrainingExample> examples;
   if (is_caption_csv(source)) {
-    if (!fs::is_regular_file(source)) throw InputError("--instance-data " + source.string() + " does not exist");
+    if (!fs::is_regular_file(source)) throw FieldInputError("instance_data", source.string() + " does not exist");
     CsvTable table = read_csv(source);
     const int file_col = table.require_column("file");
-    const int caption_col = table.require_column("caption");
+    // `file,caption`, or generate's manifest.csv (prompt,file,...): each image captioned with its prompt.
+    const int caption_col = table.column("caption") >= 0 || table.column("prompt") < 0 ? table.require_column("caption")
+                                                                                       : table.column("prompt");
     if (table.rows.empty())
-      throw InputError("--instance-data " + source.string() + " has no rows (expected file,caption)");
+      throw FieldInputError("instance_data", source.string() + " has no rows (expected file,caption)");
     for (const auto& row : table.rows) {
       const std::string where = source.string() + " line " + std::to_string(row.line);
       const std::string caption = trim(row.fields[static_cast<size_t>(caption_col)]);
@@ -89,13 +91,12 @@ std::vector<TrainingExample> load_instance_examples(const fs::path& source, cons
     return examples;
   }
   if (!fs::is_directory(source)) {
-    throw InputError("--instance-data " + source.string() +
-                     " does not exist (expected a folder of images or a CSV "
-                     "file,caption)");
+    throw FieldInputError("instance_data",
+                          source.string() + " does not exist (expected a folder of images or a CSV file,caption)");
   }
   const auto files = list_image_files(source);
   if (files.empty()) {
-    throw InputError("--instance-data folder " + source.string() + " holds no PNG or JPEG images");
+    throw FieldInputError("instance_data", "folder " + source.string() + " holds no PNG or JPEG images");
   }
   for (const auto& file : files) examples.push_back(load_example(file, instance_prompt, resolution));
   return examples;

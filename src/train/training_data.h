@@ -26,9 +26,9 @@ struct TrainingExample {
 std::vector<std::filesystem::path> list_image_files(const std::filesystem::path& dir);
 
 // Instance data from a folder (every image gets `instance_prompt`) or a CSV with columns file,caption (file paths
-// relative to the CSV's folder). InputError naming the folder, file or CSV line for: a missing or empty
-// folder, a file that is not a readable image, an image smaller than the resolution, a CSV naming a missing
-// file or giving an empty caption.
+// relative to the CSV's folder), or generate's manifest.csv (file,prompt: each image captioned with its prompt).
+// InputError naming the folder, file or CSV line for: a missing or empty folder, a file that is not a readable image,
+// an image smaller than the resolution, a CSV naming a missing file or giving an empty caption.
 std::vector<TrainingExample> load_instance_examples(const std::filesystem::path& source,
                                                     const std::string& instance_prompt, int64_t resolution);
 // The first `limit` class images of `dir` (sorted by name), all with `class_prompt`.

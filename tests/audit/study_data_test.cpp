@@ -3,8 +3,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <fstream>
 
 #include "audit/audit_result.h"
+#include "audit/detections.h"
 #include "audit/planner.h"
 #include "audit/study_runs.h"
 #include "core/csv.h"
@@ -93,6 +95,40 @@ TEST(StudyData, StudyRuleReproducesPromptsToGenerate) {
     EXPECT_EQ(plan.rows[i].n_images, 10);
   }
   EXPECT_EQ(plan.rows[0].augmented_prompt, "A photo of an Asian male CEO of an important company");
+}
+
+// The planner says why a plan is empty or trivial: no face found for a prompt (study rule), and too few images
+// for the target rule to flag anything.
+TEST(StudyData, PlannerExplainsNoFacesAndTooFewImages) {
+  const std::filesystem::path dir = test::scratch_dir("planner_notes");
+  {
+    std::ofstream(dir / "prompts.csv") << "prompt_id,prompt\nceo,A photo of a CEO\nnurse,A photo of a nurse\n";
+    std::ofstream csv(dir / "detections.csv");
+    csv << "prompt,path,gender,age,race\n";
+    for (int i = 0; i < 20; ++i) csv << "ceo,ceo/" << i << ".png,Male,(25-32),white\n";
+    for (int i = 0; i < 20; ++i) csv << "nurse,nurse/" << i << ".png,--,--,--\n";
+  }
+  const PromptSet prompts = read_prompts_csv(dir / "prompts.csv");
+  const audit::Run run = read_detections(dir / "detections.csv", "run", prompts, DetectionOptions{});
+  Taxonomy taxonomy;
+  const Plan study = make_plan(prompts, run, taxonomy, Target(taxonomy, prompts.size()), PlanSettings{});
+  std::string notes;
+  for (const auto& note : study.notes) notes += note + "\n";
+  EXPECT_NE(notes.find("prompt 'nurse': no face with both gender and race"), std::string::npos) << notes;
+  EXPECT_EQ(notes.find("prompt 'ceo': no face"), std::string::npos) << notes;
+
+  PlanSettings target;
+  target.rule = PlanRule::target;
+  const Plan small = make_plan(prompts, run, taxonomy, Target(taxonomy, prompts.size()), target);
+  notes.clear();
+  for (const auto& note : small.notes) notes += note + "\n";
+  // 20 images, all Male white: an empty cell's Wilson upper bound 3.84 / 23.84 = 0.16 stays above 1/12 until
+  // n >= 3.8416 * 11 = 42.3.
+  EXPECT_TRUE(small.rows.empty());
+  EXPECT_NE(notes.find("prompt 'ceo': with n = 20 labelled images the target rule cannot flag any group"),
+            std::string::npos)
+      << notes;
+  EXPECT_NE(notes.find("until n >= 43"), std::string::npos) << notes;
 }
 
 TEST(StudyData, TargetRuleClosesTheGap) {

@@ -78,6 +78,31 @@ TEST(AnalyzeCommand, WritesStudyAndPerFaceCsvsAndSkipsCorruptFiles) {
   EXPECT_EQ(flat.rows[0].fields[1], "0.jpg");
 }
 
+// A folder of folders needs --by-folder (without it nothing would be read); with it, files at the top level belong
+// to no prompt and are reported, not silently skipped.
+TEST(AnalyzeCommand, FolderOfFoldersNeedsByFolderAndTopLevelFilesAreReported) {
+  const fs::path root = test::scratch_dir("analyze_cli_layout");
+  const fs::path images = root / "images";
+  const fs::path faces = test::shared_dir() / "faces/fairface_margin125";
+  fs::create_directories(images / "ceo");
+  fs::copy_file(faces / "fairface_0001.jpg", images / "ceo/0.jpg");
+  std::string log;
+  EXPECT_EQ(
+      test::run_command(kExe + " analyze --images " + images.string() + " --out " + (root / "flat").string(), &log), 3)
+      << log;
+  EXPECT_NE(log.find("1 sub-folder(s) with files: pass --by-folder"), std::string::npos) << log;
+  EXPECT_FALSE(fs::exists(root / "flat" / "detections.csv"));
+
+  fs::copy_file(faces / "fairface_0002.jpg", images / "stray.jpg");
+  ASSERT_EQ(
+      test::run_command(
+          kExe + " analyze --images " + images.string() + " --by-folder --out " + (root / "by-folder").string(), &log),
+      0)
+      << log;
+  EXPECT_NE(log.find("file(s) at the top level (e.g. stray.jpg) belong to no prompt"), std::string::npos) << log;
+  EXPECT_EQ(read_csv(root / "by-folder" / "detections.csv").rows.size(), 1u);
+}
+
 TEST(AnalyzeCommand, RejectsBadFlagsBeforeLoadingModels) {
   std::string log;
   EXPECT_EQ(test::run_command(kExe + " analyze --images /nonexistent --out /tmp/x", &log), 3) << log;

@@ -119,8 +119,11 @@ TEST(FinetuneCli, FullModelWithPriorPreservationThenGenerate) {
                 &output),
             0)
       << output;
-  // The class images were generated with the base model and kept.
-  EXPECT_EQ(std::distance(fs::directory_iterator(w.classes), fs::directory_iterator{}), 3);
+  // The class images were generated with the base model and kept, beside the prompt that made them.
+  int class_pngs = 0;
+  for (const auto& e : fs::directory_iterator(w.classes)) class_pngs += e.path().extension() == ".png";
+  EXPECT_EQ(class_pngs, 3);
+  EXPECT_TRUE(fs::is_regular_file(w.classes / "class_prompt.txt"));
   // Diffusers layout: the UNet rewritten, everything else linked or copied.
   for (const char* f :
        {"model_index.json", "unet/config.json", "unet/diffusion_pytorch_model.safetensors",
@@ -163,6 +166,16 @@ TEST(FinetuneCli, FullModelWithPriorPreservationThenGenerate) {
             0)
       << output;
   EXPECT_EQ(read_json_file(w.dir / "again" / "finetune_settings.json").at("result").at("class_images_generated"), 0);
+
+  // The same class folder for another class prompt is refused (it would train on the wrong prior), images kept.
+  std::string flags = prior_flags(w, 3);
+  flags.replace(flags.find("a photo of a person"), std::string("a photo of a person").size(), "a photo of a doctor");
+  EXPECT_NE(run(" finetune" + base_flags(w) + flags + " --max-train-steps 1 --out " + q(w.dir / "other"), &output), 0);
+  EXPECT_NE(output.find("generated for the class prompt 'a photo of a person'"), std::string::npos) << output;
+  EXPECT_FALSE(fs::exists(w.dir / "other"));
+  class_pngs = 0;
+  for (const auto& e : fs::directory_iterator(w.classes)) class_pngs += e.path().extension() == ".png";
+  EXPECT_EQ(class_pngs, 3);
 }
 
 TEST(FinetuneCli, LoraWritesDiffusersKeysAndGenerates) {

@@ -83,6 +83,49 @@ TEST(GenerateCli, ResumeSkipsFinishedImagesAndSameSeedGivesIdenticalBytes) {
   EXPECT_EQ(read_bytes(out / "images" / "nurse" / "1.png"), first);
 }
 
+// The stages feed each other without glue: plan's CSV is generate's prompts (each group's augmented prompt, its
+// n_images, a folder-safe id), and generate's manifest is finetune's instance data (each image with its prompt).
+TEST(GenerateCli, PlanCsvFeedsGenerateAndTheManifestFeedsFinetune) {
+  auto dir = test::scratch_dir("generate_plan_chain");
+  {
+    std::ofstream(dir / "plan.csv")
+        << "prompt_id,prompt,gender,race,share,n_images,augmented_prompt\n"
+           "ceo,A photo of a CEO,Female,middle eastern,0.0,2,A photo of a middle eastern female CEO\n"
+           "ceo,A photo of a CEO,Male,black,0.05,1,A photo of a black male CEO\n"
+           "nurse,A photo of a nurse,Male,white,0.3,0,A photo of a white male nurse\n";
+  }
+  const std::string model = " --model " + quote(test::fixtures_dir() / "tiny-sd2");
+  std::string log;
+  ASSERT_EQ(test::run_command(exe() + " generate" + model + " --prompts " + quote(dir / "plan.csv") +
+                                  " --steps 2 --width 32 --height 32 --out " + quote(dir / "augment"),
+                              &log),
+            0)
+      << log;
+  EXPECT_TRUE(std::filesystem::is_regular_file(dir / "augment/images/ceo-female-middle-eastern/1.png"));
+  EXPECT_TRUE(std::filesystem::is_regular_file(dir / "augment/images/ceo-male-black/0.png"));
+  EXPECT_FALSE(std::filesystem::exists(dir / "augment/images/ceo-male-black/1.png"));
+  EXPECT_FALSE(std::filesystem::exists(dir / "augment/images/nurse-male-white"));  // n_images 0
+  CsvTable manifest = read_csv(dir / "augment" / "manifest.csv");
+  ASSERT_EQ(manifest.rows.size(), 3u);
+  EXPECT_EQ(manifest.rows[0].fields[static_cast<size_t>(manifest.require_column("prompt"))],
+            "A photo of a middle eastern female CEO");
+  // A plan CSV sets its own counts.
+  EXPECT_EQ(test::run_command(exe() + " generate" + model + " --prompts " + quote(dir / "plan.csv") +
+                                  " --images-per-prompt 4 --out " + quote(dir / "other"),
+                              &log),
+            2)
+      << log;
+  EXPECT_NE(log.find("n_images"), std::string::npos) << log;
+
+  ASSERT_EQ(test::run_command(
+                exe() + " finetune" + model + " --instance-data " + quote(dir / "augment" / "manifest.csv") +
+                    " --resolution 32 --max-train-steps 1 --checkpointing-steps 0 --out " + quote(dir / "tuned"),
+                &log),
+            0)
+      << log;
+  EXPECT_TRUE(std::filesystem::is_regular_file(dir / "tuned" / "unet" / "diffusion_pytorch_model.safetensors"));
+}
+
 TEST(GenerateCli, BadInputsFailClearlyAndKeepOutputs) {
   auto out = test::scratch_dir("generate_bad");
   { std::ofstream(out / "keep.txt") << "earlier output"; }
@@ -153,6 +196,62 @@ TEST(ModelInitCli, WritesALoadableRandomModel) {
                                   quote(test::fixtures_dir() / "tiny-sd1") + " --out " + quote(out),
                               &log),
             0);
+}
+
+TEST(ModelConvertCli, StoresFloatWeightsInTheNewDtypeAndCopiesEverythingElse) {
+  namespace fs = std::filesystem;
+  const fs::path dir = test::scratch_dir("model_convert");
+  const fs::path model = dir / "model";
+  fs::copy(test::fixtures_dir() / "tiny-sd2", model, fs::copy_options::recursive);
+  // A top-level file besides model_index.json (as a fine-tuned model's finetune_settings.json).
+  std::ofstream(model / "finetune_settings.json") << "{\"max_train_steps\": 3}\n";
+  std::string log;
+  ASSERT_EQ(test::run_command(exe() + " model convert --model " + quote(model) + " --out " + quote(dir / "fp16"), &log),
+            0)
+      << log;
+  EXPECT_FALSE(fs::exists(dir / "fp16.partial"));
+  int weight_files = 0, other_files = 0;
+  for (const auto& entry : fs::recursive_directory_iterator(model)) {
+    if (!entry.is_regular_file()) continue;
+    const fs::path rel = fs::relative(entry.path(), model);
+    ASSERT_TRUE(fs::exists(dir / "fp16" / rel)) << rel;
+    if (entry.path().extension() != ".safetensors") {
+      EXPECT_EQ(read_bytes(dir / "fp16" / rel), read_bytes(entry.path())) << rel;
+      ++other_files;
+      continue;
+    }
+    ++weight_files;
+    const auto before = read_safetensors(entry.path()).tensors;
+    const auto after = read_safetensors(dir / "fp16" / rel).tensors;
+    ASSERT_EQ(before.size(), after.size()) << rel;
+    for (const auto& [name, t] : before) {
+      const torch::Tensor& u = after.at(name);
+      EXPECT_EQ(u.sizes(), t.sizes()) << name;
+      if (t.is_floating_point()) {
+        EXPECT_EQ(u.scalar_type(), torch::kFloat16) << name;
+        EXPECT_TRUE(torch::equal(u, t.to(torch::kFloat16))) << name;
+      } else {
+        EXPECT_TRUE(torch::equal(u, t)) << name;
+      }
+    }
+  }
+  EXPECT_GE(weight_files, 3);
+  EXPECT_GE(other_files, 5);
+  // The converted model generates.
+  ASSERT_EQ(test::run_command(exe() + " generate --model " + quote(dir / "fp16") +
+                                  " --prompt 'a nurse' --steps 2 --width 32 --height 32 --out " + quote(dir / "run"),
+                              &log),
+            0)
+      << log;
+  // An existing --out and a folder that is not a model are refused, naming the input.
+  EXPECT_EQ(test::run_command(exe() + " model convert --model " + quote(model) + " --out " + quote(dir / "fp16"), &log),
+            3);
+  EXPECT_NE(log.find("already exists"), std::string::npos) << log;
+  EXPECT_EQ(
+      test::run_command(exe() + " model convert --model " + quote(dir / "run") + " --out " + quote(dir / "x"), &log),
+      3);
+  EXPECT_NE(log.find("model_index.json"), std::string::npos) << log;
+  EXPECT_FALSE(fs::exists(dir / "x"));
 }
 
 }  // namespace

@@ -22,7 +22,7 @@ TEST(OptionTables, HelpPrintsTheStructDefaults) {
   const std::string generate = help_of("generate");
   EXPECT_NE(generate.find("denoising steps (default 50)"), std::string::npos) << generate;
   EXPECT_NE(generate.find("(default 7.5)"), std::string::npos) << generate;
-  EXPECT_NE(generate.find("--dtype fp32|fp16|bf16"), std::string::npos) << generate;
+  EXPECT_NE(generate.find("--dtype auto|fp32|fp16|bf16"), std::string::npos) << generate;
   const std::string finetune = help_of("finetune");
   EXPECT_NE(finetune.find("--class-steps N"), std::string::npos) << finetune;
   EXPECT_NE(finetune.find("--class-guidance G"), std::string::npos) << finetune;

@@ -127,6 +127,22 @@ TEST(ReportCli, BadInputsGiveClearErrors) {
   rc = test::run_command(exe() + " report --run a=x.csv", &output);
   EXPECT_EQ(rc, 2) << output;  // --prompts is required with --run
   EXPECT_NE(output.find("--prompts"), std::string::npos) << output;
+  // --images-root: DIR or NAME=DIR, the directory must exist and NAME must be a run.
+  const std::string run_c0 = " --map race:race=-- --map prompt:delivery_driver=delivery --run c0=" +
+                             (seed() / "study_results" / "dreambooth" / "dream_detect_constant0.csv").string();
+  rc = test::run_command(
+      exe() + " report" + prompts + run_c0 + " --images-root c0=/nonexistent --out " + (dir / "e").string(), &output);
+  EXPECT_EQ(rc, 2) << output;
+  EXPECT_NE(output.find("--images-root c0=/nonexistent: /nonexistent is not a directory"), std::string::npos) << output;
+  rc = test::run_command(
+      exe() + " report" + prompts + run_c0 + " --images-root other=" + dir.string() + " --out " + (dir / "f").string(),
+      &output);
+  EXPECT_EQ(rc, 2) << output;
+  EXPECT_NE(output.find("names no run"), std::string::npos) << output;
+  rc = test::run_command(exe() + " report" + prompts + run_c0 + " --images-root c0=" + dir.string() +
+                             " --bootstrap 20 --out " + (dir / "g").string(),
+                         &output);
+  EXPECT_EQ(rc, 0) << output;
 }
 
 }  // namespace

@@ -46,6 +46,43 @@ TEST(Prompts, ReadsIdsTextsAndOptionalTemplates) {
   EXPECT_EQ(seed.templates[0], "");
 }
 
+std::string error_reading_plan(const std::string& csv) {
+  const fs::path path = test::scratch_dir("plan_reader") / "plan.csv";
+  std::ofstream(path) << csv;
+  try {
+    read_plan_as_prompts(path);
+  } catch (const InputError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(Prompts, PlanCsvReadsAsPromptsWithCountsAndFolderSafeIds) {
+  const fs::path path = test::scratch_dir("plan_reader_ok") / "plan.csv";
+  const std::string header = "prompt_id,prompt,gender,race,share,n_images,augmented_prompt\n";
+  std::ofstream(path) << header << "ceo,A CEO,Female,middle eastern,0,3,A middle eastern female CEO\n"
+                      << "ceo,A CEO,Male,latino hispanic,0.1,0,A latino hispanic male CEO\n"
+                      << "nurse,A nurse,Male,white,0.2,1,A white male nurse\n";
+  EXPECT_TRUE(is_plan_csv(path));
+  EXPECT_FALSE(is_plan_csv(test::source_dir() / "data" / "seed" / "prompts_info.csv"));
+  const PlannedPrompts planned = read_plan_as_prompts(path);
+  EXPECT_EQ(planned.prompts.ids, (std::vector<std::string>{"ceo-female-middle-eastern", "nurse-male-white"}));
+  EXPECT_EQ(planned.prompts.texts[0], "A middle eastern female CEO");
+  EXPECT_EQ(planned.images, (std::vector<int64_t>{3, 1}));
+  EXPECT_EQ(plan_group_id("ceo", "Male", "Latino  Hispanic / x"), "ceo-male-latino-hispanic-x");
+
+  EXPECT_NE(error_reading_plan(header + "ceo,A,Female,white,0,two,B\n").find("plan.csv:2: n_images 'two'"),
+            std::string::npos);
+  EXPECT_NE(error_reading_plan(header + "ceo,A,Female,white,0,-1,B\n").find("n_images '-1'"), std::string::npos);
+  EXPECT_NE(error_reading_plan(header + "ceo,A,Female,white,0,1,\n").find(":2: empty augmented_prompt"),
+            std::string::npos);
+  EXPECT_NE(error_reading_plan(header + "ceo,A,Female,white,0,1,B\nceo,A,Female,white,0,1,C\n").find("listed twice"),
+            std::string::npos);
+  EXPECT_NE(error_reading_plan(header + "ceo,A,Female,white,0,0,B\n").find("asks for no images"), std::string::npos);
+  EXPECT_NE(error_reading_plan("prompt_id,gender,race,augmented_prompt\nceo,Female,white,B\n").find("n_images"),
+            std::string::npos);
+}
+
 TEST(Prompts, RejectsWhatGenerateOrTheAuditCouldNotUseNamingFileAndLine) {
   EXPECT_NE(error_reading("prompt_id,prompt\nceo,A\nceo,B\n").find("prompts.csv:3: prompt_id 'ceo' appears twice"),
             std::string::npos);

@@ -27,7 +27,7 @@ std::filesystem::path seed_dir() {
 }
 
 struct StudyAudit {
-  audit::PromptSet prompts;
+  PromptSet prompts;
   std::vector<audit::Run> runs;
   audit::AuditResult result;
 };
@@ -195,6 +195,53 @@ TEST(WriteReport, WritesEveryFileWithThumbnailsWhenImagesExist) {
   EXPECT_NE(html.find("data:image/png;base64,"), std::string::npos);
   EXPECT_NE(html.find("data-library=\"vega-embed\""), std::string::npos);
   EXPECT_EQ(html.find("src=\"http"), std::string::npos);  // nothing fetched from the network
+}
+
+}  // namespace
+}  // namespace fairdiff::report
+
+namespace fairdiff::report {
+namespace {
+
+// Two runs naming their images by the same relative paths: each run's thumbnails come from its own folder (a
+// shared --images-root used to show the first run's images for both).
+TEST(Thumbnails, EachRunReadsItsOwnImagesUnderASharedRoot) {
+  auto dir = test::scratch_dir("report_two_roots");
+  std::string csv = "prompt,path,gender,age,race\nceo,ceo/0.png,Male,(25-32),white\n";
+  PromptSet prompts;
+  prompts.source = "inline";
+  prompts.ids = {"ceo"};
+  prompts.texts = {"A photo of a CEO"};
+  prompts.templates = {""};
+  std::vector<audit::Run> runs;
+  for (const auto& [name, shade] : std::vector<std::pair<std::string, int>>{{"base", 10}, {"tuned", 200}}) {
+    std::filesystem::create_directories(dir / "images" / name / "ceo");
+    Image image{8, 8, 3, std::vector<uint8_t>(8 * 8 * 3, static_cast<uint8_t>(shade))};
+    write_png(dir / "images" / name / "ceo" / "0.png", image);
+    write_file_atomic(dir / (name + ".csv"), csv);
+    runs.push_back(audit::read_detections(dir / (name + ".csv"), name, prompts, audit::DetectionOptions{}));
+  }
+  audit::AuditSettings settings;
+  settings.bootstrap.resamples = 0;
+  audit::Taxonomy taxonomy;
+  audit::AuditResult result = audit::run_audit(prompts, runs, taxonomy, audit::Target(taxonomy, 1), nullptr, settings);
+  ThumbnailOptions options;
+  options.images_root = dir / "images";
+  auto thumbs = make_thumbnails(result, runs, options);
+  ASSERT_EQ(thumbs.size(), 2u);
+  ASSERT_EQ(thumbs[0].found, 1);
+  ASSERT_EQ(thumbs[1].found, 1);
+  EXPECT_NE(thumbs[0].cells.at(0).at("Male white")[0], thumbs[1].cells.at(0).at("Male white")[0]);
+
+  // A root without per-run folders serves the first run only; NAME=DIR names a run's folder explicitly.
+  options.images_root = dir / "images" / "base";
+  thumbs = make_thumbnails(result, runs, options);
+  EXPECT_EQ(thumbs[0].found, 1);
+  EXPECT_EQ(thumbs[1].found, 0);
+  options.run_images_roots["tuned"] = dir / "images" / "tuned";
+  thumbs = make_thumbnails(result, runs, options);
+  EXPECT_EQ(thumbs[1].found, 1);
+  EXPECT_NE(thumbs[0].cells.at(0).at("Male white")[0], thumbs[1].cells.at(0).at("Male white")[0]);
 }
 
 }  // namespace

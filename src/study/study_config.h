@@ -1,0 +1,114 @@
+// A study's configuration file (TOML): the model, the prompts, how many images per prompt with which seeds and
+// generation settings, the face profile, the planner's rule and the mitigation grid. `fairdiff study init`
+// writes the seed study's configuration, commented; `audit` and `mitigate` read it. Every key is checked
+// before any model loads: an unknown or mistyped key, a value of the wrong type or out of range is a
+// ConfigError naming the file, the line and the key.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "core/json.h"
+
+namespace fairdiff::study {
+
+struct GenerationConfig {
+  int64_t images_per_prompt = 100;
+  uint64_t seed = 0;  // image i of every prompt uses seed + i (common random numbers across prompts and models)
+  int64_t steps = 50;
+  double guidance = 7.5;
+  std::string scheduler = "pndm";
+  std::string negative_prompt;
+  int64_t width = 0;  // 0: the model's native size
+  int64_t height = 0;
+  int64_t batch_size = 1;
+  std::string dtype = "auto";  // auto: fp16 on CUDA, fp32 on the CPU
+};
+
+struct AnalysisConfig {
+  std::string profile = "default";
+  int64_t batch_size = 16;  // images analysed per store transaction
+};
+
+struct PlanConfig {
+  std::string rule = "study";  // study | target
+  int64_t images_per_group = 10;
+  double threshold = 0.4;
+};
+
+// One cell of the mitigation grid.
+struct GridCell {
+  std::string method;  // dreambooth | lora
+  std::string lr_scheduler;
+  int64_t num_class_images = 0;
+  int64_t max_train_steps = 0;
+
+  // "dreambooth-constant-c20-s100": folder-safe, unique within a grid.
+  std::string name() const;
+};
+
+struct MitigationConfig {
+  std::vector<std::string> methods = {"dreambooth"};
+  std::vector<std::string> lr_schedulers = {"constant", "linear", "polynomial"};
+  std::vector<int64_t> num_class_images = {20, 300};
+  std::vector<int64_t> max_train_steps = {100, 1000};
+  double learning_rate = 5e-6;
+  std::string instance_captions = "rewritten";  // rewritten: the plan's prompt; base: the occupation's prompt
+  std::string class_prompts = "per_prompt";     // per_prompt: each occupation's prompt; generic: one prompt
+  std::string generic_class_prompt = "A photo of a person";
+  bool prior_preservation = true;
+  double prior_loss_weight = 1.0;
+  int64_t train_batch_size = 1;
+  int64_t class_batch_size = 4;          // class images generated per batch
+  std::string mixed_precision = "auto";  // auto: bf16 on CUDA, no on the CPU
+  int64_t resolution = 0;                // 0: the model's native size
+  uint64_t seed = 0;
+  int64_t checkpointing_steps = 100;
+  int64_t lora_rank = 4;
+  double lora_alpha = 4.0;
+  bool train_text_encoder = false;
+
+  std::vector<GridCell> grid() const;  // methods x lr_schedulers x num_class_images x max_train_steps
+};
+
+struct EvaluationConfig {
+  int64_t images_per_prompt = 100;  // images per prompt of each fine-tuned model's audit
+};
+
+struct ReportConfig {
+  int64_t bootstrap = 1000;
+  uint64_t bootstrap_seed = 20240917;
+  std::filesystem::path confusion;  // classifier confusion matrices for error correction (optional)
+  int64_t paired_images = 4;        // same-seed images per prompt in the base-vs-model grids
+};
+
+struct StudyConfig {
+  std::filesystem::path file;  // where it was read from
+  std::string name = "study";
+  std::string model = "builtin";  // a diffusers folder, or "builtin" (the model shipped in models/builtin)
+  std::string device = "auto";    // auto: CUDA when present, else the CPU
+  std::filesystem::path prompts;  // prompt_id,prompt[,template] CSV
+  GenerationConfig generation;
+  AnalysisConfig analysis;
+  PlanConfig plan;
+  MitigationConfig mitigation;
+  EvaluationConfig evaluation;
+  ReportConfig report;
+
+  // The model folder: `model` resolved against the config's folder, or the built-in model's folder.
+  std::filesystem::path model_dir() const;
+};
+
+// Reads and validates `path`; relative paths in it are resolved against its folder.
+StudyConfig read_study_config(const std::filesystem::path& path);
+StudyConfig parse_study_config(const std::string& text, const std::filesystem::path& source);
+
+// The seed study's configuration as commented TOML (prompts: `prompts_file`, written as given).
+std::string seed_study_toml(const std::string& model, const std::string& prompts_file);
+
+// The built-in model's folder (models/builtin in the source tree); empty when it is not there.
+std::filesystem::path builtin_model_dir();
+
+}  // namespace fairdiff::study
