@@ -51,8 +51,8 @@ int run_finetune_command(const std::vector<std::string>& argv) {
       .value("max-grad-norm", "N", "gradient clipping norm", c.max_grad_norm, 1e-12, 1e12)
       .value("adam-weight-decay", "W", "AdamW weight decay", c.adam.weight_decay, 0.0, 10.0, "adam.weight_decay")
       .value("seed", "N", "random seed", c.seed, 0, 1LL << 53)
-      .flag("no-cache-latents", "encode every image at every step (same numbers, slower)", c.cache_latents,
-            "cache_latents", false)
+      .flag("no-cache-latents", "VAE-encode each batch at every step (slower; the cache encodes each image once)",
+            c.cache_latents, "cache_latents", false)
       .value("caption-dropout", "P", "share of instance rows trained with the empty caption", c.caption_dropout, 0.0,
              0.999)
       .value("checkpointing-steps", "N", "save a checkpoint every N steps (0: only on Ctrl-C)", c.checkpointing_steps,

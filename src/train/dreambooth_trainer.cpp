@@ -47,7 +47,7 @@ torch::Dtype mixed_precision_dtype(const std::string& mixed_precision) {
   if (mixed_precision == "no") return torch::kFloat32;
   if (mixed_precision == "fp16") return torch::kFloat16;
   if (mixed_precision == "bf16") return torch::kBFloat16;
-  throw UsageError("--mixed-precision '" + mixed_precision + "': expected no, fp16 or bf16");
+  throw FieldError("mixed_precision", "'" + mixed_precision + "': expected no, fp16 or bf16");
 }
 
 DreamBoothTrainer::DreamBoothTrainer(const FinetuneConfig& config, StableDiffusionModel& model,
@@ -126,42 +126,62 @@ std::vector<int64_t> DreamBoothTrainer::batch_indices(int64_t micro) const {
 }
 
 torch::Tensor DreamBoothTrainer::text_states(const std::vector<std::string>& prompts) {
-  const bool train_text = config_.train_text_encoder;
+  if (config_.train_text_encoder) {
+    // The whole batch in one forward pass, with grad (rows do not interact: CLIP's mask is causal only).
+    std::vector<int64_t> ids;
+    for (const auto& prompt : prompts) {
+      const auto one = model_.tokenizer.encode(prompt);
+      ids.insert(ids.end(), one.begin(), one.end());
+    }
+    const int64_t b = static_cast<int64_t>(prompts.size());
+    torch::Tensor input_ids =
+        torch::tensor(ids, torch::kInt64).view({b, model_.tokenizer.max_length()}).to(model_.device);
+    return model_.text_encoder->forward(input_ids);  // [B, L, E]
+  }
   std::vector<torch::Tensor> rows;
   for (const auto& prompt : prompts) {
-    if (!train_text) {
-      auto it = text_cache_.find(prompt);
-      if (it == text_cache_.end()) {
-        torch::NoGradGuard no_grad;
-        it = text_cache_.emplace(prompt, StableDiffusionPipeline(model_).encode_prompts({prompt})[0]).first;
-      }
-      rows.push_back(it->second);
-      continue;
+    auto it = text_cache_.find(prompt);
+    if (it == text_cache_.end()) {
+      torch::NoGradGuard no_grad;
+      it = text_cache_.emplace(prompt, StableDiffusionPipeline(model_).encode_prompts({prompt})[0]).first;
     }
-    auto ids = model_.tokenizer.encode(prompt);
-    torch::Tensor input_ids =
-        torch::tensor(ids, torch::kInt64).view({1, model_.tokenizer.max_length()}).to(model_.device);
-    rows.push_back(model_.text_encoder->forward(input_ids)[0]);  // [L, E], with grad
+    rows.push_back(it->second);
   }
   return torch::stack(rows);  // [B, L, E]
 }
 
-void DreamBoothTrainer::latent_distribution(const TrainingExample& example, bool is_class, int64_t index,
-                                            torch::Tensor& mean, torch::Tensor& std) {
-  auto key = std::make_pair(is_class, index);
-  auto it = latent_cache_.find(key);
-  if (it != latent_cache_.end()) {
-    mean = it->second.first;
-    std = it->second.second;
-    return;
-  }
+void DreamBoothTrainer::encode_pixels(const std::vector<torch::Tensor>& images, torch::Tensor& mean,
+                                      torch::Tensor& std) {
   torch::NoGradGuard no_grad;
-  torch::Tensor pixels = example.pixels.unsqueeze(0).to(model_.device, model_.vae_dtype);  // [1, 3, R, R]
+  torch::Tensor pixels = torch::stack(images).to(model_.device, model_.vae_dtype);  // [B, 3, R, R]
   if (model_.device.is_cuda()) pixels = pixels.contiguous(torch::MemoryFormat::ChannelsLast);
   LatentDistribution dist = model_.vae->encode(pixels);
-  mean = dist.mean[0].to(torch::kFloat32);
-  std = dist.std[0].to(torch::kFloat32);
-  if (config_.cache_latents) latent_cache_[key] = {mean, std};
+  mean = dist.mean.to(torch::kFloat32);
+  std = dist.std.to(torch::kFloat32);
+}
+
+void DreamBoothTrainer::cache_latents() {
+  // Every example once, before the first step, in fixed chunks in dataset order: the same numbers whichever
+  // step a run starts or resumes at (a batch's composition changes with the step, a chunk's does not).
+  constexpr size_t kChunk = 32;
+  for (bool is_class : {false, true}) {
+    if (is_class && !config_.with_prior_preservation) break;
+    const auto& examples = is_class ? class_ : instance_;
+    auto& cache = is_class ? class_latents_ : instance_latents_;
+    cache.clear();
+    for (size_t begin = 0; begin < examples.size(); begin += kChunk) {
+      const size_t end = std::min(examples.size(), begin + kChunk);
+      std::vector<torch::Tensor> images;
+      for (size_t k = begin; k < end; ++k) images.push_back(examples[k].pixels);
+      torch::Tensor mean, std;
+      encode_pixels(images, mean, std);
+      for (size_t k = begin; k < end; ++k) {
+        const auto i = static_cast<int64_t>(k - begin);
+        cache.push_back({mean[i].clone(), std[i].clone()});
+      }
+    }
+  }
+  latents_cached_ = true;
 }
 
 const LossRecord& DreamBoothTrainer::train_step() {
@@ -174,17 +194,21 @@ const LossRecord& DreamBoothTrainer::train_step() {
   for (int64_t a = 0; a < accumulation; ++a) {
     const int64_t micro = state_.step * accumulation + a;
     const std::vector<int64_t> indices = batch_indices(micro);
-    std::vector<torch::Tensor> means, stds;
+    if (config_.cache_latents && !latents_cached_) cache_latents();
+    std::vector<torch::Tensor> means, stds, images;
     std::vector<std::string> prompts;
     for (bool is_class : {false, true}) {
       if (is_class && !config_.with_prior_preservation) break;
       const auto& examples = is_class ? class_ : instance_;
+      const auto& cache = is_class ? class_latents_ : instance_latents_;
       for (int64_t i : indices) {
         const auto k = static_cast<size_t>(i % static_cast<int64_t>(examples.size()));
-        torch::Tensor mean, std;
-        latent_distribution(examples[k], is_class, static_cast<int64_t>(k), mean, std);
-        means.push_back(mean);
-        stds.push_back(std);
+        if (config_.cache_latents) {
+          means.push_back(cache[k].first);
+          stds.push_back(cache[k].second);
+        } else {
+          images.push_back(examples[k].pixels);
+        }
         prompts.push_back(examples[k].prompt);
       }
     }
@@ -197,7 +221,13 @@ const LossRecord& DreamBoothTrainer::train_step() {
         if (u[static_cast<int64_t>(i)].item<double>() < config_.caption_dropout) prompts[i] = "";  // instance rows
       }
     }
-    torch::Tensor mean = torch::stack(means), std = torch::stack(stds);  // [B, Cl, h, w]
+    torch::Tensor mean, std;  // [B, Cl, h, w]
+    if (config_.cache_latents) {
+      mean = torch::stack(means);
+      std = torch::stack(stds);
+    } else {
+      encode_pixels(images, mean, std);  // the batch (instance rows, then class rows) in one call
+    }
     auto generator =
         at::make_generator<at::CPUGeneratorImpl>(derive_seed(config_.seed, kStreamBatch, static_cast<uint64_t>(micro)));
     const auto shape = mean.sizes().vec();

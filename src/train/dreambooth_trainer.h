@@ -50,8 +50,9 @@ class DreamBoothTrainer {
 
  private:
   torch::Tensor text_states(const std::vector<std::string>& prompts);  // [B, L, E]
-  void latent_distribution(const TrainingExample& example, bool is_class, int64_t index, torch::Tensor& mean,
-                           torch::Tensor& std);  // [Cl, h, w] each
+  // The VAE posterior's mean and std of images [3, R, R] in one call: [B, Cl, h, w] each, fp32.
+  void encode_pixels(const std::vector<torch::Tensor>& images, torch::Tensor& mean, torch::Tensor& std);
+  void cache_latents();  // every example, before the first step
 
   FinetuneConfig config_;
   StableDiffusionModel& model_;
@@ -61,8 +62,9 @@ class DreamBoothTrainer {
   std::unique_ptr<Scheduler> noise_scheduler_;
   std::unique_ptr<LoraAdapters> lora_;
   std::unique_ptr<FlatAdamW> optimizer_;
-  std::map<std::string, torch::Tensor> text_cache_;                                           // prompt -> [L, E]
-  std::map<std::pair<bool, int64_t>, std::pair<torch::Tensor, torch::Tensor>> latent_cache_;  // -> mean, std
+  std::map<std::string, torch::Tensor> text_cache_;  // prompt -> [L, E]
+  bool latents_cached_ = false;
+  std::vector<std::pair<torch::Tensor, torch::Tensor>> instance_latents_, class_latents_;  // mean, std [Cl, h, w]
   TrainingState state_;
 };
 

@@ -49,7 +49,7 @@ struct FinetuneConfig {
   double max_grad_norm = 1.0;
   AdamWConfig adam;
   uint64_t seed = 0;
-  bool cache_latents = true;  // encode each image once (the same numbers as encoding every step)
+  bool cache_latents = true;  // encode every image once before the first step (not every step)
   // Share of instance rows trained with the empty caption, so classifier-free guidance has an unconditional
   // prediction to start from (training a model from scratch; 0 for fine-tuning, as the reference trainer).
   double caption_dropout = 0.0;
