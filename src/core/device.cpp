@@ -26,28 +26,27 @@ torch::Device parse_device(const std::string& name) {
   if (name == "cpu") return torch::Device(torch::kCPU);
   if (name == "cuda" || name.rfind("cuda:", 0) == 0) {
     if (!torch::cuda::is_available()) {
-      throw UnsupportedError("--device " + name +
-                             ": CUDA is not available in this build or on this machine (use --device cpu)");
+      throw UnsupportedError("device " + name + ": CUDA is not available in this build or on this machine (use cpu)");
     }
     try {
       torch::Device device(name);
       if (device.has_index() && device.index() >= static_cast<int>(torch::cuda::device_count())) {
-        throw UnsupportedError("--device " + name + ": only " + std::to_string(torch::cuda::device_count()) +
+        throw UnsupportedError("device " + name + ": only " + std::to_string(torch::cuda::device_count()) +
                                " CUDA device(s) present");
       }
       return device;
     } catch (const c10::Error&) {
-      throw UsageError("--device " + name + ": expected cpu, cuda or cuda:N");
+      throw FieldError("device", name + ": expected cpu, cuda or cuda:N");
     }
   }
-  throw UsageError("--device " + name + ": expected cpu, cuda or cuda:N");
+  throw FieldError("device", name + ": expected cpu, cuda or cuda:N");
 }
 
 torch::Dtype parse_dtype(const std::string& name) {
   if (name == "fp32" || name == "float32") return torch::kFloat32;
   if (name == "fp16" || name == "float16") return torch::kFloat16;
   if (name == "bf16" || name == "bfloat16") return torch::kBFloat16;
-  throw UsageError("--dtype " + name + ": expected fp32, fp16 or bf16");
+  throw FieldError("dtype", name + ": expected fp32, fp16 or bf16");
 }
 
 std::string dtype_flag_name(torch::Dtype dtype) {
@@ -75,9 +74,9 @@ void require_dtype_supported(torch::Device device, torch::Dtype dtype) {
     y = torch::softmax(y, -1);
     (void)y.sum().item<float>();
   } catch (const c10::Error& e) {
-    throw UnsupportedError("--dtype " + dtype_flag_name(dtype) + " cannot run on --device " + device.str() +
-                           " with this LibTorch build (try --dtype fp32 on CPU): " +
-                           std::string(e.what_without_backtrace()).substr(0, 200));
+    throw UnsupportedError(
+        "dtype " + dtype_flag_name(dtype) + " cannot run on device " + device.str() +
+        " with this LibTorch build (try fp32 on the CPU): " + std::string(e.what_without_backtrace()).substr(0, 200));
   }
 }
 

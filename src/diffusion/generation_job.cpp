@@ -77,7 +77,7 @@ GenerationSummary run_generation(const GenerationSettings& requested, const Mode
   torch::Dtype dtype = parse_dtype(s.dtype);
   require_dtype_supported(device, dtype);
   make_scheduler(s.scheduler, SchedulerConfig());  // validates the name
-  ensure_directory(s.out_dir, "--out directory");
+  ensure_directory(s.out_dir, "output folder");
 
   const auto run_json = s.out_dir / "run.json";
   Json identity = s.identity();
@@ -91,8 +91,9 @@ GenerationSummary run_generation(const GenerationSettings& requested, const Mode
           differences += (differences.empty() ? "" : ", ") + it.key();
         }
       }
-      throw InputError("--out " + s.out_dir.string() + " holds a run with different settings (" + differences +
-                       "); its images are kept: use another --out directory, or the same settings to resume");
+      throw FieldInputError("out", s.out_dir.string() + " holds a run with different settings (" + differences +
+                                       "); its images are kept: use another output folder, or the same settings "
+                                       "to resume");
     }
   }
   write_json_file(run_json, Json{{"identity", identity}, {"images_per_prompt", s.images_per_prompt}});

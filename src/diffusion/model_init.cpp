@@ -119,7 +119,7 @@ ModelArchitecture architecture(const std::string& name) {
     a.pad_token = "!";
     return a;
   }
-  throw UsageError("--arch " + name + ": expected one of " + join(architecture_names(), ", "));
+  throw FieldError("arch", name + ": expected one of " + join(architecture_names(), ", "));
 }
 
 void init_random_model(const ModelArchitecture& arch, const std::filesystem::path& tokenizer_from,
@@ -129,10 +129,10 @@ void init_random_model(const ModelArchitecture& arch, const std::filesystem::pat
       std::filesystem::exists(tokenizer_dir / "tokenizer" / "vocab.json")) {
     tokenizer_dir = tokenizer_dir / "tokenizer";
   }
-  require_file(tokenizer_dir / "vocab.json", "--tokenizer-from: CLIP vocabulary");
-  require_file(tokenizer_dir / "merges.txt", "--tokenizer-from: CLIP merges");
+  require_file(tokenizer_dir / "vocab.json", "tokenizer folder's CLIP vocabulary");
+  require_file(tokenizer_dir / "merges.txt", "tokenizer folder's CLIP merges");
   if (std::filesystem::exists(out / "model_index.json")) {
-    throw InputError("--out " + out.string() + " already holds a model (model_index.json); choose an empty directory");
+    throw FieldInputError("out", out.string() + " already holds a model (model_index.json); choose an empty directory");
   }
   // Build into a temporary directory and rename at the end, so an interrupted init leaves no half model.
   std::filesystem::path staging = out;
@@ -183,7 +183,7 @@ void init_random_model(const ModelArchitecture& arch, const std::filesystem::pat
                                                      {"unet", {"diffusers", "UNet2DConditionModel"}},
                                                      {"vae", {"diffusers", "AutoencoderKL"}}});
   if (std::filesystem::exists(out)) {
-    if (!std::filesystem::is_empty(out)) throw InputError("--out " + out.string() + " is not empty");
+    if (!std::filesystem::is_empty(out)) throw FieldInputError("out", out.string() + " is not empty");
     std::filesystem::remove(out);
   }
   std::filesystem::rename(staging, out);

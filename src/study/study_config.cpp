@@ -80,6 +80,12 @@ class Section {
     read(key, out);
     check_choice(key, out, choices);
   }
+  void check_choice(const std::string& key, const std::string& value, const std::vector<std::string>& choices) const {
+    if (std::find(choices.begin(), choices.end(), value) != choices.end()) return;
+    std::string list;
+    for (const auto& c : choices) list += (list.empty() ? "" : ", ") + c;
+    throw InputError(where(key) + " = \"" + value + "\" is not one of: " + list);
+  }
   // A list of strings (a single string is a list of one), each one of `choices`.
   void read_list(const std::string& key, std::vector<std::string>& out, const std::vector<std::string>& choices) {
     const toml::node* node = find(key);
@@ -141,12 +147,6 @@ class Section {
                        std::to_string(min) + " to " + std::to_string(max) + ")");
     }
     return value;
-  }
-  void check_choice(const std::string& key, const std::string& value, const std::vector<std::string>& choices) const {
-    if (std::find(choices.begin(), choices.end(), value) != choices.end()) return;
-    std::string list;
-    for (const auto& c : choices) list += (list.empty() ? "" : ", ") + c;
-    throw InputError(where(key) + " = \"" + value + "\" is not one of: " + list);
   }
   template <typename T>
   void check_unique(const std::string& key, const std::vector<T>& values) const {
@@ -229,7 +229,13 @@ StudyConfig parse_study_config(const std::string& text, const fs::path& source) 
   std::string prompts;
   top.read("name", c.name);
   top.read("model", c.model);
-  top.read_choice("device", c.device, {"auto", "cpu", "cuda"});
+  top.read("device", c.device);
+  {
+    // auto, cpu, cuda or cuda:N (whether that device exists is checked when a stage needs it).
+    const bool indexed = c.device.rfind("cuda:", 0) == 0 && c.device.size() > 5 &&
+                         c.device.find_first_not_of("0123456789", 5) == std::string::npos;
+    if (!indexed) top.check_choice("device", c.device, {"auto", "cpu", "cuda", "cuda:N"});
+  }
   top.read("prompts", prompts);
   if (prompts.empty()) throw InputError(src + ": 'prompts' is required (a prompt_id,prompt CSV file)");
   c.prompts = resolve_path(prompts, base);
@@ -312,7 +318,7 @@ StudyConfig parse_study_config(const std::string& text, const fs::path& source) 
 }
 
 StudyConfig read_study_config(const fs::path& path) {
-  require_file(path, "--config");
+  require_file(path, "study config");
   return parse_study_config(read_file(path), path);
 }
 
@@ -330,7 +336,7 @@ name = "seed-study"
 # A Stable Diffusion model folder in the diffusers layout (e.g. a download of
 # stabilityai/stable-diffusion-2-1-base), or "builtin": the small model shipped with fairdiff, whose bias is known.
 model = "@MODEL@"
-device = "auto"                 # auto: CUDA when present, else the CPU
+device = "auto"                 # auto: CUDA when present, else the CPU; or cpu, cuda, cuda:N
 prompts = "@PROMPTS@"   # prompt_id,prompt[,template]
 
 [generation]

@@ -123,8 +123,9 @@ TrainingState load_checkpoint(const fs::path& dir, const FinetuneConfig& config,
                           ", now: " + value.dump() + ")");
       }
     }
-    throw InputError("--resume: " + dir.string() + " was written with other settings: " + join(changed, "; ") +
-                     ". Resume with the same flags, or delete " + config.work_dir().string() + " to start over");
+    throw FieldInputError("resume", dir.string() + " was written with other settings: " + join(changed, "; ") +
+                                        ". Resume with the same settings, or delete " + config.work_dir().string() +
+                                        " to start over");
   }
   optimizer.load_state(saved.tensors, file.string());
   TrainingState state;

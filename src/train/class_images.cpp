@@ -33,7 +33,7 @@ void check_class_folder_prompt(const fs::path& dir, const std::string& prompt) {
 }
 
 int64_t generate_missing_class_images(StableDiffusionModel& model, const ClassImageRequest& request) {
-  ensure_directory(request.dir, "--class-data");
+  ensure_directory(request.dir, "class images folder");
   check_class_folder_prompt(request.dir, request.prompt);
   if (!fs::exists(request.dir / kClassPromptFile)) write_file_atomic(request.dir / kClassPromptFile, request.prompt);
   const int64_t existing = count_class_images(request.dir);

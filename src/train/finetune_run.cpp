@@ -77,7 +77,7 @@ FinetuneResult run_finetune(const FinetuneConfig& input) {
   const torch::Dtype dtype = mixed_precision_dtype(config.mixed_precision);
   require_dtype_supported(device, dtype);
   if (dtype == torch::kFloat16 && !device.is_cuda()) {
-    throw UnsupportedError("--mixed-precision fp16 needs a CUDA device (use bf16 or no on " + config.device + ")");
+    throw UnsupportedError("mixed precision fp16 needs a CUDA device (use bf16 or no on " + config.device + ")");
   }
 
   FinetuneResult result;

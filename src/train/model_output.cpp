@@ -61,8 +61,7 @@ void write_component_weights(const fs::path& staging, const std::string& compone
 void publish_output(const fs::path& staging, const fs::path& out) {
   if (fs::is_directory(out) && fs::is_empty(out)) fs::remove(out);
   if (fs::exists(out))
-    throw UsageError("--out " + out.string() + " appeared while training; the finished model is in " +
-                     staging.string());
+    throw FieldError("out", out.string() + " appeared while training; the finished model is in " + staging.string());
   fs::rename(staging, out);
 }
 

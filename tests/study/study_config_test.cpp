@@ -82,6 +82,12 @@ TEST(StudyConfig, MistakesNameFileLineAndKey) {
 
   e = error_of(head + "generation = 3\n");
   EXPECT_NE(e.find("must be a section"), std::string::npos) << e;
+
+  // A device: auto, cpu, cuda or cuda:N.
+  e = error_of("device = \"gpu\"\n" + head);
+  EXPECT_NE(e.find("study.toml:1: device = \"gpu\" is not one of: auto, cpu, cuda, cuda:N"), std::string::npos) << e;
+  EXPECT_EQ(parse_study_config("device = \"cuda:1\"\n" + head, "/x/study.toml").device, "cuda:1");
+  EXPECT_NE(error_of("device = \"cuda:x\"\n" + head).find("is not one of"), std::string::npos);
 }
 
 TEST(StudyConfig, GridWithoutPriorPreservationHasNoClassImageAxis) {
