@@ -19,8 +19,11 @@
 # finetune at batch 256 about 14 step/s once every row's latent is cached, but the first epoch (22,800 rows) encodes
 # the latents one image at a time (about 2 step/s, 40 s), and --train-text-encoder runs the text encoder once per
 # caption (0.6 step/s): hence TRAIN_TEXT_ENCODER=0 and the calibration (60 steps, all in the first epoch) reads the
-# finetune rate 5-20 times too low. Until the trainer batches both, give the counts: for one 600 s call from a bare
-# machine, VAE_STEPS=1500 UNET_STEPS=4500 (about 90 + 75 + 370 s).
+# finetune rate 5-20 times too low. Since commit 4dc9eff the trainer caches all latents before step 1 in chunks of
+# 32 and runs a batch's captions through the text encoder in one pass (neither rate re-measured on the GPU yet):
+# the calibration still includes the cache fill, so give the counts: for one 600 s call from a bare machine,
+# VAE_STEPS=1500 UNET_STEPS=4500 (about 90 + 75 + 370 s), and try TRAIN_TEXT_ENCODER=1 (the random text encoder
+# is the prime suspect for the first model ignoring its prompts).
 # Settings (environment): DEADLINE (540), RESERVE (75: seconds kept for conversion + evaluation images),
 # VAE_SHARE (0.3), VAE_BATCH (128), UNET_BATCH (256), UNET_LR (3e-4), UNET_SEED (0), TRAIN_TEXT_ENCODER (0),
 # EVAL_IMAGES (100), DEVICE (cuda; cpu for a dry run of this script), VAE_DIR (a trained vae/ folder: no VAE
