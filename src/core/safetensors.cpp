@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <limits>
 
 #include "core/error.h"
 #include "core/fs.h"
@@ -79,20 +80,34 @@ Header parse_header(std::ifstream& in, const std::string& source, uint64_t file_
     } catch (const nlohmann::json::exception& e) {
       throw InputError(where + ": malformed entry: " + e.what());
     }
+    // Offsets first, so that nothing below can describe more bytes than the file holds; then the element
+    // count and byte size with every product checked for overflow (a shape like [2^62 + 32] must not wrap
+    // around to a small size that matches its offsets).
+    if (entry.end < entry.begin || entry.end > data_size) {
+      throw InputError("truncated safetensors file " + source + ": tensor '" + name + "' has data_offsets [" +
+                       std::to_string(entry.begin) + ", " + std::to_string(entry.end) + ") outside a data section of " +
+                       std::to_string(data_size) + " bytes");
+    }
+    const uint64_t element_size = static_cast<uint64_t>(c10::elementSize(entry.dtype));
+    const uint64_t limit = std::numeric_limits<uint64_t>::max() / element_size;
+    bool empty = false, overflow = false;
     uint64_t numel = 1;
     for (int64_t dim : entry.shape) {
       if (dim < 0) throw InputError(where + ": negative dimension in shape");
-      numel *= static_cast<uint64_t>(dim);
+      if (dim == 0) empty = true;
+      const auto d = static_cast<uint64_t>(dim);
+      if (d != 0 && numel > limit / d) overflow = true;
+      numel = overflow ? numel : numel * d;
     }
-    uint64_t expected = numel * static_cast<uint64_t>(c10::elementSize(entry.dtype));
-    if (entry.end < entry.begin || entry.end - entry.begin != expected) {
+    if (overflow && !empty) {
+      throw InputError(where + ": shape " + nlohmann::json(entry.shape).dump() +
+                       " has more elements than any file can hold");
+    }
+    const uint64_t expected = empty ? 0 : numel * element_size;
+    if (entry.end - entry.begin != expected) {
       throw InputError(where + ": data_offsets [" + std::to_string(entry.begin) + ", " + std::to_string(entry.end) +
                        ") hold " + std::to_string(entry.end - entry.begin) + " bytes but its dtype and shape need " +
                        std::to_string(expected));
-    }
-    if (entry.end > data_size) {
-      throw InputError("truncated safetensors file " + source + ": tensor '" + name + "' ends at byte " +
-                       std::to_string(entry.end) + " of a data section of " + std::to_string(data_size) + " bytes");
     }
     header.entries.push_back(std::move(entry));
   }

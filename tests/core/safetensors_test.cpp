@@ -103,6 +103,22 @@ TEST(Safetensors, RejectsMalformedFiles) {
   expect_input_error(dir / "hole.safetensors", "hole");
 
   expect_input_error(dir / "missing.safetensors", "does not exist");
+
+  // Sizes that wrap around 2^64: (2^62 + 32) x 4 bytes = 2^64 + 128 would match offsets [0, 128].
+  write_bytes(dir / "wrap.safetensors",
+              raw_file(R"({"w":{"dtype":"F32","shape":[4611686018427387936],"data_offsets":[0,128]}})", 128));
+  expect_input_error(dir / "wrap.safetensors", "more elements than any file can hold");
+  write_bytes(dir / "wrap2.safetensors",
+              raw_file(R"({"w":{"dtype":"F32","shape":[4294967296,4294967296,2],"data_offsets":[0,0]}})", 0));
+  expect_input_error(dir / "wrap2.safetensors", "more elements than any file can hold");
+  write_bytes(
+      dir / "far.safetensors",
+      raw_file(R"({"w":{"dtype":"U8","shape":[8],"data_offsets":[9223372036854775808,9223372036854775816]}})", 8));
+  expect_input_error(dir / "far.safetensors", "outside a data section of 8 bytes");
+  // A zero dimension makes an empty tensor, however large the others.
+  write_bytes(dir / "empty.safetensors",
+              raw_file(R"({"w":{"dtype":"F32","shape":[4611686018427387936,0],"data_offsets":[0,0]}})", 0));
+  EXPECT_EQ(read_safetensors(dir / "empty.safetensors").tensors.at("w").numel(), 0);
 }
 
 }  // namespace
