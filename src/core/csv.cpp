@@ -1,5 +1,8 @@
 #include "core/csv.h"
 
+#include <algorithm>
+#include <cstdio>
+
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/strings.h"
@@ -22,6 +25,18 @@ int CsvTable::require_column(const std::string& name) const {
 }
 
 CsvTable parse_csv(const std::string& text, const std::string& source) {
+  // Text only as UTF-8 (prompts reach the tokenizer, labels and paths reach JSON and HTML): a stray byte is
+  // reported with its line and column here, before anything is written.
+  const size_t bad = first_invalid_utf8(text);
+  if (bad != std::string::npos) {
+    const size_t line_start = text.rfind('\n', bad == 0 ? 0 : bad - 1);
+    const size_t column = bad - (line_start == std::string::npos || bad == 0 ? 0 : line_start + 1) + 1;
+    const auto line = 1 + std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(bad), '\n');
+    char byte[8];
+    std::snprintf(byte, sizeof(byte), "0x%02X", static_cast<unsigned char>(text[bad]));
+    throw InputError(source + ":" + std::to_string(line) + ": byte " + byte + " at column " + std::to_string(column) +
+                     " is not UTF-8 (save the file as UTF-8)");
+  }
   CsvTable table;
   table.source = source;
   std::vector<CsvRow> records;

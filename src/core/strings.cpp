@@ -88,4 +88,40 @@ std::string format_duration(double seconds) {
   return buffer;
 }
 
+size_t first_invalid_utf8(const std::string& text) {
+  const size_t n = text.size();
+  size_t i = 0;
+  while (i < n) {
+    const auto b = static_cast<unsigned char>(text[i]);
+    if (b < 0x80) {
+      ++i;
+      continue;
+    }
+    size_t length = 0;
+    unsigned char low = 0x80, high = 0xBF;  // the allowed range of the second byte
+    if (b >= 0xC2 && b <= 0xDF) {
+      length = 2;
+    } else if (b >= 0xE0 && b <= 0xEF) {
+      length = 3;
+      if (b == 0xE0) low = 0xA0;   // no overlong 3-byte forms
+      if (b == 0xED) high = 0x9F;  // no UTF-16 surrogates
+    } else if (b >= 0xF0 && b <= 0xF4) {
+      length = 4;
+      if (b == 0xF0) low = 0x90;   // no overlong 4-byte forms
+      if (b == 0xF4) high = 0x8F;  // nothing above U+10FFFF
+    } else {
+      return i;  // a continuation byte, an overlong 2-byte lead (C0, C1) or F5-FF
+    }
+    if (i + length > n) return i;
+    const auto second = static_cast<unsigned char>(text[i + 1]);
+    if (second < low || second > high) return i;
+    for (size_t k = 2; k < length; ++k) {
+      const auto c = static_cast<unsigned char>(text[i + k]);
+      if (c < 0x80 || c > 0xBF) return i;
+    }
+    i += length;
+  }
+  return std::string::npos;
+}
+
 }  // namespace fairdiff

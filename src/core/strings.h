@@ -15,6 +15,9 @@ std::string join(const std::vector<std::string>& parts, const std::string& separ
 // Parses a whole string as a number; returns false on trailing garbage, empty text or overflow.
 bool parse_int64(const std::string& text, long long& value);
 bool parse_double(const std::string& text, double& value);
+// Byte offset of the first byte that does not start or continue valid UTF-8 (overlong forms, surrogates and code
+// points above U+10FFFF are invalid), or std::string::npos when all of `text` is valid.
+size_t first_invalid_utf8(const std::string& text);
 // "1h02m03s"-style duration for progress lines.
 std::string format_duration(double seconds);
 

@@ -5,6 +5,7 @@
 #include "core/csv.h"
 #include "core/error.h"
 #include "core/image.h"
+#include "core/strings.h"
 #include "test_paths.h"
 
 namespace fairdiff {
@@ -33,6 +34,27 @@ TEST(Csv, ErrorsNameFileAndLine) {
   EXPECT_THROW(parse_csv("", "empty.csv"), InputError);
   CsvTable t = parse_csv("a,b\n", "h.csv");
   EXPECT_THROW(t.require_column("c"), InputError);
+}
+
+// Text is UTF-8 only: a stray byte (e.g. Latin-1) is an error with file, line and column, before any output.
+TEST(Csv, NonUtf8IsAnErrorNamingFileLineAndColumn) {
+  try {
+    parse_csv("prompt_id,prompt\nceo,A photo of a \xFF CEO\n", "prompts.csv");
+    FAIL();
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("prompts.csv:2: byte 0xFF at column 18 is not UTF-8"), std::string::npos)
+        << e.what();
+  }
+  // Valid UTF-8 of every length, and the byte-order mark, are read as they are.
+  const CsvTable t = parse_csv("\xEF\xBB\xBFname\nK\xC3\xA4rkk\xC3\xA4inen \xE2\x82\xAC \xF0\x9F\x98\x80\n", "u.csv");
+  EXPECT_EQ(t.rows.at(0).fields.at(0), "K\xC3\xA4rkk\xC3\xA4inen \xE2\x82\xAC \xF0\x9F\x98\x80");
+  EXPECT_EQ(first_invalid_utf8("ok \xC3\xA4"), std::string::npos);
+  EXPECT_EQ(first_invalid_utf8("a\xC0\xAF"), 1u);         // overlong '/'
+  EXPECT_EQ(first_invalid_utf8("ab\xED\xA0\x80"), 2u);    // UTF-16 surrogate
+  EXPECT_EQ(first_invalid_utf8("\xF4\x90\x80\x80"), 0u);  // above U+10FFFF
+  EXPECT_EQ(first_invalid_utf8("x\xE2\x82"), 1u);         // truncated
+  EXPECT_EQ(first_invalid_utf8("\x80"), 0u);              // lone continuation byte
+  EXPECT_EQ(first_invalid_utf8("\xE0\x80\xAF"), 0u);      // overlong 3-byte form
 }
 
 TEST(Csv, EscapesRoundTrip) {
