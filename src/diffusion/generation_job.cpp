@@ -18,6 +18,18 @@
 namespace fairdiff {
 namespace {
 
+// Whether `dir` (recursively) holds a PNG: a run folder whose earlier run failed before its first image holds
+// none, and its run.json does not bind the next run to that run's settings.
+bool holds_png(const std::filesystem::path& dir) {
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir, ec)) return false;
+  for (auto it = std::filesystem::recursive_directory_iterator(dir, ec); !ec && it != std::filesystem::end(it);
+       it.increment(ec)) {
+    if (it->path().extension() == ".png") return true;
+  }
+  return false;
+}
+
 struct WorkItem {
   const PromptItem* prompt;
   int64_t index;
@@ -84,7 +96,7 @@ GenerationSummary run_generation(const GenerationSettings& requested, const Mode
   if (std::filesystem::exists(run_json)) {
     Json previous = read_json_file(run_json);
     Json previous_identity = previous.value("identity", Json());
-    if (previous_identity != identity) {
+    if (previous_identity != identity && holds_png(s.out_dir / "images")) {
       std::string differences;
       for (auto it = identity.begin(); it != identity.end(); ++it) {
         if (!previous_identity.contains(it.key()) || previous_identity[it.key()] != *it) {

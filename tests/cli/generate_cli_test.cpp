@@ -167,6 +167,36 @@ TEST(GenerateCli, BadInputsFailClearlyAndKeepOutputs) {
   EXPECT_EQ(read_bytes(out / "keep.txt"), "earlier output");
 }
 
+// A run that failed before its first image (its run.json written, no PNG) does not bind the folder to its
+// settings; a folder with images still refuses other settings and keeps them.
+TEST(GenerateCli, AFolderWithoutImagesIsNotBoundToAFailedRunsSettings) {
+  const auto dir = test::scratch_dir("generate_failed_run");
+  std::ofstream(dir / "run.json") << R"({"identity": {"model": "/elsewhere", "seed": 99}, "images_per_prompt": 1})";
+  const std::string command = exe() + " generate --model " + quote(test::fixtures_dir() / "tiny-sd2") +
+                              " --prompt 'a nurse' --steps 2 --width 32 --height 32 --out " + quote(dir);
+  std::string log;
+  ASSERT_EQ(test::run_command(command, &log), 0) << log;
+  const std::string image = read_bytes(dir / "images" / "a_nurse" / "0.png");
+  ASSERT_FALSE(image.empty());
+  EXPECT_EQ(test::run_command(command + " --seed 5", &log), 3) << log;
+  EXPECT_NE(log.find("holds a run with different settings (seed"), std::string::npos) << log;
+  EXPECT_EQ(read_bytes(dir / "images" / "a_nurse" / "0.png"), image);
+}
+
+// A prompts CSV that is not UTF-8 (here a Latin-1 byte) is refused with file, line and column before any output
+// (it used to fail inside the JSON writer naming no file, after creating the run folder).
+TEST(GenerateCli, NonUtf8PromptsAreRefusedBeforeAnyOutput) {
+  const auto dir = test::scratch_dir("generate_non_utf8");
+  std::ofstream(dir / "prompts.csv") << "prompt_id,prompt\nceo,A photo of a \xFF CEO\n";
+  std::string log;
+  EXPECT_EQ(test::run_command(exe() + " generate --model " + quote(test::fixtures_dir() / "tiny-sd2") + " --prompts " +
+                                  quote(dir / "prompts.csv") + " --steps 2 --out " + quote(dir / "run"),
+                              &log),
+            3);
+  EXPECT_NE(log.find("prompts.csv:2: byte 0xFF at column 18 is not UTF-8"), std::string::npos) << log;
+  EXPECT_FALSE(std::filesystem::exists(dir / "run"));
+}
+
 TEST(ModelInitCli, WritesALoadableRandomModel) {
   auto out = test::scratch_dir("model_init") / "tiny";
   std::string log;
