@@ -3,6 +3,7 @@
 #include "core/error.h"
 #include "core/fs.h"
 #include "diffusion/stable_diffusion.h"
+#include "train/checkpoint.h"
 #include "train/training_data.h"
 
 namespace fairdiff::train {
@@ -157,9 +158,23 @@ void validate_finetune_inputs(const FinetuneConfig& c) {
   const fs::path parent = fs::absolute(c.out).parent_path();
   if (!fs::is_directory(parent))
     throw FieldError("out", c.out.string() + ": its folder " + parent.string() + " does not exist");
-  if (fs::exists(c.work_dir()) && !c.resume) {
-    throw FieldError("resume", "is needed: " + c.work_dir().string() + " holds an unfinished run of " + c.out.string() +
-                                   "; resume it, or delete that folder to start over");
+  if (fs::is_directory(c.work_dir()) && !c.resume) {
+    // An unfinished run has a checkpoint. A work folder without one is what a run that failed before its first
+    // checkpoint leaves (settings.json, *.partial): starting afresh loses nothing. Anything else in it was not
+    // written by finetune and is left alone.
+    if (latest_checkpoint(c.work_dir())) {
+      throw FieldError("resume", "is needed: " + c.work_dir().string() + " holds an unfinished run of " +
+                                     c.out.string() + "; resume it, or delete that folder to start over");
+    }
+    for (const auto& entry : fs::directory_iterator(c.work_dir())) {
+      const std::string name = entry.path().filename().string();
+      const bool ours = name == "settings.json" || name == "output.partial" || name.rfind("checkpoint-", 0) == 0;
+      if (!ours) {
+        throw FieldInputError("out",
+                              "its work folder " + c.work_dir().string() + " holds " + name +
+                                  ", which finetune did not write; move it away or choose another output folder");
+      }
+    }
   }
 }
 

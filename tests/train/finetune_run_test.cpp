@@ -110,6 +110,31 @@ TEST(FinetuneRun, CachedAndPerStepLatentsTrainTheSame) {
   }
 }
 
+// A work folder without a checkpoint (a run that failed before its first one) is not "an unfinished run": the
+// next run starts afresh. A file finetune did not write stops it, named, and is kept.
+TEST(FinetuneRun, AWorkFolderWithoutCheckpointDoesNotBlockTheNextRun) {
+  set_fused_attention_enabled(false);
+  FinetuneConfig c = tiny_config("run_failed_before_checkpoint");
+  c.max_train_steps = 1;
+  c.lr.total_steps = 1;
+  fs::create_directories(c.work_dir() / "checkpoint-2.partial");
+  write_file_atomic(c.work_dir() / "settings.json", "{}");
+  EXPECT_EQ(run_finetune(c).steps_run, 1);
+  EXPECT_TRUE(fs::exists(c.out / "finetune_settings.json"));
+
+  FinetuneConfig d = tiny_config("run_foreign_work_folder");
+  fs::create_directories(d.work_dir());
+  write_file_atomic(d.work_dir() / "notes.txt", "mine");
+  try {
+    run_finetune(d);
+    FAIL() << "a foreign file in the work folder must stop the run";
+  } catch (const FieldInputError& e) {
+    EXPECT_NE(std::string(e.what()).find("holds notes.txt, which finetune did not write"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_EQ(read_file(d.work_dir() / "notes.txt"), "mine");
+}
+
 TEST(FinetuneRun, InterruptAndResumeIsBitIdentical) {
   set_fused_attention_enabled(false);
   FinetuneConfig straight = tiny_config("run_straight");
