@@ -15,16 +15,24 @@ namespace fs = std::filesystem;
 namespace {
 
 // model convert: a copy of a model directory whose safetensors weights are stored in another dtype (e.g. the
-// built-in model's fp32 training output as the fp16 files the repository ships); other files are copied.
+// built-in model's fp32 training output as the fp16 files the repository ships), optionally with a shorter text
+// context (--max-length); other files are copied.
 int run_model_convert(const std::vector<std::string>& argv) {
   fs::path model, out;
   std::string name = "fp16";
+  ModelConvertOptions options;
   OptionTable table;
   table.value("model", "DIR", "model directory (diffusers layout)", model)
       .value("out", "DIR", "new model directory (must not exist)", out)
-      .choice("weights-dtype", "dtype of the floating-point tensors", name, {"fp32", "fp16", "bf16"});
-  Args args("model convert", "Copy a model directory, storing its safetensors weights in another dtype.", table.specs(),
-            std::vector<std::string>(argv.begin() + 1, argv.end()));
+      .choice("weights-dtype", "dtype of the floating-point tensors", name, {"fp32", "fp16", "bf16"})
+      .value("max-length", "N",
+             "shorten the text context to N tokens (the text encoder's position embeddings and the tokenizer's "
+             "model_max_length; 0: keep)",
+             options.max_length, 0, 1 << 20);
+  Args args("model convert",
+            "Copy a model directory, storing its safetensors weights in another dtype (and, with --max-length,\n"
+            "a shorter text context).",
+            table.specs(), std::vector<std::string>(argv.begin() + 1, argv.end()));
   if (args.help_requested()) {
     std::printf("%s", args.usage().c_str());
     return 0;
@@ -32,28 +40,11 @@ int run_model_convert(const std::vector<std::string>& argv) {
   table.read(args);
   if (model.empty()) throw UsageError("model convert: --model is required");
   if (out.empty()) throw UsageError("model convert: --out is required");
-  const torch::Dtype dtype = name == "fp16" ? torch::kFloat16 : name == "bf16" ? torch::kBFloat16 : torch::kFloat32;
-  require_file(model / "model_index.json", "--model: model_index.json");
-  if (fs::exists(out)) throw InputError("--out " + out.string() + " already exists; choose a new folder");
-  const fs::path staging = fs::path(out.string() + ".partial");
-  fs::remove_all(staging);
-  // The iteration order is unspecified: a top-level file can come before any folder that would create staging.
-  ensure_directory(staging, "output staging folder");
-  for (const auto& entry : fs::recursive_directory_iterator(model)) {
-    const fs::path target = staging / fs::relative(entry.path(), model);
-    if (entry.is_directory()) {
-      ensure_directory(target, "model folder");
-    } else if (entry.path().extension() == ".safetensors") {
-      SafetensorsFile file = read_safetensors(entry.path());
-      for (auto& [key, t] : file.tensors)
-        if (t.is_floating_point()) t = t.to(dtype);
-      write_safetensors(target, file.tensors, file.metadata);
-    } else if (entry.is_regular_file()) {
-      fs::copy_file(entry.path(), target);
-    }
-  }
-  fs::rename(staging, out);
-  std::printf("wrote %s with %s weights\n", out.string().c_str(), name.c_str());
+  options.weights_dtype = name == "fp16" ? torch::kFloat16 : name == "bf16" ? torch::kBFloat16 : torch::kFloat32;
+  table.with_flag_names([&] { convert_model(model, out, options); });
+  std::printf(
+      "wrote %s with %s weights%s\n", out.string().c_str(), name.c_str(),
+      options.max_length > 0 ? (", text context " + std::to_string(options.max_length) + " tokens").c_str() : "");
   return 0;
 }
 

@@ -3,6 +3,7 @@
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/json.h"
+#include "core/safetensors.h"
 #include "core/state_dict.h"
 #include "core/strings.h"
 
@@ -116,6 +117,9 @@ ModelArchitecture architecture(const std::string& name) {
     a.text_encoder.num_hidden_layers = 4;
     a.text_encoder.num_attention_heads = 4;
     a.text_encoder.hidden_act = "gelu";
+    // A 24-token context (the longest training caption is 15 tokens with BOS and EOS): with SD's 77 the UNet's
+    // cross-attention averaged over 60+ padding tokens and learned to ignore the prompt (docs/toy-model.md).
+    a.text_encoder.max_position_embeddings = 24;
     a.pad_token = "!";
     return a;
   }
@@ -164,12 +168,13 @@ void init_random_model(const ModelArchitecture& arch, const std::filesystem::pat
   write_json_file(staging / "scheduler" / "scheduler_config.json", arch.scheduler.to_json("PNDMScheduler"));
   std::filesystem::copy_file(tokenizer_dir / "vocab.json", staging / "tokenizer" / "vocab.json");
   std::filesystem::copy_file(tokenizer_dir / "merges.txt", staging / "tokenizer" / "merges.txt");
-  write_json_file(staging / "tokenizer" / "tokenizer_config.json", Json{{"tokenizer_class", "CLIPTokenizer"},
-                                                                        {"bos_token", "<|startoftext|>"},
-                                                                        {"eos_token", "<|endoftext|>"},
-                                                                        {"unk_token", "<|endoftext|>"},
-                                                                        {"pad_token", arch.pad_token},
-                                                                        {"model_max_length", 77}});
+  write_json_file(staging / "tokenizer" / "tokenizer_config.json",
+                  Json{{"tokenizer_class", "CLIPTokenizer"},
+                       {"bos_token", "<|startoftext|>"},
+                       {"eos_token", "<|endoftext|>"},
+                       {"unk_token", "<|endoftext|>"},
+                       {"pad_token", arch.pad_token},
+                       {"model_max_length", arch.text_encoder.max_position_embeddings}});
   write_json_file(staging / "model_index.json", Json{{"_class_name", "StableDiffusionPipeline"},
                                                      {"_diffusers_version", "0.30.0"},
                                                      {"fairdiff_architecture", arch.name},
@@ -187,6 +192,56 @@ void init_random_model(const ModelArchitecture& arch, const std::filesystem::pat
     std::filesystem::remove(out);
   }
   std::filesystem::rename(staging, out);
+}
+
+void convert_model(const std::filesystem::path& model, const std::filesystem::path& out,
+                   const ModelConvertOptions& options) {
+  namespace fs = std::filesystem;
+  require_file(model / "model_index.json", "model folder's model_index.json");
+  if (fs::exists(out)) throw FieldInputError("out", out.string() + " already exists; choose a new folder");
+  if (options.max_length != 0) {
+    const fs::path config = model / "text_encoder" / "config.json";
+    require_file(config, "text encoder config (needed to shorten the context)");
+    const int64_t current = json_get<int64_t>(read_json_file(config), "max_position_embeddings", 77, config.string());
+    if (options.max_length < 2 || options.max_length > current) {
+      throw FieldError("max_length", std::to_string(options.max_length) + " is out of range: expected 2 to " +
+                                         std::to_string(current) + " (the text encoder's max_position_embeddings in " +
+                                         config.string() + ")");
+    }
+  }
+  const fs::path staging = fs::path(out.string() + ".partial");
+  fs::remove_all(staging);
+  // The iteration order is unspecified: a top-level file can come before any folder that would create staging.
+  ensure_directory(staging, "output staging folder");
+  for (const auto& entry : fs::recursive_directory_iterator(model)) {
+    const fs::path relative = fs::relative(entry.path(), model);
+    const fs::path target = staging / relative;
+    const bool text_encoder = relative.begin() != relative.end() && *relative.begin() == "text_encoder";
+    if (entry.is_directory()) {
+      ensure_directory(target, "model folder");
+    } else if (entry.path().extension() == ".safetensors") {
+      SafetensorsFile file = read_safetensors(entry.path());
+      for (auto& [key, t] : file.tensors) {
+        if (t.is_floating_point()) t = t.to(options.weights_dtype);
+        if (options.max_length > 0 && text_encoder && ends_with(key, "position_embedding.weight"))
+          t = t.slice(0, 0, options.max_length).contiguous();
+        if (options.max_length > 0 && text_encoder && ends_with(key, "position_ids"))
+          t = t.slice(-1, 0, options.max_length).contiguous();
+      }
+      write_safetensors(target, file.tensors, file.metadata);
+    } else if (options.max_length > 0 && relative == fs::path("text_encoder") / "config.json") {
+      Json config = read_json_file(entry.path());
+      config["max_position_embeddings"] = options.max_length;
+      write_json_file(target, config);
+    } else if (options.max_length > 0 && relative == fs::path("tokenizer") / "tokenizer_config.json") {
+      Json config = read_json_file(entry.path());
+      config["model_max_length"] = options.max_length;
+      write_json_file(target, config);
+    } else if (entry.is_regular_file()) {
+      fs::copy_file(entry.path(), target);
+    }
+  }
+  fs::rename(staging, out);
 }
 
 }  // namespace fairdiff

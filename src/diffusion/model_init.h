@@ -33,4 +33,16 @@ ModelArchitecture architecture(const std::string& name);
 void init_random_model(const ModelArchitecture& arch, const std::filesystem::path& tokenizer_from,
                        const std::filesystem::path& out, uint64_t seed, torch::Dtype weights_dtype = torch::kFloat32);
 
+// A copy of a model directory (`model convert`): floating-point safetensors weights stored as `weights_dtype`;
+// with `max_length` > 0, the text context shortened to that many tokens: the text encoder's position embeddings
+// keep their first `max_length` rows and the configs say so (text_encoder max_position_embeddings, tokenizer
+// model_max_length). CLIP's attention is causal, so a prompt that fits gets the same hidden states in those
+// positions; the UNet then attends over fewer padding tokens. Built in `out`.partial and renamed at the end.
+struct ModelConvertOptions {
+  torch::Dtype weights_dtype = torch::kFloat16;
+  int64_t max_length = 0;  // 0: keep the model's
+};
+void convert_model(const std::filesystem::path& model, const std::filesystem::path& out,
+                   const ModelConvertOptions& options);
+
 }  // namespace fairdiff

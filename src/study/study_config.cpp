@@ -197,9 +197,10 @@ fs::path StudyConfig::model_dir() const {
     fs::path dir = builtin_model_dir();
     if (dir.empty()) {
       throw InputError(file.string() +
-                       ": model = \"builtin\" but the built-in model (models/builtin in the fairdiff source tree) "
-                       "was not found (it is not shipped yet: docs/toy-model.md); give the folder of a Stable "
-                       "Diffusion model in the diffusers layout");
+                       ": model = \"builtin\" but the built-in model (models/builtin/model_index.json in the "
+                       "fairdiff source tree) was not found; run fairdiff from its source tree (or restore "
+                       "models/builtin from git), or give the folder of a Stable Diffusion model in the diffusers "
+                       "layout");
     }
     return dir;
   }
@@ -277,6 +278,8 @@ StudyConfig parse_study_config(const std::string& text, const fs::path& source) 
   mitigation.read_list("max_train_steps", m.max_train_steps, 1, kMaxCount);
   mitigation.read("learning_rate", m.learning_rate, 1e-12, 1.0);
   mitigation.read_choice("instance_captions", m.instance_captions, {"rewritten", "base"});
+  mitigation.read_choice("augment_check", m.augment_check, {"none", "group"});
+  mitigation.read("augment_oversample", m.augment_oversample, 1, 100);
   mitigation.read_choice("class_prompts", m.class_prompts, {"per_prompt", "generic"});
   mitigation.read("generic_class_prompt", m.generic_class_prompt);
   mitigation.read("prior_preservation", m.prior_preservation);
@@ -367,6 +370,8 @@ num_class_images = [20, 300]
 max_train_steps = [100, 1000]
 learning_rate = 5e-6
 instance_captions = "rewritten" # rewritten: "A photo of a black female CEO ..."; base: the occupation's prompt
+augment_check = "none"          # none: every augmentation image trains; group: only images the face analysis
+augment_oversample = 1          #   reads as the planned gender and race (this many candidates per image wanted)
 class_prompts = "per_prompt"    # per_prompt: one class per occupation (the study's concepts list), in one model;
 generic_class_prompt = "A photo of a person"  # generic: this prompt for every class image
 prior_preservation = true

@@ -56,7 +56,11 @@ struct MitigationConfig {
   std::vector<int64_t> max_train_steps = {100, 1000};
   double learning_rate = 5e-6;
   std::string instance_captions = "rewritten";  // rewritten: the plan's prompt; base: the occupation's prompt
-  std::string class_prompts = "per_prompt";     // per_prompt: each occupation's prompt; generic: one prompt
+  // none: every augmentation image trains; group: the face analysis reads each one, and only images read as the
+  // planned gender and race train (augment_oversample candidates are generated per image wanted).
+  std::string augment_check = "none";
+  int64_t augment_oversample = 1;
+  std::string class_prompts = "per_prompt";  // per_prompt: each occupation's prompt; generic: one prompt
   std::string generic_class_prompt = "A photo of a person";
   bool prior_preservation = true;
   double prior_loss_weight = 1.0;

@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <map>
 #include <optional>
+#include <set>
+#include <tuple>
 
 #include "audit/audit_result.h"
 #include "audit/detections.h"
@@ -345,25 +347,66 @@ void StudyRunner::plan_stage() {
 }
 
 void StudyRunner::augment_stage() {
+  const bool checked = config_.mitigation.augment_check == "group";
   std::vector<StudyPrompt> prompts;
   std::map<std::string, std::string> base_text(prompts_.begin(), prompts_.end());
   for (const auto& row : store_.plan()) {
     StudyPrompt p;
     p.prompt_id = plan_group_id(row.at("prompt_id"), row.at("gender"), row.at("race"));
     p.prompt = row.at("augmented_prompt");
-    p.n_images = std::stoll(row.at("n_images"));
+    p.n_images = std::stoll(row.at("n_images")) * (checked ? config_.mitigation.augment_oversample : 1);
     p.base_prompt_id = row.at("prompt_id");
     p.caption = config_.mitigation.instance_captions == "rewritten" ? p.prompt : base_text.at(p.base_prompt_id);
     prompts.push_back(p);
   }
   if (prompts.empty()) return;
   generate_stage(kAugmentRun, prompts, config_.model_dir(), {}, config_.mitigation.seed + kAugmentSeedOffset);
-  // The fine-tuning input: every augmentation image with its caption (paths relative to this CSV's folder).
-  std::string csv = csv_line({"file", "caption"});
+  if (checked) analyze_stage(kAugmentRun);
+  // The fine-tuning input: every augmentation image with its caption (paths relative to this CSV's folder); with
+  // the group check, per group the first images (by index) read as its gender and race, as many as the plan wants.
   std::map<std::string, std::string> captions;
   for (const auto& p : store_.prompts(kAugmentRun)) captions[p.prompt_id] = p.caption;
-  for (const auto& image : store_.images(kAugmentRun))
+  std::set<std::pair<std::string, int64_t>> kept;
+  if (checked) {
+    std::map<std::string, std::pair<std::string, std::string>> group;  // prompt_id -> (gender, race)
+    std::map<std::string, int64_t> wanted, found;
+    for (const auto& row : store_.plan()) {
+      const std::string id = plan_group_id(row.at("prompt_id"), row.at("gender"), row.at("race"));
+      group[id] = {to_lower(row.at("gender")), to_lower(row.at("race"))};
+      wanted[id] = std::stoll(row.at("n_images"));
+    }
+    auto analyses = store_.analyses(kAugmentRun);
+    std::sort(analyses.begin(), analyses.end(), [](const AnalysisRow& a, const AnalysisRow& b) {
+      return std::tie(a.prompt_id, a.index) < std::tie(b.prompt_id, b.index);
+    });
+    for (const auto& row : analyses) {
+      const auto& g = group.at(row.prompt_id);
+      if (to_lower(row.gender) != g.first || to_lower(row.race) != g.second) continue;
+      if (found[row.prompt_id] >= wanted[row.prompt_id]) continue;
+      ++found[row.prompt_id];
+      kept.insert({row.prompt_id, row.index});
+    }
+    int64_t total_wanted = 0, short_groups = 0;
+    for (const auto& [id, n] : wanted) {
+      total_wanted += n;
+      if (found[id] < n) ++short_groups;
+    }
+    std::fprintf(stderr,
+                 "augment: %zu of %zu candidates read as their planned group are kept (%lld wanted; %lld group(s) "
+                 "short of their count)\n",
+                 kept.size(), analyses.size(), static_cast<long long>(total_wanted),
+                 static_cast<long long>(short_groups));
+    if (kept.empty()) {
+      throw InputError("augment: none of the " + std::to_string(analyses.size()) +
+                       " augmentation images was read as its planned gender and race, so there is nothing to "
+                       "fine-tune on; raise mitigation.augment_oversample or set mitigation.augment_check = \"none\"");
+    }
+  }
+  std::string csv = csv_line({"file", "caption"});
+  for (const auto& image : store_.images(kAugmentRun)) {
+    if (checked && !kept.count({image.prompt_id, image.index})) continue;
     csv += csv_line({"../" + image.file, captions.at(image.prompt_id)});
+  }
   ensure_directory(dir_ / "augment", "augment folder");
   write_file_atomic(dir_ / "augment" / "instance.csv", csv);
 }
@@ -413,6 +456,7 @@ void StudyRunner::finetune_stage(const GridCell& cell) {
       c["class_data"] = fs::relative(c["class_data"].get<std::string>(), dir_).string();
   }
   settings["augment"] = store_.stage(generate_stage_name(kAugmentRun))->settings_hash;
+  if (m.augment_check != "none") settings["augment_check"] = {m.augment_check, m.augment_oversample};
   store_.begin_stage(stage, settings, cell.max_train_steps);
   if (store_.stage_done(stage)) return;
   const auto started = std::chrono::steady_clock::now();
@@ -514,8 +558,11 @@ std::vector<PlannedStage> StudyRunner::planned_stages(bool mitigate) {
   if (store_.stage_done("plan")) {
     augment = 0;
     for (const auto& row : store_.plan()) augment += std::stoll(row.at("n_images"));
+    if (config_.mitigation.augment_check == "group") augment *= config_.mitigation.augment_oversample;
   }
   add(generate_stage_name(kAugmentRun), "generate the groups with rewritten prompts", augment, "images");
+  if (config_.mitigation.augment_check == "group")
+    add(analyze_stage_name(kAugmentRun), "read the groups' faces; keep those of the planned group", augment, "images");
   if (config_.mitigation.prior_preservation) {
     const auto classes = class_prompts();
     add(generate_stage_name(kClassRun), "generate prior-preservation class images",

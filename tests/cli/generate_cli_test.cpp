@@ -282,6 +282,23 @@ TEST(ModelConvertCli, StoresFloatWeightsInTheNewDtypeAndCopiesEverythingElse) {
       3);
   EXPECT_NE(log.find("model_index.json"), std::string::npos) << log;
   EXPECT_FALSE(fs::exists(dir / "x"));
+  // --max-length: a shorter text context that generates; beyond the text encoder's 77 positions it is refused.
+  ASSERT_EQ(test::run_command(exe() + " model convert --model " + quote(model) + " --out " + quote(dir / "short") +
+                                  " --max-length 16",
+                              &log),
+            0)
+      << log;
+  ASSERT_EQ(test::run_command(exe() + " generate --model " + quote(dir / "short") +
+                                  " --prompt 'a nurse' --steps 2 --width 32 --height 32 --out " + quote(dir / "run16"),
+                              &log),
+            0)
+      << log;
+  EXPECT_EQ(
+      test::run_command(
+          exe() + " model convert --model " + quote(model) + " --out " + quote(dir / "y") + " --max-length 99", &log),
+      2);
+  EXPECT_NE(log.find("--max-length 99 is out of range: expected 2 to 77"), std::string::npos) << log;
+  EXPECT_FALSE(fs::exists(dir / "y"));
 }
 
 }  // namespace

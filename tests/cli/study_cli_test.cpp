@@ -17,9 +17,12 @@
 #include <string>
 #include <thread>
 
+#include "core/csv.h"
 #include "core/fs.h"
 #include "core/json.h"
+#include "core/prompts.h"
 #include "core/sha256.h"
+#include "core/strings.h"
 #include "study/run_store.h"
 #include "test_paths.h"
 
@@ -163,6 +166,67 @@ TEST(StudyCli, MitigateRunsTheWholeStudyThenStatusSaysDone) {
   ASSERT_EQ(test::run_command(mitigate_command(config), &output), 0) << output;
   EXPECT_EQ(study::RunStore(dir).dump_without_timings(), before);
   EXPECT_EQ(output.find("generate:"), std::string::npos) << output;  // no stage did any work
+}
+
+// The README's main job, shortened for CI: the whole study on the built-in model (models/builtin), which makes
+// faces, so the audit finds and classifies them, the plan targets real groups and the report shows faces.
+TEST(StudyCli, BuiltinModelStudyFindsFacesAndWritesTheReport) {
+  const fs::path dir = test::scratch_dir("StudyCli.Builtin");
+  fs::create_directories(dir);
+  std::ofstream(dir / "prompts.csv") << "prompt_id,prompt\ndelivery,A photo of a delivery driver\n"
+                                        "cleaning,A photo of a cleaning worker\n";
+  std::ofstream(dir / "study.toml") << "name = \"builtin-ci\"\nmodel = \"builtin\"\ndevice = \"cpu\"\n"
+                                       "prompts = \"prompts.csv\"\n"
+                                       "[generation]\nimages_per_prompt = 6\nsteps = 10\nscheduler = \"ddim\"\n"
+                                       "batch_size = 6\n"
+                                       "[plan]\nimages_per_group = 1\n"
+                                       "[mitigation]\nlr_scheduler = [\"constant\"]\nmax_train_steps = [5]\n"
+                                       "prior_preservation = false\ninstance_captions = \"base\"\n"
+                                       "augment_check = \"group\"\naugment_oversample = 3\n"
+                                       "learning_rate = 1e-4\ntrain_batch_size = 2\n"
+                                       "[evaluation]\nimages_per_prompt = 6\n"
+                                       "[report]\nbootstrap = 50\npaired_images = 2\n";
+  std::string output;
+  ASSERT_EQ(test::run_command(mitigate_command(dir / "study.toml"), &output), 0) << output;
+  study::RunStore store(dir);
+  for (const std::string run : {"base", "dreambooth-constant-c0-s5"}) {
+    const auto rows = store.analyses(run);
+    ASSERT_EQ(rows.size(), 12u) << run;
+    int64_t with_face = 0;
+    for (const auto& row : rows) with_face += row.n_faces > 0 ? 1 : 0;
+    EXPECT_GE(with_face, 11) << run << ": the built-in model makes faces (99.8% of 1,000 images at guidance 7.5)";
+  }
+  // Faces were found, so the plan targets groups by their measured shares (no "no face" warning).
+  EXPECT_FALSE(store.plan().empty());
+  EXPECT_EQ(output.find("no face"), std::string::npos) << output;
+  // The group check: three candidates per image wanted, read by the face analysis; only those read as their
+  // planned gender and race train.
+  int64_t wanted = 0;
+  std::map<std::string, std::pair<std::string, std::string>> group;  // plan group id -> (gender, race)
+  for (const auto& row : store.plan()) {
+    wanted += std::stoll(row.at("n_images"));
+    group[plan_group_id(row.at("prompt_id"), row.at("gender"), row.at("race"))] = {row.at("gender"), row.at("race")};
+  }
+  EXPECT_EQ(static_cast<int64_t>(store.images("augment").size()), 3 * wanted);
+  std::map<std::string, std::pair<std::string, std::string>> read_as;  // image file -> (gender, race) read
+  for (const auto& row : store.analyses("augment"))
+    read_as[row.prompt_id + "/" + std::to_string(row.index)] = {row.gender, row.race};
+  EXPECT_EQ(read_as.size(), store.images("augment").size());
+  const CsvTable instance = read_csv(dir / "augment" / "instance.csv");
+  EXPECT_GT(instance.rows.size(), 0u);
+  EXPECT_LE(static_cast<int64_t>(instance.rows.size()), wanted);
+  for (const auto& row : instance.rows) {
+    const fs::path path = row.fields.at(0);  // ../runs/augment/images/<group>/<index>.png
+    const std::string id = path.parent_path().filename().string();
+    const std::string file = id + "/" + std::to_string(std::stoll(path.stem().string()));
+    ASSERT_TRUE(read_as.count(file) && group.count(id)) << path;
+    EXPECT_EQ(to_lower(read_as.at(file).first), to_lower(group.at(id).first)) << file;
+    EXPECT_EQ(to_lower(read_as.at(file).second), to_lower(group.at(id).second)) << file;
+  }
+  const std::string html = read_file(dir / "report" / "report.html");
+  for (const char* section : {"id=\"grid\"", "id=\"paired\"", "../runs/base/images/delivery/00001.png"}) {
+    EXPECT_NE(html.find(section), std::string::npos) << section;
+  }
 }
 
 TEST(StudyCli, BadInputsFailClearlyBeforeAnyWork) {

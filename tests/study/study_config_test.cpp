@@ -83,6 +83,15 @@ TEST(StudyConfig, MistakesNameFileLineAndKey) {
   e = error_of(head + "generation = 3\n");
   EXPECT_NE(e.find("must be a section"), std::string::npos) << e;
 
+  e = error_of(head + "[mitigation]\naugment_check = \"faces\"\n");
+  EXPECT_NE(e.find("mitigation.augment_check = \"faces\" is not one of"), std::string::npos) << e;
+  e = error_of(head + "[mitigation]\naugment_oversample = 0\n");
+  EXPECT_NE(e.find("mitigation.augment_oversample = 0 is out of range"), std::string::npos) << e;
+  const StudyConfig checked =
+      parse_study_config(head + "[mitigation]\naugment_check = \"group\"\naugment_oversample = 4\n", "/x/s.toml");
+  EXPECT_EQ(checked.mitigation.augment_check, "group");
+  EXPECT_EQ(checked.mitigation.augment_oversample, 4);
+
   // A device: auto, cpu, cuda or cuda:N.
   e = error_of("device = \"gpu\"\n" + head);
   EXPECT_NE(e.find("study.toml:1: device = \"gpu\" is not one of: auto, cpu, cuda, cuda:N"), std::string::npos) << e;

@@ -52,6 +52,10 @@ fi
 export LD_LIBRARY_PATH="$ROOT/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}"
 DATA="${DATA:-$PWD/.deps/builtin-data/train.csv}"
 FD="${FAIRDIFF_BIN:-$PWD/.deps/bin/fairdiff}"
+# warm / resume run on a machine kept warm since an earlier call: its binary is in $WORK.
+if [ "$PHASE" = warm ] || [ "$PHASE" = resume ]; then
+  if [ -x "$WORK/bin/fairdiff" ]; then FD="$WORK/bin/fairdiff"; elif [ -x "$WORK/build/fairdiff" ]; then FD="$WORK/build/fairdiff"; fi
+fi
 if [ ! -x "$FD" ]; then
   SRC="${FAIRDIFF_SRC:-.}"
   if [ -n "${FAIRDIFF_SRC_TAR:-}" ]; then
@@ -95,27 +99,33 @@ make_base() {  # VAE_DIR
   if [ -f "$1/vae_training.json" ]; then cp "$1/vae_training.json" "$WORK/base/vae/"; fi
 }
 
-finetune() {  # OUT_DIR STEPS LOG
-  local out="$1" steps="$2" log="$3" te=()
+finetune() {  # OUT_DIR STEPS LOG [SECONDS]: with SECONDS, Ctrl-C (SIGINT) after that long keeps a checkpoint
+  local out="$1" steps="$2" log="$3" limit="${4:-0}" te=() resume=() guard=()
   [ "${TRAIN_TEXT_ENCODER:-0}" = 1 ] && te=(--train-text-encoder)
-  rm -rf "$out" "$out.work"
-  "$FD" finetune --model "$WORK/base" --instance-data "$DATA" --resolution 64 --train-batch-size "${UNET_BATCH:-256}" \
+  if [ "${RESUME:-0}" = 1 ] && [ -d "$out.work" ]; then
+    resume=(--resume)
+  else
+    rm -rf "$out" "$out.work"
+  fi
+  [ "$limit" -gt 0 ] && guard=(timeout -s INT "$limit")
+  "${guard[@]}" "$FD" finetune --model "$WORK/base" --instance-data "$DATA" --resolution 64 --train-batch-size "${UNET_BATCH:-256}" \
     --learning-rate "${UNET_LR:-3e-4}" --lr-scheduler cosine --lr-warmup-steps $((steps / 20)) \
     --max-train-steps "$steps" --mixed-precision bf16 --caption-dropout 0.1 --adam-weight-decay 0.01 \
-    --checkpointing-steps 0 --seed "${UNET_SEED:-0}" --device "$DEVICE" "${te[@]}" --out "$out" 2>&1 |
-    tr '\r' '\n' > "$log" || true
+    --checkpointing-steps "${CKPT_STEPS:-500}" --seed "${UNET_SEED:-0}" --device "$DEVICE" "${te[@]}" "${resume[@]}" \
+    --out "$out" 2>&1 | tr '\r' '\n' >> "$log" || true
   tail -2 "$log"
   # The process has been seen to crash at exit after publishing its output; the output is complete when
   # finetune_settings.json is there (it is written last).
   [ -f "$out/finetune_settings.json" ]
 }
 
-timed() {  # NAME COMMAND...: runs it, prints and records its seconds
-  local name="$1" s
+timed() {  # NAME COMMAND...: runs it, prints and records its seconds; returns the command's status
+  local name="$1" s rc=0
   shift
   s=$(date +%s)
-  "$@"
-  echo "$name: $(($(date +%s) - s)) s (at $(elapsed) s)" | tee -a "$LOG/timings.txt"
+  "$@" || rc=$?
+  echo "$name: $(($(date +%s) - s)) s (at $(elapsed) s), status $rc" | tee -a "$LOG/timings.txt"
+  return $rc
 }
 
 calibrate() {  # sets VAE_RATE, UNET_RATE (steps/s), VAE_STARTUP and UNET_STARTUP (s)
@@ -135,27 +145,64 @@ calibrate() {  # sets VAE_RATE, UNET_RATE (steps/s), VAE_STARTUP and UNET_STARTU
 pack_logs() { tar -C "$WORK" -cf "$OUT/logs.tar" logs; }
 trap pack_logs EXIT
 
+# build: the binary and a copy of the training data in $WORK (kept while the machine stays warm), nothing else.
+if [ "$PHASE" = build ]; then
+  rm -rf "$WORK/data" && cp -r "$(dirname "$DATA")" "$WORK/data"
+  mkdir -p "$WORK/bin" && cp "$FD" "$WORK/bin/fairdiff"
+  echo "built; data in $WORK/data ($(wc -l < "$WORK/data/train.csv") lines)"
+  exit 0
+fi
+# warm: the UNet (and text encoder) trained further from WARM_MODEL (a model folder, e.g. an earlier run's
+# builtin/ after `model convert --max-length`), on a machine kept warm since the phase build.
+if [ "$PHASE" = warm ]; then
+  [ -d "$WORK/data" ] && DATA="$WORK/data/train.csv"
+  UNET_STEPS="${UNET_STEPS:?warm needs UNET_STEPS}"
+  if [ "${RESUME:-0}" != 1 ]; then
+    rm -rf "$WORK/base" && cp -r "${WARM_MODEL:?warm needs WARM_MODEL}" "$WORK/base"
+  fi
+fi
+# resume: a second call on the still-warm machine (within its 30 s) finishes a UNet run that the first call's
+# deadline interrupted (its checkpoint is in $WORK/trained.work), then converts and evaluates as `all` does.
+if [ "$PHASE" = resume ]; then
+  RESUME=1
+  UNET_STEPS="${UNET_STEPS:?resume needs the UNET_STEPS of the interrupted run}"
+fi
 if [ "$PHASE" = speed ]; then
   calibrate
   exit 0
 fi
-[ "$PHASE" = all ] || { echo "unknown phase $PHASE (expected all or speed)" >&2; exit 2; }
+case "$PHASE" in all | resume | warm) ;; *) echo "unknown phase $PHASE (expected all, build, warm, resume or speed)" >&2; exit 2 ;; esac
 
-if [ -z "${VAE_DIR:-}${VAE_STEPS:-}" ] || [ -z "${UNET_STEPS:-}" ]; then
+if [ "$PHASE" = resume ] || [ "$PHASE" = warm ]; then
+  :
+elif [ -z "${VAE_DIR:-}${VAE_STEPS:-}" ] || [ -z "${UNET_STEPS:-}" ]; then
   calibrate
   left=$((DEADLINE - $(elapsed) - RESERVE - VAE_STARTUP - UNET_STARTUP - 10))
   vae_seconds=$(awk -v l="$left" -v f="${VAE_SHARE:-0.3}" 'BEGIN { print int(l * f) }')
   VAE_STEPS=${VAE_STEPS:-$(steps_for "$VAE_RATE" "$vae_seconds" "${MIN_STEPS:-100}")}
   UNET_STEPS=${UNET_STEPS:-$(steps_for "$UNET_RATE" $((left - vae_seconds)) "${MIN_STEPS:-100}")}
 fi
-echo "plan at $(elapsed) s: VAE_STEPS=$VAE_STEPS UNET_STEPS=$UNET_STEPS" | tee -a "$LOG/timings.txt"
-if [ -n "${VAE_DIR:-}" ]; then
+echo "plan at $(elapsed) s: VAE_STEPS=${VAE_STEPS:-} UNET_STEPS=$UNET_STEPS" | tee -a "$LOG/timings.txt"
+if [ "$PHASE" = resume ] || [ "$PHASE" = warm ]; then
+  :  # the base model is in $WORK/base
+elif [ -n "${VAE_DIR:-}" ]; then
   make_base "$VAE_DIR"  # a VAE trained by an earlier call (fp32 weights)
 else
   timed train-vae train_vae "$WORK/vae" "$VAE_STEPS" "$LOG/train_vae.log"
   make_base "$WORK/vae"
 fi
-timed finetune finetune "$WORK/trained" "$UNET_STEPS" "$LOG/finetune.log"
+# The UNet gets what is left before the deadline, less RESERVE. The trainer has been seen to crash (SIGSEGV) right
+# after writing a checkpoint; each crash or interruption resumes from the last checkpoint while time is left.
+while [ ! -f "$WORK/trained/finetune_settings.json" ]; do
+  unet_limit=$((DEADLINE - $(elapsed) - RESERVE))
+  if [ "$unet_limit" -lt 40 ]; then
+    echo "finetune stopped at the deadline ($(grep -o 'checkpoint of step [0-9]*' "$LOG/finetune.log" | tail -1)): run the phase resume next" |
+      tee -a "$LOG/timings.txt"
+    exit 3
+  fi
+  timed finetune finetune "$WORK/trained" "$UNET_STEPS" "$LOG/finetune.log" "$unet_limit" || true
+  RESUME=1
+done
 cp "$WORK/trained/loss_curve.csv" "$LOG/loss_curve.csv"
 rm -rf "$WORK/builtin"
 "$FD" model convert --model "$WORK/trained" --out "$WORK/builtin" --weights-dtype fp16
