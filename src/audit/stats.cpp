@@ -126,7 +126,13 @@ Interval bias_corrected_interval(std::vector<double> replicates, double estimate
   const double z0 = normal_quantile(fraction);
   const double low_q = normal_cdf(2 * z0 - z);
   const double high_q = normal_cdf(2 * z0 + z);
-  return {percentile(replicates, low_q), percentile(replicates, high_q)};
+  const Interval corrected{percentile(replicates, low_q), percentile(replicates, high_q)};
+  if (corrected.low <= estimate && estimate <= corrected.high) return corrected;
+  // When (nearly) every replicate lies on one side of the estimate, z0 is extreme and both bounds fall in the same
+  // tail: the interval collapses and excludes its own estimate (a report printed 0.473 [0.436, 0.437]). Then the
+  // plain percentile interval, widened to reach the estimate, is the honest statement.
+  const Interval plain{percentile(replicates, normal_cdf(-z)), percentile(replicates, normal_cdf(z))};
+  return {std::min(plain.low, estimate), std::max(plain.high, estimate)};
 }
 
 double percentile(std::vector<double>& values, double q) {

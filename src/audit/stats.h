@@ -54,7 +54,9 @@ double normal_quantile(double p);
 
 // Bias-corrected percentile bootstrap interval (Efron 1981): with z0 = Phi^-1(share of replicates below the
 // estimate, ties counted half), the bounds are the Phi(2 z0 -/+ z) quantiles of the replicates. It removes
-// the shift of plain percentile intervals for plug-in metrics, whose replicates sit above the estimate.
+// the shift of plain percentile intervals for plug-in metrics, whose replicates sit above the estimate. It never
+// excludes the estimate: where the corrected bounds would (nearly all replicates on one side), the result is the
+// 2.5/97.5 percentile interval widened to reach the estimate.
 Interval bias_corrected_interval(std::vector<double> replicates, double estimate, double z = kZ95);
 
 // P(X >= x) for X ~ chi-square with `df` degrees of freedom.

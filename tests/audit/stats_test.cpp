@@ -58,6 +58,27 @@ TEST(Stats, NormalQuantileAndBiasCorrectedInterval) {
   EXPECT_NEAR(b.high, normal_cdf(-2 * 1.0 + 1.959963984540054), 2e-3);
 }
 
+// Issue 15 item 8: with nearly every replicate on one side, the corrected bounds fell in one tail and the report
+// printed intervals such as 0.473 [0.436, 0.437] that exclude their own estimate. The interval now always holds it.
+TEST(Stats, BiasCorrectedIntervalNeverExcludesItsEstimate) {
+  std::vector<double> replicates;
+  for (int i = 0; i <= 1000; ++i) replicates.push_back(0.3 + 0.137 * i / 1000.0);  // 0.300 .. 0.437
+  Interval above = bias_corrected_interval(replicates, 0.473);                     // every replicate below the estimate
+  EXPECT_LE(above.low, 0.473);
+  EXPECT_GE(above.high, 0.473);
+  EXPECT_NEAR(above.low, 0.3 + 0.137 * 0.025, 1e-9);  // the plain percentile bound, not a collapsed one
+  EXPECT_DOUBLE_EQ(above.high, 0.473);
+  Interval inside = bias_corrected_interval(replicates, 0.3005);  // 99.6% of the replicates above
+  EXPECT_LE(inside.low, 0.3005);
+  EXPECT_GE(inside.high, 0.3005);
+  EXPECT_GT(inside.high - inside.low, 0.1);
+  for (double estimate : {0.2, 0.3, 0.31, 0.35, 0.43, 0.437, 0.5}) {
+    Interval i = bias_corrected_interval(replicates, estimate);
+    EXPECT_LE(i.low, estimate) << estimate;
+    EXPECT_GE(i.high, estimate) << estimate;
+  }
+}
+
 TEST(Stats, PercentileInterpolates) {
   std::vector<double> v = {4, 1, 3, 2};
   EXPECT_DOUBLE_EQ(percentile(v, 0.0), 1.0);
