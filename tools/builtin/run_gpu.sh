@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Trains fairdiff's built-in model on a CUDA host in one call (docs/toy-model.md). Runs on a host without a package
+# Trains fairdiff's built-in model on a CUDA host in one or a few calls (docs/toy-model.md). Runs on a host without a package
 # registry: the header/library dependencies travel as .deb files in .deps/debs (bench/run_gpu.sh lists them), the
 # CLIP tokenizer files in .deps/tokenizer, the training data (`fairdiff builtin-data` output) in .deps/builtin-data.
 # A binary built by an earlier call can travel as .deps/bin/fairdiff (FAIRDIFF_BIN names another). FAIRDIFF_SRC
@@ -7,27 +7,26 @@
 # checkout holds others' unfinished work).
 #
 # Usage: bash tools/builtin/run_gpu.sh OUT PHASE  (large outputs come back split: cat NAME.tar.* | tar -x)
-#   all:   build (unless a binary is there), train the VAE, then the UNet (and the text encoder) from a random
-#          `model init --arch builtin`, convert to fp16 (OUT/model.tar.*, written as soon as it exists), then the
-#          evaluation images (EVAL_IMAGES per prompt at guidance 7.5 and 1, OUT/eval.tar.*).
-#   speed: throughput of train-vae and finetune (a few steps each) and nothing else.
-# The step counts follow from a time budget: the call must end within DEADLINE seconds of the script's start
-# (the device allows 600 s a call). After the build, short calibration runs measure each trainer's steps/s and
-# start-up time; the VAE gets VAE_SHARE of the training time left, the UNet the rest. VAE_STEPS / UNET_STEPS fix
-# the counts instead.
-# Measured on the H200 (2026-12-01): engine-only build 68-88 s from scratch; train-vae 21.5 step/s at batch 128;
-# finetune at batch 256 about 14 step/s once every row's latent is cached, but the first epoch (22,800 rows) encodes
-# the latents one image at a time (about 2 step/s, 40 s), and --train-text-encoder runs the text encoder once per
-# caption (0.6 step/s): hence TRAIN_TEXT_ENCODER=0 and the calibration (60 steps, all in the first epoch) reads the
-# finetune rate 5-20 times too low. Since commit 4dc9eff the trainer caches all latents before step 1 in chunks of
-# 32 and runs a batch's captions through the text encoder in one pass (neither rate re-measured on the GPU yet):
-# the calibration still includes the cache fill, so give the counts: for one 600 s call from a bare machine,
-# VAE_STEPS=1500 UNET_STEPS=4500 (about 90 + 75 + 370 s), and try TRAIN_TEXT_ENCODER=1 (the random text encoder
-# is the prime suspect for the first model ignoring its prompts).
+#   all:    build (unless a binary is there), train the VAE, then the UNet (and the text encoder) from a random
+#           `model init --arch builtin`, convert to fp16 (OUT/model.tar.*, written as soon as it exists), then the
+#           evaluation images (EVAL_IMAGES per prompt at guidance 7.5 and 1, OUT/eval.tar.*).
+#   build:  the binary and a copy of the data in $WORK only (kept while the machine stays warm, 30 s after a call).
+#   warm:   the UNet/text encoder trained further from WARM_MODEL (e.g. an earlier model after `model convert
+#           --max-length 24`), with the binary and data of an earlier `build` call; then convert and evaluate.
+#   resume: finish an interrupted UNet run (same UNET_STEPS) on the still-warm machine; then convert and evaluate.
+#   speed:  throughput of train-vae and finetune (a few steps each) and nothing else.
+# Without VAE_STEPS/UNET_STEPS the counts follow from a time budget: short calibration runs measure each trainer's
+# steps/s, the VAE gets VAE_SHARE of the time left, the UNet the rest; the UNet stops at DEADLINE - RESERVE seconds
+# (SIGINT: the trainer keeps a checkpoint) and the call exits 3 asking for `resume`.
+# Measured on the H200 (2026-12-02): engine-only build 83-92 s; train-vae 21.2 step/s at batch 128; finetune
+# --train-text-encoder at batch 256, bf16: 12-13 step/s with the 77-token context, 15.5 with 24 tokens. The trainer
+# crashed (SIGSEGV) there each time it pruned an older checkpoint; the loop below resumes from the newest one.
+# The shipped model (models/builtin/README.md): VAE_STEPS=1500 UNET_STEPS=4000 TRAIN_TEXT_ENCODER=1 ... all, then
+# `model convert --max-length 24`, then warm (UNET_STEPS=6500 UNET_LR=2e-4) and warm (UNET_STEPS=3000 UNET_LR=1e-4).
 # Settings (environment): DEADLINE (540), RESERVE (75: seconds kept for conversion + evaluation images),
 # VAE_SHARE (0.3), VAE_BATCH (128), UNET_BATCH (256), UNET_LR (3e-4), UNET_SEED (0), TRAIN_TEXT_ENCODER (0),
-# EVAL_IMAGES (100), DEVICE (cuda; cpu for a dry run of this script), VAE_DIR (a trained vae/ folder: no VAE
-# training; then UNET_STEPS must be given).
+# CKPT_STEPS (500), EVAL_IMAGES (100), DEVICE (cuda; cpu for a dry run of this script), VAE_DIR (a trained vae/
+# folder: no VAE training; then UNET_STEPS must be given), WARM_MODEL, RESUME.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 T0=$(date +%s)
@@ -210,6 +209,7 @@ rm -f "$WORK/builtin/loss_curve.csv"
 tar -C "$WORK" -cf - builtin | split -b 15M - "$OUT/model.tar."  # files of at most 16 MiB come back
 echo "model written at $(elapsed) s" | tee -a "$LOG/timings.txt"
 for g in 7.5 1; do
+  rm -rf "$WORK/eval_g$g"  # generate keeps images already present: an earlier model's would stay
   timed "generate g$g" "$FD" generate --model "$WORK/builtin" --prompts data/seed/prompts_info.csv \
     --images-per-prompt "${EVAL_IMAGES:-100}" --guidance "$g" --seed 1000 --batch-size 250 --device "$DEVICE" \
     --out "$WORK/eval_g$g" > "$LOG/generate_g$g.log" 2>&1
