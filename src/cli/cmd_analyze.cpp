@@ -62,6 +62,12 @@ int run_analyze(const std::vector<std::string>& argv) {
               result.images.size(), with_face, faces, result.skipped.size(), result.seconds,
               result.seconds > 0 ? static_cast<double>(result.images.size()) / result.seconds : 0.0,
               out.string().c_str());
+  if (result.images.empty()) {
+    // Nothing analysed is a failure a script must see (the outputs, skipped.csv with each reason, are kept).
+    throw InputError("--images " + images.string() + ": none of its " + std::to_string(result.skipped.size()) +
+                     " files could be analyzed (each is listed with its reason in " + (out / "skipped.csv").string() +
+                     ")");
+  }
   return 0;
 }
 

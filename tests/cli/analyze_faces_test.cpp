@@ -16,6 +16,21 @@ namespace fs = std::filesystem;
 
 const std::string kExe = FAIRDIFF_EXE;
 
+// Issue 15 item 6: a folder where every file is skipped used to exit 0; now it fails, naming the folder and
+// skipped.csv, which is still written.
+TEST(AnalyzeCommand, AFolderOfOnlyBadFilesFails) {
+  const fs::path root = test::scratch_dir("analyze_cli_all_bad");
+  const fs::path images = root / "images";
+  fs::create_directories(images);
+  std::ofstream(images / "0.png") << "\x89PNG\r\n\x1a\n truncated";
+  std::ofstream(images / "notes.txt") << "not an image";
+  std::string log;
+  const fs::path out = root / "out";
+  EXPECT_EQ(test::run_command(kExe + " analyze --images " + images.string() + " --out " + out.string(), &log), 3);
+  EXPECT_NE(log.find("none of its 2 files could be analyzed"), std::string::npos) << log;
+  EXPECT_EQ(read_csv(out / "skipped.csv").rows.size(), 2u);
+}
+
 TEST(AnalyzeCommand, WritesStudyAndPerFaceCsvsAndSkipsCorruptFiles) {
   const fs::path root = test::scratch_dir("analyze_cli");
   const fs::path images = root / "images";
