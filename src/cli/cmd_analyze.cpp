@@ -8,6 +8,7 @@
 #include "cli/subcommand.h"
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/image.h"
 #include "faces/folder_analysis.h"
 
 namespace fairdiff::cli {
@@ -16,12 +17,15 @@ namespace {
 int run_analyze(const std::vector<std::string>& argv) {
   std::filesystem::path images, out;
   bool by_folder = false;
+  int64_t max_pixels = kMaxImagePixels;
   std::string profile = "default";
   ProfileOptions profile_options;
   OptionTable table;
   table.value("images", "DIR", "folder of images, or of one folder per prompt with --by-folder", images)
       .flag("by-folder", "DIR holds one folder of images per prompt (the folder's name is the prompt)", by_folder)
-      .value("out", "DIR", "output folder: detections.csv (prompt,path,gender,age,race), faces.csv, skipped.csv", out);
+      .value("out", "DIR", "output folder: detections.csv (prompt,path,gender,age,race), faces.csv, skipped.csv", out)
+      .value("max-pixels", "N", "skip (with a reason in skipped.csv) images whose header declares more pixels",
+             max_pixels, 1, 1LL << 40);
   bind_face_profile(table, profile, profile_options);
   Args args("analyze", "detect faces and classify perceived gender, race and age", table.specs(), argv);
   if (args.help_requested()) {
@@ -41,7 +45,7 @@ int run_analyze(const std::vector<std::string>& argv) {
   ensure_directory(out, "--out");
 
   auto analyzer = make_analyzer(profile, profile_options);
-  FolderAnalysis result = analyze_images(*analyzer, entries);
+  FolderAnalysis result = analyze_images(*analyzer, entries, true, max_pixels);
   write_file_atomic(out / "detections.csv", study_csv(result));
   write_file_atomic(out / "faces.csv", faces_csv(result));
   write_file_atomic(out / "skipped.csv", skipped_csv(result));

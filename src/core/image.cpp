@@ -25,7 +25,14 @@ bool is_jpeg(const std::vector<uint8_t>& bytes) {
   return bytes.size() >= 3 && bytes[0] == 0xFF && bytes[1] == 0xD8 && bytes[2] == 0xFF;
 }
 
-Image decode_png(const std::vector<uint8_t>& bytes, const std::string& source) {
+void check_pixel_count(uint64_t width, uint64_t height, int64_t max_pixels, const std::string& source) {
+  if (width * height > static_cast<uint64_t>(max_pixels)) {
+    throw InputError("image " + source + " is " + std::to_string(width) + "x" + std::to_string(height) + " = " +
+                     std::to_string(width * height) + " pixels, over the limit of " + std::to_string(max_pixels));
+  }
+}
+
+Image decode_png(const std::vector<uint8_t>& bytes, const std::string& source, int64_t max_pixels) {
   png_image png;
   std::memset(&png, 0, sizeof(png));
   png.version = PNG_IMAGE_VERSION;
@@ -33,6 +40,12 @@ Image decode_png(const std::vector<uint8_t>& bytes, const std::string& source) {
     std::string message = png.message;
     png_image_free(&png);
     throw InputError("corrupt PNG " + source + ": " + message);
+  }
+  try {
+    check_pixel_count(png.width, png.height, max_pixels, source);
+  } catch (...) {
+    png_image_free(&png);
+    throw;
   }
   png.format = PNG_FORMAT_RGB;
   Image image;
@@ -62,7 +75,7 @@ void on_jpeg_error(j_common_ptr info) {
 
 void on_jpeg_message(j_common_ptr, int) {}  // silence libjpeg's warnings on stderr
 
-Image decode_jpeg(const std::vector<uint8_t>& bytes, const std::string& source) {
+Image decode_jpeg(const std::vector<uint8_t>& bytes, const std::string& source, int64_t max_pixels) {
   jpeg_decompress_struct info;
   JpegErrorManager errors;
   info.err = jpeg_std_error(&errors.base);
@@ -77,6 +90,11 @@ Image decode_jpeg(const std::vector<uint8_t>& bytes, const std::string& source) 
   jpeg_create_decompress(&info);
   jpeg_mem_src(&info, bytes.data(), static_cast<unsigned long>(bytes.size()));
   jpeg_read_header(&info, TRUE);
+  if (static_cast<uint64_t>(info.image_width) * info.image_height > static_cast<uint64_t>(max_pixels)) {
+    const uint64_t width = info.image_width, height = info.image_height;
+    jpeg_destroy_decompress(&info);
+    check_pixel_count(width, height, max_pixels, source);
+  }
   info.out_color_space = JCS_RGB;
   jpeg_start_decompress(&info);
   image.width = static_cast<int>(info.output_width);
@@ -169,14 +187,14 @@ void write_jpeg(const std::filesystem::path& path, const Image& image, int quali
   write_file_atomic(path, std::string(bytes.begin(), bytes.end()));
 }
 
-Image decode_image(const std::vector<uint8_t>& bytes, const std::string& source) {
-  if (is_png(bytes)) return decode_png(bytes, source);
-  if (is_jpeg(bytes)) return decode_jpeg(bytes, source);
+Image decode_image(const std::vector<uint8_t>& bytes, const std::string& source, int64_t max_pixels) {
+  if (is_png(bytes)) return decode_png(bytes, source, max_pixels);
+  if (is_jpeg(bytes)) return decode_jpeg(bytes, source, max_pixels);
   throw InputError("not an image: " + source + " (expected a PNG or JPEG file)");
 }
 
-Image read_image(const std::filesystem::path& path) {
-  return decode_image(read_bytes(path), path.string());
+Image read_image(const std::filesystem::path& path, int64_t max_pixels) {
+  return decode_image(read_bytes(path), path.string(), max_pixels);
 }
 
 bool looks_like_image_file(const std::filesystem::path& path) {

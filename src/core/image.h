@@ -28,10 +28,14 @@ std::vector<uint8_t> encode_jpeg(const Image& image, int quality);
 // Writes a JPEG atomically, as write_png.
 void write_jpeg(const std::filesystem::path& path, const Image& image, int quality);
 
+// The most pixels a decoded image may have (100 megapixels: 300 MB as RGB); checked from the header, before any
+// pixel memory is allocated.
+constexpr int64_t kMaxImagePixels = 100000000;
+
 // Decodes PNG or JPEG (by signature) into RGB; InputError naming `source` when the bytes are not a
-// readable image.
-Image decode_image(const std::vector<uint8_t>& bytes, const std::string& source);
-Image read_image(const std::filesystem::path& path);
+// readable image or its header declares more than `max_pixels` pixels.
+Image decode_image(const std::vector<uint8_t>& bytes, const std::string& source, int64_t max_pixels = kMaxImagePixels);
+Image read_image(const std::filesystem::path& path, int64_t max_pixels = kMaxImagePixels);
 // True when the file starts with a PNG or JPEG signature (cheap check before decoding).
 bool looks_like_image_file(const std::filesystem::path& path);
 

@@ -92,7 +92,8 @@ std::vector<ImageEntry> list_images(const fs::path& dir, bool by_folder) {
   return entries;
 }
 
-FolderAnalysis analyze_images(FaceAnalyzer& analyzer, const std::vector<ImageEntry>& entries, bool show_progress) {
+FolderAnalysis analyze_images(FaceAnalyzer& analyzer, const std::vector<ImageEntry>& entries, bool show_progress,
+                              int64_t max_pixels) {
   FolderAnalysis result;
   Progress progress("analyze", static_cast<long long>(entries.size()), 0, "img");
   const auto start = std::chrono::steady_clock::now();
@@ -102,7 +103,7 @@ FolderAnalysis analyze_images(FaceAnalyzer& analyzer, const std::vector<ImageEnt
       result.skipped.push_back({entry.path, "not a PNG or JPEG file"});
     } else {
       try {
-        result.images.push_back({entry, analyzer.analyze(read_image(entry.file))});
+        result.images.push_back({entry, analyzer.analyze(read_image(entry.file, max_pixels))});
       } catch (const InputError& e) {
         result.skipped.push_back({entry.path, e.what()});
       }

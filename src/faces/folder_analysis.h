@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "core/image.h"
 #include "faces/face_analyzer.h"
 
 namespace fairdiff {
@@ -37,8 +38,9 @@ struct FolderAnalysis {
 std::vector<ImageEntry> list_images(const std::filesystem::path& dir, bool by_folder);
 
 // Analyses every entry; files that are not images or do not decode are skipped and reported, never fatal.
-FolderAnalysis analyze_images(FaceAnalyzer& analyzer, const std::vector<ImageEntry>& entries,
-                              bool show_progress = true);
+// Images whose header declares more than `max_pixels` pixels are skipped the same way.
+FolderAnalysis analyze_images(FaceAnalyzer& analyzer, const std::vector<ImageEntry>& entries, bool show_progress = true,
+                              int64_t max_pixels = kMaxImagePixels);
 
 // detections.csv: prompt,path,gender,age,race with "--" for images without a face (the study's layout).
 std::string study_csv(const FolderAnalysis& result);

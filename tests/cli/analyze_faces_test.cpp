@@ -29,6 +29,21 @@ TEST(AnalyzeCommand, AFolderOfOnlyBadFilesFails) {
   EXPECT_EQ(test::run_command(kExe + " analyze --images " + images.string() + " --out " + out.string(), &log), 3);
   EXPECT_NE(log.find("none of its 2 files could be analyzed"), std::string::npos) << log;
   EXPECT_EQ(read_csv(out / "skipped.csv").rows.size(), 2u);
+  // --max-pixels: a real face photo over the limit is skipped with the reason; 0 is refused.
+  fs::copy_file(test::shared_dir() / "faces/fairface_margin125/fairface_0001.jpg", images / "1.jpg");
+  EXPECT_EQ(test::run_command(kExe + " analyze --images " + images.string() + " --max-pixels 1000 --out " +
+                                  (root / "limited").string(),
+                              &log),
+            3);
+  EXPECT_NE(log.find("pixels, over the limit of 1000"), std::string::npos) << log;
+  EXPECT_EQ(test::run_command(kExe + " analyze --images " + images.string() + " --out " + (root / "ok").string(), &log),
+            0)
+      << log;
+  EXPECT_EQ(
+      test::run_command(
+          kExe + " analyze --images " + images.string() + " --max-pixels 0 --out " + (root / "zero").string(), &log),
+      2);
+  EXPECT_NE(log.find("--max-pixels"), std::string::npos) << log;
 }
 
 TEST(AnalyzeCommand, WritesStudyAndPerFaceCsvsAndSkipsCorruptFiles) {

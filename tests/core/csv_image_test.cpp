@@ -78,6 +78,46 @@ TEST(Image, PngRoundTripIsExact) {
   EXPECT_EQ(encode_png(image), encode_png(back));
 }
 
+// CRC-32 (PNG's chunk checksum), to patch a real PNG's IHDR.
+uint32_t crc32_of(const uint8_t* data, size_t n) {
+  uint32_t c = 0xFFFFFFFFu;
+  for (size_t i = 0; i < n; ++i) {
+    c ^= data[i];
+    for (int k = 0; k < 8; ++k) c = (c >> 1) ^ (0xEDB88320u & (0u - (c & 1u)));
+  }
+  return c ^ 0xFFFFFFFFu;
+}
+
+void put_be32(std::vector<uint8_t>& bytes, size_t at, uint32_t v) {
+  for (int i = 0; i < 4; ++i) bytes[at + static_cast<size_t>(i)] = static_cast<uint8_t>(v >> (24 - 8 * i));
+}
+
+// Issue 15 item 6: a 20000x20000 image aborted a folder's analysis ("can't allocate 4800000000 bytes"). The header's
+// size is checked against a pixel limit before any pixel memory is allocated; the error names the file and sizes.
+TEST(Image, HeaderOverThePixelLimitIsRefusedBeforeDecoding) {
+  std::vector<uint8_t> png = encode_png(Image{4, 4, 3, std::vector<uint8_t>(48, 100)});
+  ASSERT_EQ(std::string(png.begin() + 12, png.begin() + 16), "IHDR");
+  put_be32(png, 16, 20000);  // width
+  put_be32(png, 20, 20000);  // height
+  put_be32(png, 29, crc32_of(png.data() + 12, 17));
+  try {
+    decode_image(png, "huge.png");
+    FAIL() << "a 400-megapixel header was decoded";
+  } catch (const InputError& e) {
+    EXPECT_NE(
+        std::string(e.what()).find("image huge.png is 20000x20000 = 400000000 pixels, over the limit of 100000000"),
+        std::string::npos)
+        << e.what();
+  }
+  // The limit is a parameter: a real 4x4 image over a limit of 15 pixels is refused, under 16 decoded.
+  const std::vector<uint8_t> small = encode_png(Image{4, 4, 3, std::vector<uint8_t>(48, 100)});
+  EXPECT_THROW(decode_image(small, "small.png", 15), InputError);
+  EXPECT_EQ(decode_image(small, "small.png", 16).width, 4);
+  const std::vector<uint8_t> jpeg = encode_jpeg(Image{8, 8, 3, std::vector<uint8_t>(192, 100)}, 90);
+  EXPECT_THROW(decode_image(jpeg, "small.jpg", 63), InputError);
+  EXPECT_EQ(decode_image(jpeg, "small.jpg", 64).height, 8);
+}
+
 TEST(Image, ReadsRealJpegAndRejectsCorruptFiles) {
   Image face = read_image(test::shared_dir() / "faces" / "fairface_margin125" / "fairface_0001.jpg");
   EXPECT_EQ(face.width, 448);
