@@ -25,11 +25,13 @@ bool is_jpeg(const std::vector<uint8_t>& bytes) {
   return bytes.size() >= 3 && bytes[0] == 0xFF && bytes[1] == 0xD8 && bytes[2] == 0xFF;
 }
 
-void check_pixel_count(uint64_t width, uint64_t height, int64_t max_pixels, const std::string& source) {
-  if (width * height > static_cast<uint64_t>(max_pixels)) {
-    throw InputError("image " + source + " is " + std::to_string(width) + "x" + std::to_string(height) + " = " +
-                     std::to_string(width * height) + " pixels, over the limit of " + std::to_string(max_pixels));
-  }
+bool over_pixel_limit(uint64_t width, uint64_t height, int64_t max_pixels) {
+  return width * height > static_cast<uint64_t>(max_pixels);
+}
+
+InputError pixel_limit_error(uint64_t width, uint64_t height, int64_t max_pixels, const std::string& source) {
+  return InputError("image " + source + " is " + std::to_string(width) + "x" + std::to_string(height) + " = " +
+                    std::to_string(width * height) + " pixels, over the limit of " + std::to_string(max_pixels));
 }
 
 Image decode_png(const std::vector<uint8_t>& bytes, const std::string& source, int64_t max_pixels) {
@@ -41,11 +43,9 @@ Image decode_png(const std::vector<uint8_t>& bytes, const std::string& source, i
     png_image_free(&png);
     throw InputError("corrupt PNG " + source + ": " + message);
   }
-  try {
-    check_pixel_count(png.width, png.height, max_pixels, source);
-  } catch (...) {
+  if (over_pixel_limit(png.width, png.height, max_pixels)) {
     png_image_free(&png);
-    throw;
+    throw pixel_limit_error(png.width, png.height, max_pixels, source);
   }
   png.format = PNG_FORMAT_RGB;
   Image image;
@@ -90,10 +90,10 @@ Image decode_jpeg(const std::vector<uint8_t>& bytes, const std::string& source, 
   jpeg_create_decompress(&info);
   jpeg_mem_src(&info, bytes.data(), static_cast<unsigned long>(bytes.size()));
   jpeg_read_header(&info, TRUE);
-  if (static_cast<uint64_t>(info.image_width) * info.image_height > static_cast<uint64_t>(max_pixels)) {
-    const uint64_t width = info.image_width, height = info.image_height;
+  if (over_pixel_limit(info.image_width, info.image_height, max_pixels)) {
+    const InputError error = pixel_limit_error(info.image_width, info.image_height, max_pixels, source);
     jpeg_destroy_decompress(&info);
-    check_pixel_count(width, height, max_pixels, source);
+    throw error;
   }
   info.out_color_space = JCS_RGB;
   jpeg_start_decompress(&info);

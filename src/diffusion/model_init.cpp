@@ -216,17 +216,16 @@ void convert_model(const std::filesystem::path& model, const std::filesystem::pa
   for (const auto& entry : fs::recursive_directory_iterator(model)) {
     const fs::path relative = fs::relative(entry.path(), model);
     const fs::path target = staging / relative;
-    const bool text_encoder = relative.begin() != relative.end() && *relative.begin() == "text_encoder";
+    const bool shorten = options.max_length > 0 && relative.begin() != relative.end() &&
+                         *relative.begin() == "text_encoder";  // under text_encoder/, when shortening
     if (entry.is_directory()) {
       ensure_directory(target, "model folder");
     } else if (entry.path().extension() == ".safetensors") {
       SafetensorsFile file = read_safetensors(entry.path());
       for (auto& [key, t] : file.tensors) {
         if (t.is_floating_point()) t = t.to(options.weights_dtype);
-        if (options.max_length > 0 && text_encoder && ends_with(key, "position_embedding.weight"))
-          t = t.slice(0, 0, options.max_length).contiguous();
-        if (options.max_length > 0 && text_encoder && ends_with(key, "position_ids"))
-          t = t.slice(-1, 0, options.max_length).contiguous();
+        if (shorten && ends_with(key, "position_embedding.weight")) t = t.slice(0, 0, options.max_length).contiguous();
+        if (shorten && ends_with(key, "position_ids")) t = t.slice(-1, 0, options.max_length).contiguous();
       }
       write_safetensors(target, file.tensors, file.metadata);
     } else if (options.max_length > 0 && relative == fs::path("text_encoder") / "config.json") {
