@@ -9,10 +9,27 @@
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/image.h"
+#include "core/json.h"
 #include "faces/folder_analysis.h"
 
 namespace fairdiff::cli {
 namespace {
+
+// The model files a profile's flags name (absolute), for the journal's settings.
+Json profile_files(const ProfileOptions& o) {
+  Json files = Json::object();
+  const std::pair<const char*, const std::filesystem::path*> paths[] = {
+      {"human_models_dir", &o.human_models_dir},   {"heads", &o.heads},
+      {"ssd_detector_dir", &o.ssd_detector_dir},   {"gender_prototxt", &o.gender_prototxt},
+      {"gender_caffemodel", &o.gender_caffemodel}, {"age_prototxt", &o.age_prototxt},
+      {"age_caffemodel", &o.age_caffemodel},       {"race_h5", &o.race_h5},
+      {"fairface_weights", &o.fairface_weights}};
+  for (const auto& [name, path] : paths) {
+    if (!path->empty()) files[name] = std::filesystem::absolute(*path).lexically_normal().string();
+  }
+  if (!o.detector.empty()) files["detector"] = o.detector;
+  return files;
+}
 
 int run_analyze(const std::vector<std::string>& argv) {
   std::filesystem::path images, out;
@@ -23,7 +40,10 @@ int run_analyze(const std::vector<std::string>& argv) {
   OptionTable table;
   table.value("images", "DIR", "folder of images, or of one folder per prompt with --by-folder", images)
       .flag("by-folder", "DIR holds one folder of images per prompt (the folder's name is the prompt)", by_folder)
-      .value("out", "DIR", "output folder: detections.csv (prompt,path,gender,age,race), faces.csv, skipped.csv", out)
+      .value("out", "DIR",
+             "output folder: detections.csv (prompt,path,gender,age,race), faces.csv, skipped.csv, and journal.jsonl "
+             "(each finished image: a stopped run resumes, a rerun analyses only new or changed images)",
+             out)
       .value("max-pixels", "N", "skip (with a reason in skipped.csv) images whose header declares more pixels",
              max_pixels, 1, 1LL << 40);
   bind_face_profile(table, profile, profile_options);
@@ -45,7 +65,22 @@ int run_analyze(const std::vector<std::string>& argv) {
   ensure_directory(out, "--out");
 
   auto analyzer = make_analyzer(profile, profile_options);
-  FolderAnalysis result = analyze_images(*analyzer, entries, true, max_pixels);
+  // Everything the labels depend on: a journal made with other settings is started over.
+  const Json identity{{"profile", analyzer->profile()},
+                      {"detector", analyzer->detector_name()},
+                      {"classifiers", analyzer->classifier_names()},
+                      {"models", profile_files(profile_options)},
+                      {"score_threshold", profile_options.score_threshold},
+                      {"embedder_crop_scale", profile_options.embedder_crop_scale},
+                      {"pad_fraction", profile_options.analyzer.pad_fraction},
+                      {"pad_fill", profile_options.analyzer.pad_fill},
+                      {"max_pixels", max_pixels}};
+  AnalysisJournal journal(out / "journal.jsonl", identity);
+  if (journal.started_over()) {
+    std::fprintf(stderr, "fairdiff analyze: %s was made with other settings; analysing every image again\n",
+                 (out / "journal.jsonl").string().c_str());
+  }
+  FolderAnalysis result = analyze_images(*analyzer, entries, true, max_pixels, &journal);
   write_file_atomic(out / "detections.csv", study_csv(result));
   write_file_atomic(out / "faces.csv", faces_csv(result));
   write_file_atomic(out / "skipped.csv", skipped_csv(result));
@@ -62,10 +97,12 @@ int run_analyze(const std::vector<std::string>& argv) {
     std::fprintf(stderr, "fairdiff analyze: ... and %zu more skipped files (see skipped.csv)\n",
                  result.skipped.size() - 10);
   }
-  std::printf("analyzed %zu images (%lld with a face, %lld faces, %zu skipped) in %.1f s (%.1f images/s) -> %s\n",
-              result.images.size(), with_face, faces, result.skipped.size(), result.seconds,
-              result.seconds > 0 ? static_cast<double>(result.images.size()) / result.seconds : 0.0,
-              out.string().c_str());
+  const size_t fresh = result.images.size() - result.reused;
+  std::printf(
+      "analyzed %zu images (%lld with a face, %lld faces, %zu skipped; %zu kept from journal.jsonl) in %.1f s "
+      "(%.1f images/s) -> %s\n",
+      result.images.size(), with_face, faces, result.skipped.size(), result.reused, result.seconds,
+      result.seconds > 0 ? static_cast<double>(fresh) / result.seconds : 0.0, out.string().c_str());
   if (result.images.empty()) {
     // Nothing analysed is a failure a script must see (the outputs, skipped.csv with each reason, are kept).
     throw InputError("--images " + images.string() + ": none of its " + std::to_string(result.skipped.size()) +

@@ -12,6 +12,7 @@
 #include "cli/subcommand.h"
 #include "core/device.h"
 #include "core/error.h"
+#include "core/hub_cache.h"
 #include "core/json.h"
 #include "diffusion/flops.h"
 #include "diffusion/stable_diffusion.h"
@@ -45,7 +46,11 @@ struct BenchGenerateSettings {
 int run_bench_generate(const std::vector<std::string>& argv) {
   BenchGenerateSettings b;
   OptionTable table;
-  table.value("model", "DIR", "model directory (e.g. from fairdiff model init --arch sd21-base)", b.model_dir)
+  table
+      .value("model", "PATH",
+             "model directory (e.g. from fairdiff model init --arch sd21-base), single-file .safetensors, or Hub id "
+             "ORG/NAME",
+             b.model_dir)
       .value("batch-size", "B", "images per batch", b.batch_size, 1, 1024)
       .value("steps", "N", "denoising steps", b.steps, 1, 1000)
       .choice("scheduler", "noise scheduler", b.scheduler, scheduler_names())
@@ -70,6 +75,7 @@ int run_bench_generate(const std::vector<std::string>& argv) {
   }
   table.read(args);
   if (b.model_dir.empty()) throw UsageError("bench generate: --model is required");
+  b.model_dir = resolve_model_path(b.model_dir.string());  // a Hub id: its snapshot in the Hugging Face cache
   const std::string model_dir = b.model_dir.string();
   const int64_t batch = b.batch_size;
   const int64_t steps = b.steps;

@@ -5,6 +5,7 @@
 #include "cli/options.h"
 #include "cli/subcommand.h"
 #include "core/error.h"
+#include "core/hub_cache.h"
 #include "core/json.h"
 #include "train/finetune_benchmark.h"
 
@@ -20,7 +21,9 @@ int run_bench_finetune(const std::vector<std::string>& argv) {
   c.lr.base_lr = 5e-6;
   std::filesystem::path json_path;
   OptionTable table;
-  table.value("model", "DIR", "model directory (diffusers layout)", c.model_dir, "model_dir")
+  table
+      .value("model", "PATH", "model directory (diffusers layout), single-file .safetensors, or Hub id ORG/NAME",
+             c.model_dir, "model_dir")
       .value("resolution", "PX", "training resolution (default: the model's native size)", c.resolution, 8, 8192)
       .choice("mixed-precision", "compute dtype, with fp32 master weights", c.mixed_precision, {"no", "fp16", "bf16"})
       .value("iterations", "K", "timed training steps", b.steps, 1, 1000000, "steps")
@@ -45,6 +48,7 @@ int run_bench_finetune(const std::vector<std::string>& argv) {
   }
   table.read(args);
   if (c.model_dir.empty()) throw UsageError("bench finetune: --model is required");
+  c.model_dir = resolve_model_path(c.model_dir.string());  // a Hub id: its snapshot in the Hugging Face cache
   c.lora.alpha = static_cast<double>(c.lora.rank);
 
   const train::FinetuneBenchmarkResult r = table.with_flag_names([&] { return train::run_finetune_benchmark(b); });

@@ -7,7 +7,9 @@
 #include "cli/options.h"
 #include "cli/subcommand.h"
 #include "core/error.h"
+#include "core/hub_cache.h"
 #include "core/interrupt.h"
+#include "diffusion/single_file_arch.h"
 #include "train/dreambooth_trainer.h"
 
 namespace fairdiff::cli {
@@ -16,7 +18,15 @@ namespace {
 int run_finetune_command(const std::vector<std::string>& argv) {
   train::FinetuneConfig c;
   OptionTable table;
-  table.value("model", "DIR", "base model (diffusers layout)", c.model_dir, "model_dir")
+  table
+      .value("model", "PATH",
+             "base model: a diffusers folder, a single-file SD 1.x/2.x .safetensors, or a Hub id ORG/NAME[@REVISION] "
+             "in the Hugging Face cache",
+             c.model_dir, "model_dir")
+      .choice("arch", "single-file --model: its architecture (default: told from the tensors; sd2-v: SD 2.x 768-v)",
+              c.single_file.arch, single_file_arch_names(), "model_arch")
+      .value("config", "DIR", "single-file --model: a diffusers model folder whose configs describe it",
+             c.single_file.config_dir, "model_config")
       .value("instance-data", "DIR|CSV",
              "instance images: a folder, a CSV with columns file,caption, or generate's manifest.csv", c.instance_data)
       .value("instance-prompt", "TEXT", "the prompt of every image of an instance folder", c.instance_prompt)
@@ -84,6 +94,7 @@ int run_finetune_command(const std::vector<std::string>& argv) {
     throw UsageError("--lora-rank and --lora-alpha belong to --use-lora");
   }
   if (c.model_dir.empty()) throw UsageError("finetune: --model is required");
+  c.model_dir = resolve_model_path(c.model_dir.string());  // a Hub id: its snapshot in the Hugging Face cache
   if (c.instance_data.empty()) throw UsageError("finetune: --instance-data is required");
   if (c.out.empty()) throw UsageError("finetune: --out is required");
 

@@ -1,14 +1,17 @@
 // fairdiff generate: images for a prompt or a prompts CSV, resumable (see diffusion/generation_job.h).
 #include <cstdio>
+#include <string>
 
 #include "cli/args.h"
 #include "cli/options.h"
 #include "cli/subcommand.h"
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/hub_cache.h"
 #include "core/prompts.h"
 #include "diffusion/generation_job.h"
 #include "diffusion/schedulers/scheduler.h"
+#include "diffusion/single_file.h"
 #include "train/lora.h"
 
 namespace fairdiff::cli {
@@ -20,8 +23,15 @@ int run_generate(const std::vector<std::string>& argv) {
   std::filesystem::path prompts_csv;
   OptionTable table;
   table
-      .value("model", "DIR", "model directory (model_index.json, unet/, vae/, text_encoder/, tokenizer/, scheduler/)",
+      .value("model", "PATH",
+             "model directory (model_index.json, unet/, vae/, text_encoder/, tokenizer/, scheduler/), or a "
+             "single-file SD 1.x/2.x checkpoint (.safetensors, original layout; docs/models.md), or a Hub id "
+             "ORG/NAME[@REVISION] in the Hugging Face cache (fairdiff model pull)",
              s.model_dir, "model_dir")
+      .choice("arch", "single-file --model: its architecture (default: told from the tensors; sd2-v: SD 2.x 768-v)",
+              s.single_file.arch, single_file_arch_names(), "model_arch")
+      .value("config", "DIR", "single-file --model: a diffusers model folder whose configs describe it",
+             s.single_file.config_dir, "model_config")
       .value("prompt", "TEXT", "one prompt (its id is derived from the text)", prompt)
       .value("prompts", "CSV", "prompt_id,prompt CSV, or a plan CSV (fairdiff plan: n_images of each augmented_prompt)",
              prompts_csv)
@@ -43,13 +53,22 @@ int run_generate(const std::vector<std::string>& argv) {
       .value("lora-scale", "S", "strength of the LoRA update (0 leaves the model as it is)", s.lora_scale, -10.0, 10.0)
       .value("out", "DIR", "run directory: images/<prompt_id>/<index>.png, manifest.csv, run.json", s.out_dir,
              "out_dir");
-  Args args("generate", "Generate images with a Stable Diffusion model in the diffusers layout.", table.specs(), argv);
+  Args args("generate",
+            "Generate images with a Stable Diffusion model (a diffusers folder or a single-file checkpoint).",
+            table.specs(), argv);
   if (args.help_requested()) {
     std::printf("%s", args.usage().c_str());
     return 0;
   }
   table.read(args);
-  if (s.model_dir.empty()) throw UsageError("generate: --model is required (a model directory, diffusers layout)");
+  if (s.model_dir.empty())
+    throw UsageError("generate: --model is required (a model directory, diffusers layout, or a .safetensors file)");
+  s.model_dir = resolve_model_path(s.model_dir.string());  // a Hub id: its snapshot in the Hugging Face cache
+  if ((args.has("arch") || args.has("config")) && !is_single_file_checkpoint(s.model_dir)) {
+    throw UsageError("generate: --arch and --config describe a single-file --model; " + s.model_dir.string() +
+                     " is a folder, whose configs say it all");
+  }
+  if (args.has("arch") && args.has("config")) throw UsageError("generate: give --arch or --config, not both");
   if (args.has("prompt") == args.has("prompts"))
     throw UsageError("generate: give exactly one of --prompt TEXT or --prompts CSV");
   if (args.has("prompt")) {
@@ -85,9 +104,11 @@ int run_generate(const std::vector<std::string>& argv) {
   }
 
   const GenerationSummary summary = table.with_flag_names([&] { return run_generation(s, hook); });
-  std::printf("generated %lld image(s), skipped %lld already present, in %.1f s -> %s\n",
-              static_cast<long long>(summary.generated), static_cast<long long>(summary.skipped), summary.seconds,
-              s.out_dir.string().c_str());
+  const std::string replaced =
+      summary.damaged > 0 ? " (" + std::to_string(summary.damaged) + " of them replacing damaged ones)" : "";
+  std::printf("generated %lld image(s)%s, skipped %lld already present, in %.1f s -> %s\n",
+              static_cast<long long>(summary.generated), replaced.c_str(), static_cast<long long>(summary.skipped),
+              summary.seconds, s.out_dir.string().c_str());
   return 0;
 }
 

@@ -112,7 +112,10 @@ int run_study(const std::vector<std::string>& argv) {
   bool force = false;
   OptionTable table;
   table.value("out", "FILE", "where to write the configuration; prompts.csv goes beside it", out)
-      .value("model", "DIR", "the model to audit (builtin: the model shipped with fairdiff)", model)
+      .value("model", "MODEL",
+             "the model to audit: a folder, a Hub id ORG/NAME in the Hugging Face cache, or builtin (the model "
+             "shipped with fairdiff)",
+             model)
       .flag("force", "overwrite an existing configuration", force);
   Args args("study init",
             "Writes a study configuration to start from: the seed study's (10 occupations x 100 images, the\n"

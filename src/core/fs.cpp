@@ -1,5 +1,6 @@
 #include "core/fs.h"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -12,31 +13,53 @@
 
 namespace fairdiff {
 
+namespace {
+
+// fsync of a file or folder opened read-only; failures (e.g. a filesystem without fsync) are not fatal: the
+// rename still makes the file appear whole or not at all.
+void sync_path(const std::filesystem::path& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  ::fsync(fd);
+  ::close(fd);
+}
+
+}  // namespace
+
 void write_file_atomic(const std::filesystem::path& path, const std::string& contents) {
   std::filesystem::path temporary = path;
   temporary += ".tmp" + std::to_string(::getpid());
   std::error_code ec;
-  {
-    errno = 0;
-    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
-    if (!out) {
-      throw InputError("cannot write " + path.string() + ": " + std::strerror(errno) + " (is the folder writable?)");
+  const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    throw InputError("cannot write " + path.string() + ": " + std::strerror(errno) + " (is the folder writable?)");
+  }
+  size_t written = 0;
+  int failure = 0;
+  while (written < contents.size() && failure == 0) {
+    const ssize_t n = ::write(fd, contents.data() + written, contents.size() - written);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      failure = n < 0 ? errno : ENOSPC;
+    } else {
+      written += static_cast<size_t>(n);
     }
-    out.write(contents.data(), static_cast<std::streamsize>(contents.size()));
-    out.flush();
-    if (!out) {
-      const std::string reason = std::strerror(errno);
-      out.close();
-      std::filesystem::remove(temporary, ec);  // never leave a half-written file behind
-      throw InputError("failed while writing " + path.string() + ": " + reason +
-                       " (is the disk full? what was written before is kept)");
-    }
+  }
+  // The data reaches the disk before the rename makes it visible under its name: after a power loss the file is
+  // either the old one or the whole new one, never a truncated one that looks finished.
+  if (failure == 0 && ::fsync(fd) != 0 && errno != EINVAL && errno != EROFS) failure = errno;
+  if (::close(fd) != 0 && failure == 0) failure = errno;
+  if (failure != 0) {
+    std::filesystem::remove(temporary, ec);  // never leave a half-written file behind
+    throw InputError("failed while writing " + path.string() + ": " + std::strerror(failure) +
+                     " (is the disk full? what was written before is kept)");
   }
   std::filesystem::rename(temporary, path, ec);
   if (ec) {
     std::filesystem::remove(temporary, ec);
     throw InputError("cannot move " + temporary.string() + " to " + path.string());
   }
+  sync_path(path.parent_path().empty() ? std::filesystem::path(".") : path.parent_path());
 }
 
 std::string read_file(const std::filesystem::path& path) {

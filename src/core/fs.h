@@ -7,7 +7,8 @@
 
 namespace fairdiff {
 
-// Writes `contents` to a temporary file beside `path`, then renames it over `path`.
+// Writes `contents` to a temporary file beside `path`, fsyncs it, renames it over `path` and fsyncs the folder:
+// after a crash or power loss `path` is the old file or the whole new one.
 void write_file_atomic(const std::filesystem::path& path, const std::string& contents);
 std::string read_file(const std::filesystem::path& path);
 // InputError "<what> <path> does not exist (expected ...)" unless `path` is an existing directory.

@@ -1,6 +1,7 @@
 // Every foreign key-naming scheme of model weights is converted to fairdiff's (= diffusers') names here, in one
-// place. The one exception is LoRA adapters, whose diffusers/PEFT/kohya key names map onto layers rather than
-// tensors: src/train/lora_keys.h.
+// place. Two exceptions: LoRA adapters, whose diffusers/PEFT/kohya key names map onto layers rather than tensors
+// (src/train/lora_keys.h), and the original single-file layout of SD 1.x/2.x checkpoints, whose UNet indices only
+// mean something given the architecture's configs (src/diffusion/single_file_keys.h).
 #pragma once
 
 #include <filesystem>

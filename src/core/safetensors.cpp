@@ -46,7 +46,7 @@ Header parse_header(std::ifstream& in, const std::string& source, uint64_t file_
   Json json;
   try {
     json = Json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, and out_of_range for a number like 1e400
     throw InputError("malformed safetensors header in " + source + ": " + e.what());
   }
   if (!json.is_object()) throw InputError("malformed safetensors header in " + source + ": not a JSON object");
@@ -70,16 +70,13 @@ Header parse_header(std::ifstream& in, const std::string& source, uint64_t file_
     }
     Entry entry;
     entry.name = name;
-    try {
-      entry.dtype = safetensors_dtype(info.at("dtype").get<std::string>(), where);
-      entry.shape = info.at("shape").get<std::vector<int64_t>>();
-      auto offsets = info.at("data_offsets").get<std::vector<uint64_t>>();
-      if (offsets.size() != 2) throw InputError(where + ": data_offsets must have two entries");
-      entry.begin = offsets[0];
-      entry.end = offsets[1];
-    } catch (const nlohmann::json::exception& e) {
-      throw InputError(where + ": malformed entry: " + e.what());
-    }
+    // json_value checks whole numbers: get<int64_t>() would cast a shape of [1e300] unchecked.
+    entry.dtype = safetensors_dtype(json_value<std::string>(info.at("dtype"), where + ": dtype"), where);
+    entry.shape = json_value<std::vector<int64_t>>(info.at("shape"), where + ": shape");
+    const auto offsets = json_value<std::vector<uint64_t>>(info.at("data_offsets"), where + ": data_offsets");
+    if (offsets.size() != 2) throw InputError(where + ": data_offsets must have two entries");
+    entry.begin = offsets[0];
+    entry.end = offsets[1];
     // Offsets first, so that nothing below can describe more bytes than the file holds; then the element
     // count and byte size with every product checked for overflow (a shape like [2^62 + 32] must not wrap
     // around to a small size that matches its offsets).

@@ -1,10 +1,14 @@
 #include "core/sha256.h"
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <vector>
 
-#include "core/fs.h"
+#include "core/error.h"
 
 namespace fairdiff {
 namespace {
@@ -64,32 +68,66 @@ void compress(std::array<uint32_t, 8>& state, const unsigned char* block) {
 
 }  // namespace
 
-std::string sha256_hex(const std::string& bytes) {
-  std::array<uint32_t, 8> state = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
-                                   0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
-  const auto* data = reinterpret_cast<const unsigned char*>(bytes.data());
-  const size_t full_blocks = bytes.size() / 64;
-  for (size_t i = 0; i < full_blocks; ++i) compress(state, data + 64 * i);
+Sha256::Sha256()
+    : state_{0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19} {}
+
+void Sha256::update(const void* data, size_t size) {
+  const auto* bytes = static_cast<const unsigned char*>(data);
+  length_ += size;
+  while (size > 0) {
+    if (block_used_ == 0 && size >= 64) {
+      compress(state_, bytes);
+      bytes += 64;
+      size -= 64;
+      continue;
+    }
+    const size_t n = std::min(size, 64 - block_used_);
+    std::memcpy(block_.data() + block_used_, bytes, n);
+    block_used_ += n;
+    bytes += n;
+    size -= n;
+    if (block_used_ == 64) {
+      compress(state_, block_.data());
+      block_used_ = 0;
+    }
+  }
+}
+
+std::string Sha256::hex_digest() {
   // Padding: 0x80, zeros, then the message length in bits (big-endian 64-bit), to a multiple of 64 bytes.
-  std::array<unsigned char, 128> tail{};
-  const size_t rest = bytes.size() - 64 * full_blocks;
-  for (size_t i = 0; i < rest; ++i) tail[i] = data[64 * full_blocks + i];
-  tail[rest] = 0x80;
-  const size_t tail_size = rest + 1 + 8 <= 64 ? 64 : 128;
-  const uint64_t bits = static_cast<uint64_t>(bytes.size()) * 8;
-  for (int i = 0; i < 8; ++i) tail[tail_size - 1 - i] = static_cast<unsigned char>(bits >> (8 * i));
-  for (size_t offset = 0; offset < tail_size; offset += 64) compress(state, tail.data() + offset);
+  const uint64_t bits = length_ * 8;
+  const unsigned char one = 0x80, zero = 0;
+  update(&one, 1);
+  while (block_used_ != 56) update(&zero, 1);
+  unsigned char length[8];
+  for (int i = 0; i < 8; ++i) length[i] = static_cast<unsigned char>(bits >> (56 - 8 * i));
+  update(length, 8);
   std::string hex;
   char digits[9];
-  for (uint32_t word : state) {
+  for (uint32_t word : state_) {
     std::snprintf(digits, sizeof(digits), "%08x", word);
     hex += digits;
   }
   return hex;
 }
 
+std::string sha256_hex(const std::string& bytes) {
+  Sha256 hasher;
+  hasher.update(bytes.data(), bytes.size());
+  return hasher.hex_digest();
+}
+
 std::string sha256_file(const std::filesystem::path& path) {
-  return sha256_hex(read_file(path));
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw InputError("cannot read " + path.string() + " to compute its SHA-256");
+  Sha256 hasher;
+  std::vector<char> buffer(1 << 20);
+  while (in) {
+    in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
+    if (in.gcount() > 0) hasher.update(buffer.data(), static_cast<size_t>(in.gcount()));
+  }
+  if (in.bad()) throw InputError("failed while reading " + path.string() + " to compute its SHA-256");
+  return hasher.hex_digest();
 }
 
 }  // namespace fairdiff

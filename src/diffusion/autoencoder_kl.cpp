@@ -48,7 +48,29 @@ AutoencoderKLConfig AutoencoderKLConfig::from_json(const Json& json, const std::
       }
     }
   }
-  if (c.block_out_channels.empty()) throw InputError(where + ": block_out_channels is empty");
+  const ConfigCheck check(json, where);
+  check.each_in_range("block_out_channels", c.block_out_channels, 1, 1 << 16);
+  if (c.block_out_channels.size() > 8) {
+    check.fail("block_out_channels", "has " + std::to_string(c.block_out_channels.size()) + " entries",
+               "at most 8 blocks");
+  }
+  for (const char* key : {"down_block_types", "up_block_types"}) {
+    if (check.has(key))
+      check.same_length({{"block_out_channels", c.block_out_channels.size()}, {key, json[key].size()}});
+  }
+  check.in_range("in_channels", c.in_channels, 1, 1 << 16);
+  check.in_range("out_channels", c.out_channels, 1, 1 << 16);
+  check.in_range("latent_channels", c.latent_channels, 1, 1 << 16);
+  check.in_range("layers_per_block", c.layers_per_block, 1, 64);
+  check.in_range("sample_size", c.sample_size, 1, 1 << 16);
+  check.in_range("norm_num_groups", c.norm_num_groups, 1, 1 << 16);
+  for (int64_t channels : c.block_out_channels) {
+    if (channels % c.norm_num_groups != 0) {
+      check.fail("norm_num_groups", "is " + std::to_string(c.norm_num_groups),
+                 "a number that divides every block's channels (" + std::to_string(channels) + " does not)");
+    }
+  }
+  check.in_range("scaling_factor", c.scaling_factor, 0, 1e6, true, false);
   return c;
 }
 

@@ -1,5 +1,6 @@
 #include "diffusion/generation_job.h"
 
+#include <cstdlib>
 #include <fstream>
 #include <map>
 #include <set>
@@ -11,6 +12,7 @@
 #include "core/image.h"
 #include "core/interrupt.h"
 #include "core/progress.h"
+#include "core/sha256.h"
 #include "core/strings.h"
 #include "core/tensor_io.h"
 #include "diffusion/stable_diffusion.h"
@@ -38,8 +40,71 @@ struct WorkItem {
 };
 
 const std::vector<std::string> kManifestColumns = {
-    "prompt_id", "prompt", "index",  "seed",  "file",   "negative_prompt", "scheduler", "steps",
-    "guidance",  "width",  "height", "dtype", "device", "model",           "lora",      "lora_scale"};
+    "prompt_id", "prompt", "index",  "seed",  "file", "negative_prompt", "scheduler", "steps", "guidance", "width",
+    "height",    "dtype",  "device", "model", "lora", "lora_scale",      "bytes",     "sha256"};
+
+struct FileDigest {
+  uintmax_t bytes = 0;
+  std::string sha256;
+};
+
+// What an earlier run's manifest recorded for each image (file -> size and SHA-256). A manifest cut short by a
+// crash loses at most its last line; one from before the digests were recorded, or unreadable, records nothing
+// (each kept image is then checked by decoding it).
+std::map<std::string, FileDigest> recorded_digests(const std::filesystem::path& manifest) {
+  std::map<std::string, FileDigest> digests;
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(manifest, ec)) return digests;
+  std::string text = read_file(manifest);
+  if (!text.empty() && text.back() != '\n')
+    text.erase(text.rfind('\n') == std::string::npos ? 0 : text.rfind('\n') + 1);
+  try {
+    CsvTable table = parse_csv(text, manifest.string());
+    const int file = table.column("file"), bytes = table.column("bytes"), sha = table.column("sha256");
+    if (file < 0 || bytes < 0 || sha < 0) return digests;
+    for (const auto& row : table.rows) {
+      digests[row.fields[static_cast<size_t>(file)]] = {
+          std::strtoull(row.fields[static_cast<size_t>(bytes)].c_str(), nullptr, 10),
+          row.fields[static_cast<size_t>(sha)]};
+    }
+  } catch (const InputError&) {
+    digests.clear();
+  }
+  return digests;
+}
+
+// Whether a kept image is the one generate wrote: its size and digest as the manifest recorded them, or, with no
+// record, a PNG that decodes whole at the run's size. `why` says what is wrong otherwise.
+bool kept_image_is_intact(const std::filesystem::path& path, const std::string& file,
+                          const std::map<std::string, FileDigest>& recorded, int64_t width, int64_t height,
+                          FileDigest& digest, std::string& why) {
+  const std::string bytes = read_file(path);
+  digest = {bytes.size(), sha256_hex(bytes)};
+  auto it = recorded.find(file);
+  if (it != recorded.end()) {
+    if (it->second.bytes != digest.bytes) {
+      why = std::to_string(digest.bytes) + " bytes, the manifest recorded " + std::to_string(it->second.bytes);
+      return false;
+    }
+    if (it->second.sha256 != digest.sha256) {
+      why = "its SHA-256 differs from the one the manifest recorded";
+      return false;
+    }
+    return true;
+  }
+  try {
+    Image image = decode_image(std::vector<uint8_t>(bytes.begin(), bytes.end()), path.string());
+    if (image.width != width || image.height != height) {
+      why = std::to_string(image.width) + "x" + std::to_string(image.height) + " pixels, the run makes " +
+            std::to_string(width) + "x" + std::to_string(height);
+      return false;
+    }
+  } catch (const std::exception& e) {
+    why = e.what();
+    return false;
+  }
+  return true;
+}
 
 }  // namespace
 
@@ -64,18 +129,24 @@ Json GenerationSettings::identity() const {
     if (p.images > 0) item["images"] = p.images;  // absent for the run's images_per_prompt (older runs resume)
     prompts_json.push_back(item);
   }
-  return Json{{"model", std::filesystem::absolute(model_dir).lexically_normal().string()},
-              {"prompts", prompts_json},
-              {"negative_prompt", negative_prompt},
-              {"steps", steps},
-              {"guidance", guidance_scale},
-              {"scheduler", scheduler},
-              {"seed", seed},
-              {"width", width},
-              {"height", height},
-              {"dtype", dtype},
-              {"lora", lora_file.empty() ? "" : std::filesystem::absolute(lora_file).lexically_normal().string()},
-              {"lora_scale", lora_scale}};
+  Json identity{{"model", std::filesystem::absolute(model_dir).lexically_normal().string()},
+                {"prompts", prompts_json},
+                {"negative_prompt", negative_prompt},
+                {"steps", steps},
+                {"guidance", guidance_scale},
+                {"scheduler", scheduler},
+                {"seed", seed},
+                {"width", width},
+                {"height", height},
+                {"dtype", dtype},
+                {"lora", lora_file.empty() ? "" : std::filesystem::absolute(lora_file).lexically_normal().string()},
+                {"lora_scale", lora_scale}};
+  // Absent unless given, so runs made before single-file checkpoints resume.
+  if (!single_file.arch.empty()) identity["model_arch"] = single_file.arch;
+  if (!single_file.config_dir.empty()) {
+    identity["model_config"] = std::filesystem::absolute(single_file.config_dir).lexically_normal().string();
+  }
+  return identity;
 }
 
 GenerationSummary run_generation(const GenerationSettings& requested, const ModelHook& hook) {
@@ -83,7 +154,7 @@ GenerationSummary run_generation(const GenerationSettings& requested, const Mode
   s.device = resolve_device_name(s.device);
   s.dtype = resolve_inference_dtype(s.dtype, s.device);
   // Everything that can be checked without loading the model, first.
-  validate_model_directory(s.model_dir);
+  validate_model_directory(s.model_dir, s.single_file);
   if (s.prompts.empty()) throw UsageError("no prompts given");
   torch::Device device = parse_device(s.device);
   torch::Dtype dtype = parse_dtype(s.dtype);
@@ -110,7 +181,12 @@ GenerationSummary run_generation(const GenerationSettings& requested, const Mode
   }
   write_json_file(run_json, Json{{"identity", identity}, {"images_per_prompt", s.images_per_prompt}});
 
+  // Kept images are checked before they count as done: a truncated, emptied or replaced file is made again.
+  const auto manifest_path = s.out_dir / "manifest.csv";
+  const std::map<std::string, FileDigest> recorded = recorded_digests(manifest_path);
+  std::map<std::string, FileDigest> digests;  // of every finished image, for the manifest
   std::vector<WorkItem> todo;
+  std::vector<std::string> damaged;
   int64_t total = 0, skipped = 0;
   auto images_of = [&](const PromptItem& p) { return p.images > 0 ? p.images : s.images_per_prompt; };
   for (const auto& p : s.prompts) {
@@ -118,15 +194,29 @@ GenerationSummary run_generation(const GenerationSettings& requested, const Mode
       WorkItem item{&p, i, s.seed + static_cast<uint64_t>(i),
                     std::filesystem::path("images") / p.prompt_id / (std::to_string(i) + ".png")};
       ++total;
-      if (std::filesystem::exists(s.out_dir / item.file)) {
+      if (!std::filesystem::exists(s.out_dir / item.file)) {
+        todo.push_back(item);
+        continue;
+      }
+      FileDigest digest;
+      std::string why;
+      if (kept_image_is_intact(s.out_dir / item.file, item.file.string(), recorded, s.width, s.height, digest, why)) {
         ++skipped;
+        digests[item.file.string()] = digest;
       } else {
+        damaged.push_back(item.file.string() + " (" + why + ")");
         todo.push_back(item);
       }
     }
   }
+  for (size_t k = 0; k < damaged.size() && k < 5; ++k) {
+    std::fprintf(stderr, "generate: kept image %s in %s is damaged; making it again\n", damaged[k].c_str(),
+                 s.out_dir.string().c_str());
+  }
+  if (damaged.size() > 5) std::fprintf(stderr, "generate: ... and %zu more damaged images\n", damaged.size() - 5);
   GenerationSummary summary;
   summary.skipped = skipped;
+  summary.damaged = static_cast<int64_t>(damaged.size());
   if (todo.empty()) {
     std::fprintf(stderr, "generate: all %lld images already exist in %s\n", static_cast<long long>(total),
                  s.out_dir.string().c_str());
@@ -146,12 +236,13 @@ GenerationSummary run_generation(const GenerationSettings& requested, const Mode
   std::snprintf(lora_scale, sizeof(lora_scale), "%g", s.lora_scale);
   auto manifest_row = [&](const PromptItem& p, int64_t i) {
     const auto file = std::filesystem::path("images") / p.prompt_id / (std::to_string(i) + ".png");
+    const FileDigest& digest = digests.at(file.string());
     return csv_line({p.prompt_id, p.prompt, std::to_string(i), std::to_string(s.seed + static_cast<uint64_t>(i)),
                      file.string(), s.negative_prompt, s.scheduler, std::to_string(s.steps), guidance,
                      std::to_string(s.width), std::to_string(s.height), s.dtype, s.device,
-                     identity["model"].get<std::string>(), identity["lora"].get<std::string>(), lora_scale});
+                     identity["model"].get<std::string>(), identity["lora"].get<std::string>(), lora_scale,
+                     std::to_string(digest.bytes), digest.sha256});
   };
-  const auto manifest_path = s.out_dir / "manifest.csv";
   auto write_manifest = [&]() {
     std::string text = csv_line(kManifestColumns);
     for (const auto& p : s.prompts) {
@@ -164,7 +255,9 @@ GenerationSummary run_generation(const GenerationSettings& requested, const Mode
   write_manifest();
   if (todo.empty()) return summary;
 
-  StableDiffusionModel model = load_stable_diffusion(s.model_dir, device, dtype);
+  PipelineLoadOptions load_options;
+  load_options.single_file = s.single_file;
+  StableDiffusionModel model = load_stable_diffusion(s.model_dir, device, dtype, load_options);
   if (hook) hook(model);
   StableDiffusionPipeline pipeline(model);
   Progress progress("generate", total, skipped, "img");
@@ -189,7 +282,10 @@ GenerationSummary run_generation(const GenerationSettings& requested, const Mode
       for (size_t k = start; k < end; ++k) {
         auto path = s.out_dir / todo[k].file;
         ensure_directory(path.parent_path(), "image folder");
-        write_png(path, image_from_unit_tensor(images[static_cast<int64_t>(k - start)]));
+        const std::vector<uint8_t> png = encode_png(image_from_unit_tensor(images[static_cast<int64_t>(k - start)]));
+        const std::string bytes(png.begin(), png.end());
+        write_file_atomic(path, bytes);
+        digests[todo[k].file.string()] = {bytes.size(), sha256_hex(bytes)};
         ++summary.generated;
         finished.emplace(todo[k].prompt->prompt_id, todo[k].index);
         rows += manifest_row(*todo[k].prompt, todo[k].index);

@@ -1,5 +1,6 @@
 // A resumable generation run: N images per prompt written to OUT/images/<prompt_id>/<index>.png with a
-// manifest (OUT/manifest.csv: one row per finished image with its prompt, seed, file and every setting)
+// manifest (OUT/manifest.csv: one row per finished image with its prompt, seed, file, every setting, and the file's
+// size and SHA-256, by which a resumed run tells a kept image from a damaged one)
 // and the run's settings (OUT/run.json). Image i of every prompt uses seed = run seed + i, so prompts are
 // compared under the same noise (common random numbers) and `--seed S` reproduces the reference's
 // generator=torch.Generator("cpu").manual_seed(S) for image 0. A rerun skips finished images; a run
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "core/json.h"
+#include "diffusion/single_file_arch.h"
 
 namespace fairdiff {
 
@@ -27,7 +29,8 @@ struct PromptItem {
 std::string prompt_id_for(const std::string& prompt);
 
 struct GenerationSettings {
-  std::filesystem::path model_dir;
+  std::filesystem::path model_dir;  // a diffusers folder or a single-file checkpoint
+  SingleFileOptions single_file;    // how to read a single-file checkpoint
   std::vector<PromptItem> prompts;
   std::string negative_prompt;
   int64_t images_per_prompt = 1;
@@ -50,7 +53,8 @@ struct GenerationSettings {
 
 struct GenerationSummary {
   int64_t generated = 0;
-  int64_t skipped = 0;
+  int64_t skipped = 0;  // kept from an earlier run (checked intact)
+  int64_t damaged = 0;  // kept files that were truncated, emptied or replaced, made again
   double seconds = 0;
 };
 

@@ -10,7 +10,15 @@
 namespace fairdiff {
 namespace {
 
-SchedulerConfig stable_diffusion_schedule() {
+TensorMap to_dtype(const TensorMap& weights, torch::Dtype dtype) {
+  TensorMap out;
+  for (const auto& [name, t] : weights) out[name] = t.is_floating_point() ? t.to(dtype) : t;
+  return out;
+}
+
+}  // namespace
+
+SchedulerConfig stable_diffusion_scheduler_config() {
   SchedulerConfig s;
   s.num_train_timesteps = 1000;
   s.beta_start = 0.00085;
@@ -23,14 +31,6 @@ SchedulerConfig stable_diffusion_schedule() {
   return s;
 }
 
-TensorMap to_dtype(const TensorMap& weights, torch::Dtype dtype) {
-  TensorMap out;
-  for (const auto& [name, t] : weights) out[name] = t.is_floating_point() ? t.to(dtype) : t;
-  return out;
-}
-
-}  // namespace
-
 std::vector<std::string> architecture_names() {
   return {"sd21-base", "sd15", "tiny-sd2", "tiny-sd1", "builtin"};
 }
@@ -38,7 +38,7 @@ std::vector<std::string> architecture_names() {
 ModelArchitecture architecture(const std::string& name) {
   ModelArchitecture a;
   a.name = name;
-  a.scheduler = stable_diffusion_schedule();
+  a.scheduler = stable_diffusion_scheduler_config();
   if (name == "sd21-base" || name == "sd15") {
     a.unet.block_out_channels = {320, 640, 1280, 1280};
     a.unet.sample_size = 64;

@@ -24,6 +24,10 @@ struct ModelArchitecture {
   std::string pad_token;  // "!" for SD 2.x, "<|endoftext|>" for SD 1.x
 };
 
+// Stable Diffusion's training schedule as PNDM runs it (scaled_linear 0.00085..0.012, steps_offset 1, epsilon):
+// the scheduler_config.json of SD 1.x and 2.x-base.
+SchedulerConfig stable_diffusion_scheduler_config();
+
 std::vector<std::string> architecture_names();  // sd21-base, sd15, tiny-sd2, tiny-sd1, builtin
 ModelArchitecture architecture(const std::string& name);
 

@@ -1,6 +1,7 @@
 #include "diffusion/stable_diffusion.h"
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Context.h>
 
 #include "core/error.h"
 #include "core/fs.h"
@@ -10,7 +11,11 @@
 
 namespace fairdiff {
 
-void validate_model_directory(const std::filesystem::path& dir) {
+void validate_model_directory(const std::filesystem::path& dir, const SingleFileOptions& single_file) {
+  if (is_single_file_checkpoint(dir)) {
+    inspect_single_file(dir, single_file);
+    return;
+  }
   require_directory(dir, "model directory");
   const auto index_path = dir / "model_index.json";
   if (!std::filesystem::exists(index_path)) {
@@ -37,18 +42,51 @@ void validate_model_directory(const std::filesystem::path& dir) {
   }
 }
 
+ModelArchitecture read_model_architecture(const std::filesystem::path& model, const SingleFileOptions& single_file) {
+  if (is_single_file_checkpoint(model)) return inspect_single_file(model, single_file).arch;
+  validate_model_directory(model);
+  ModelArchitecture arch;
+  arch.name = model.filename().string();
+  auto config = [&](const char* component, const char* name) {
+    const auto path = model / component / name;
+    return std::make_pair(read_json_file(path), path.string());
+  };
+  const auto [unet, unet_where] = config("unet", "config.json");
+  const auto [vae, vae_where] = config("vae", "config.json");
+  const auto [text, text_where] = config("text_encoder", "config.json");
+  arch.unet = UNet2DConditionConfig::from_json(unet, unet_where);
+  arch.vae = AutoencoderKLConfig::from_json(vae, vae_where);
+  arch.text_encoder = ClipTextConfig::from_json(text, text_where);
+  arch.scheduler = load_scheduler_config((model / "scheduler" / "scheduler_config.json").string());
+  const auto tokenizer = model / "tokenizer" / "tokenizer_config.json";
+  if (std::filesystem::exists(tokenizer)) {
+    const Json config = read_json_file(tokenizer);
+    if (config.contains("pad_token") && config["pad_token"].is_string()) arch.pad_token = config["pad_token"];
+  }
+  return arch;
+}
+
 StableDiffusionModel load_stable_diffusion(const std::filesystem::path& dir, torch::Device device, torch::Dtype dtype,
                                            const PipelineLoadOptions& options) {
-  validate_model_directory(dir);
-  StableDiffusionModel model{
-      dir,  ClipTokenizer::from_directory(dir / "tokenizer"), nullptr, nullptr, nullptr, {}, device, dtype, dtype,
-      false};
+  validate_model_directory(dir, options.single_file);
+  StableDiffusionModel model;
+  model.dir = dir;
   model.device = device;
   model.dtype = dtype;
-  model.scheduler_config = load_scheduler_config((dir / "scheduler" / "scheduler_config.json").string());
-  model.text_encoder = load_clip_text_model(dir / "text_encoder", dtype);
-  model.unet = load_unet(dir / "unet", dtype);
-  model.vae = load_vae(dir / "vae", torch::kFloat32);
+  if (is_single_file_checkpoint(dir)) {
+    SingleFileComponents components = load_single_file(dir, options.single_file, dtype);
+    model.tokenizer = std::move(components.tokenizer);
+    model.scheduler_config = components.model.arch.scheduler;
+    model.text_encoder = components.text_encoder;
+    model.unet = components.unet;
+    model.vae = components.vae;
+  } else {
+    model.tokenizer = ClipTokenizer::from_directory(dir / "tokenizer");
+    model.scheduler_config = load_scheduler_config((dir / "scheduler" / "scheduler_config.json").string());
+    model.text_encoder = load_clip_text_model(dir / "text_encoder", dtype);
+    model.unet = load_unet(dir / "unet", dtype);
+    model.vae = load_vae(dir / "vae", torch::kFloat32);
+  }
   model.vae_dtype = options.vae_dtype                                                ? *options.vae_dtype
                     : (dtype == torch::kFloat16 && model.vae->config().force_upcast) ? torch::kFloat32
                                                                                      : dtype;
@@ -99,6 +137,13 @@ torch::Tensor StableDiffusionPipeline::encode_prompts(const std::vector<std::str
   const int64_t b = static_cast<int64_t>(prompts.size());
   torch::Tensor input_ids =
       torch::tensor(ids, torch::kInt64).view({b, model_.tokenizer.max_length()}).to(model_.device);
+  if (model_.device.is_cpu() && b > 1) {
+    // One prompt at a time on the CPU: the text encoder's matrix products round differently in a batch (2.4e-7
+    // measured on tiny-sd2), and an image must not depend on its batch. It runs once per batch: the cost is small.
+    std::vector<torch::Tensor> states;
+    for (int64_t i = 0; i < b; ++i) states.push_back(model_.text_encoder->forward(input_ids.slice(0, i, i + 1)));
+    return torch::cat(states, 0);
+  }
   return model_.text_encoder->forward(input_ids);  // [B, L, D]
 }
 
@@ -144,13 +189,47 @@ torch::Tensor StableDiffusionPipeline::decode(const torch::Tensor& latents) {
   torch::NoGradGuard no_grad;
   torch::Tensor z = (latents / model_.vae->config().scaling_factor).to(model_.vae_dtype);
   if (model_.channels_last) z = z.contiguous(torch::MemoryFormat::ChannelsLast);
-  torch::Tensor image = model_.vae->decode(z).to(torch::kFloat32);
+  torch::Tensor image;
+  if (model_.device.is_cpu()) {
+    // One image at a time: the VAE's mid-block attention and up-sampling also round differently in a batch on
+    // the CPU (3.5e-6 measured), and decoding costs the same per image either way.
+    std::vector<torch::Tensor> images;
+    for (int64_t i = 0; i < z.size(0); ++i) images.push_back(model_.vae->decode(z.slice(0, i, i + 1)));
+    image = torch::cat(images, 0).to(torch::kFloat32);
+  } else {
+    image = model_.vae->decode(z).to(torch::kFloat32);
+  }
   image = (image / 2 + 0.5).clamp(0, 1);
   return image.permute({0, 2, 3, 1}).contiguous().to(torch::kCPU);  // [B, 3, H, W] -> [B, H, W, 3]
 }
 
+namespace {
+
+// On the CPU an image must not depend on the batch it was made in (a resumed run, or another --batch-size, remakes
+// images alone or in other company). oneDNN's convolutions pick batch-dependent kernels whose sums round
+// differently (measured on tiny-sd2: one UNet call differs by up to 2e-6 between a sample alone and in a batch of
+// 8, enough to flip pixels by 1/255 after 50 steps), so generation turns them off for its duration; LibTorch's own
+// convolutions are batch-invariant and, measured on tiny-sd2 and the built-in model, no slower on 2 cores.
+class BatchInvariantCpuKernels {
+ public:
+  explicit BatchInvariantCpuKernels(bool cpu) : restore_(cpu && at::globalContext().userEnabledMkldnn()) {
+    if (restore_) at::globalContext().setUserEnabledMkldnn(false);
+  }
+  ~BatchInvariantCpuKernels() {
+    if (restore_) at::globalContext().setUserEnabledMkldnn(true);
+  }
+  BatchInvariantCpuKernels(const BatchInvariantCpuKernels&) = delete;
+  BatchInvariantCpuKernels& operator=(const BatchInvariantCpuKernels&) = delete;
+
+ private:
+  bool restore_;
+};
+
+}  // namespace
+
 torch::Tensor StableDiffusionPipeline::generate(const GenerationRequest& request, const StepCallback& on_step) {
   validate_request(request, model_);
+  const BatchInvariantCpuKernels invariant(model_.device.is_cpu());
   const int64_t width = request.width ? request.width : model_.native_size();
   const int64_t height = request.height ? request.height : model_.native_size();
   torch::Tensor cond = encode_prompts(request.prompts);

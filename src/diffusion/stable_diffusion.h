@@ -1,5 +1,6 @@
 // A Stable Diffusion model directory in the diffusers layout (model_index.json + tokenizer/, text_encoder/,
-// unet/, vae/, scheduler/) and the txt2img pipeline over it: classifier-free guidance with negative
+// unet/, vae/, scheduler/) or a single-file checkpoint in the original layout (diffusion/single_file.h, read in
+// memory: nothing is written), and the txt2img pipeline over it: classifier-free guidance with negative
 // prompts, batches of prompts, one seed (and CPU-drawn initial noise) per image.
 //
 // Shape legend: B images, L = 77 tokens, D text channels, Cl latent channels, h/w = H/f, W/f latent size.
@@ -17,6 +18,7 @@
 
 #include "diffusion/autoencoder_kl.h"
 #include "diffusion/schedulers/scheduler.h"
+#include "diffusion/single_file.h"
 #include "diffusion/unet_2d_condition.h"
 #include "text/clip_text_model.h"
 #include "text/clip_tokenizer.h"
@@ -24,7 +26,7 @@
 namespace fairdiff {
 
 struct StableDiffusionModel {
-  std::filesystem::path dir;
+  std::filesystem::path dir;  // the model folder, or the single-file checkpoint
   ClipTokenizer tokenizer;
   ClipTextModel text_encoder{nullptr};
   UNet2DConditionModel unet{nullptr};
@@ -38,8 +40,14 @@ struct StableDiffusionModel {
   int64_t native_size() const { return unet->config().sample_size * vae->config().latent_scale_factor(); }
 };
 
-// Checks the layout before reading any weights: InputError naming the missing folder or file.
-void validate_model_directory(const std::filesystem::path& dir);
+// Checks the layout before reading any weights: InputError naming the missing folder or file. For a single file
+// (a path that is not a folder): its header, the architecture told from it, and `single_file` against it.
+void validate_model_directory(const std::filesystem::path& dir, const SingleFileOptions& single_file = {});
+// The configs of a model folder (its config.json files), or of a single-file checkpoint (from its header),
+// without reading weights.
+ModelArchitecture read_model_architecture(const std::filesystem::path& model,
+                                          const SingleFileOptions& single_file = {});
+
 struct PipelineLoadOptions {
   // On CUDA: convolution weights and activations channels-last. Off by default: on the H200 the UNet ran 6%
   // slower channels-last (LibTorch's GroupNorm has no channels-last kernel), see bench/RESULTS.md.
@@ -47,6 +55,8 @@ struct PipelineLoadOptions {
   // The VAE's dtype; unset: float32 when the compute dtype is fp16 and the VAE config says force_upcast
   // (as the reference does, to avoid fp16 overflow in the decoder), else the compute dtype.
   std::optional<torch::Dtype> vae_dtype;
+  // How to read a single-file checkpoint (ignored for a folder).
+  SingleFileOptions single_file;
 };
 
 StableDiffusionModel load_stable_diffusion(const std::filesystem::path& dir, torch::Device device, torch::Dtype dtype,

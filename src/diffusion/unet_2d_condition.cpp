@@ -12,11 +12,21 @@
 namespace fairdiff {
 namespace {
 
+// Generous bounds: they only keep a malformed config from asking for absurd allocations.
+constexpr int64_t kMaxChannels = 1 << 16;
+constexpr int64_t kMaxBlocks = 8;
+
+std::string join_numbers(const std::vector<int64_t>& values) {
+  std::string out;
+  for (int64_t v : values) out += (out.empty() ? "" : ", ") + std::to_string(v);
+  return out;
+}
+
 std::vector<int64_t> int_or_list(const Json& json, const std::string& key, size_t count, const std::string& where) {
   const Json& value = json.at(key);
   if (value.is_number_integer()) return std::vector<int64_t>(count, value.get<int64_t>());
   if (value.is_array()) {
-    auto list = value.get<std::vector<int64_t>>();
+    auto list = json_get<std::vector<int64_t>>(json, key, {}, where);
     if (list.size() != count) {
       throw InputError(where + ": '" + key + "' has " + std::to_string(list.size()) +
                        " entries, expected one per block (" + std::to_string(count) + ")");
@@ -46,14 +56,36 @@ UNet2DConditionConfig UNet2DConditionConfig::from_json(const Json& json, const s
   c.flip_sin_to_cos = json_get<bool>(json, "flip_sin_to_cos", c.flip_sin_to_cos, where);
   c.freq_shift = json_get<double>(json, "freq_shift", c.freq_shift, where);
   const size_t blocks = c.block_out_channels.size();
-  if (c.down_block_types.size() != blocks || c.up_block_types.size() != blocks) {
-    throw InputError(where + ": down_block_types, up_block_types and block_out_channels must have the same length");
+  const ConfigCheck check(json, where);
+  check.each_in_range("block_out_channels", c.block_out_channels, 1, kMaxChannels);
+  if (blocks > kMaxBlocks) {
+    check.fail("block_out_channels", "has " + std::to_string(blocks) + " entries",
+               "at most " + std::to_string(kMaxBlocks) + " blocks");
   }
+  check.same_length({{"block_out_channels", blocks},
+                     {"down_block_types", c.down_block_types.size()},
+                     {"up_block_types", c.up_block_types.size()}});
+  check.in_range("in_channels", c.in_channels, 1, kMaxChannels);
+  check.in_range("out_channels", c.out_channels, 1, kMaxChannels);
+  check.in_range("sample_size", c.sample_size, 1, 1 << 16);
+  check.in_range("layers_per_block", c.layers_per_block, 1, 64);
+  check.in_range("downsample_padding", c.downsample_padding, 0, 1);
+  check.in_range("norm_num_groups", c.norm_num_groups, 1, kMaxChannels);
+  for (int64_t channels : c.block_out_channels) {
+    if (channels % c.norm_num_groups != 0) {
+      check.fail("norm_num_groups", "is " + std::to_string(c.norm_num_groups),
+                 "a number that divides every block's channels (block_out_channels " +
+                     join_numbers(c.block_out_channels) + ")");
+    }
+  }
+  check.in_range("norm_eps", c.norm_eps, 0, 1, true, false);
+  check.in_range("freq_shift", c.freq_shift, -1e6, 1e6, false, false);
   if (json.contains("cross_attention_dim") && json["cross_attention_dim"].is_array()) {
     throw InputError(where +
                      ": a per-block cross_attention_dim list is not supported (Stable Diffusion 1.x/2.x use one int)");
   }
   c.cross_attention_dim = json_get<int64_t>(json, "cross_attention_dim", c.cross_attention_dim, where);
+  check.in_range("cross_attention_dim", c.cross_attention_dim, 1, kMaxChannels);
   if (json.contains("num_attention_heads") && !json["num_attention_heads"].is_null()) {
     c.num_attention_heads = int_or_list(json, "num_attention_heads", blocks, where);
   } else if (json.contains("attention_head_dim") && !json["attention_head_dim"].is_null()) {
@@ -83,6 +115,8 @@ UNet2DConditionConfig UNet2DConditionConfig::from_json(const Json& json, const s
                        "' is set; only Stable Diffusion 1.x/2.x UNets are supported");
     }
   }
+  check.each_in_range(check.has("num_attention_heads") ? "num_attention_heads" : "attention_head_dim",
+                      c.num_attention_heads, 1, kMaxChannels);
   for (size_t i = 0; i < blocks; ++i) {
     if (c.block_out_channels[i] % c.num_attention_heads[i] != 0) {
       throw InputError(where + ": block " + std::to_string(i) + " has " + std::to_string(c.block_out_channels[i]) +

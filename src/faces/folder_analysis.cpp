@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <optional>
 #include <sstream>
 
 #include "core/csv.h"
@@ -93,19 +94,37 @@ std::vector<ImageEntry> list_images(const fs::path& dir, bool by_folder) {
 }
 
 FolderAnalysis analyze_images(FaceAnalyzer& analyzer, const std::vector<ImageEntry>& entries, bool show_progress,
-                              int64_t max_pixels) {
+                              int64_t max_pixels, AnalysisJournal* journal) {
   FolderAnalysis result;
-  Progress progress("analyze", static_cast<long long>(entries.size()), 0, "img");
+  std::vector<const ImageAnalysis*> recorded(entries.size(), nullptr);
+  if (journal) {
+    for (size_t i = 0; i < entries.size(); ++i) recorded[i] = journal->find(entries[i].path, entries[i].file);
+  }
+  const long long reused = static_cast<long long>(
+      std::count_if(recorded.begin(), recorded.end(), [](const ImageAnalysis* a) { return a != nullptr; }));
+  Progress progress("analyze", static_cast<long long>(entries.size()), reused, "img");
   const auto start = std::chrono::steady_clock::now();
-  for (const auto& entry : entries) {
+  for (size_t i = 0; i < entries.size(); ++i) {
+    const ImageEntry& entry = entries[i];
+    if (recorded[i]) {
+      result.images.push_back({entry, *recorded[i]});
+      ++result.reused;
+      continue;
+    }
     check_interrupt();
     if (!looks_like_image_file(entry.file)) {
       result.skipped.push_back({entry.path, "not a PNG or JPEG file"});
     } else {
+      std::optional<ImageAnalysis> analysis;
       try {
-        result.images.push_back({entry, analyzer.analyze(read_image(entry.file, max_pixels))});
+        analysis = analyzer.analyze(read_image(entry.file, max_pixels));
       } catch (const InputError& e) {
         result.skipped.push_back({entry.path, e.what()});
+      }
+      if (analysis) {
+        // Outside the try: a journal that cannot be written (full disk) stops the run, it does not skip images.
+        if (journal) journal->record(entry.path, entry.file, *analysis);
+        result.images.push_back({entry, std::move(*analysis)});
       }
     }
     if (show_progress) progress.advance(1);

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/image.h"
+#include "faces/analysis_journal.h"
 #include "faces/face_analyzer.h"
 
 namespace fairdiff {
@@ -30,6 +31,7 @@ struct AnalyzedImage {
 struct FolderAnalysis {
   std::vector<AnalyzedImage> images;
   std::vector<SkippedFile> skipped;
+  size_t reused = 0;  // images whose analysis came from the journal
   double seconds = 0;
 };
 
@@ -38,9 +40,10 @@ struct FolderAnalysis {
 std::vector<ImageEntry> list_images(const std::filesystem::path& dir, bool by_folder);
 
 // Analyses every entry; files that are not images or do not decode are skipped and reported, never fatal.
-// Images whose header declares more than `max_pixels` pixels are skipped the same way.
+// Images whose header declares more than `max_pixels` pixels are skipped the same way. With a journal, images it
+// holds (unchanged since) are not analysed again and every new analysis is recorded in it as it finishes.
 FolderAnalysis analyze_images(FaceAnalyzer& analyzer, const std::vector<ImageEntry>& entries, bool show_progress = true,
-                              int64_t max_pixels = kMaxImagePixels);
+                              int64_t max_pixels = kMaxImagePixels, AnalysisJournal* journal = nullptr);
 
 // detections.csv: prompt,path,gender,age,race with "--" for images without a face (the study's layout).
 std::string study_csv(const FolderAnalysis& result);

@@ -10,6 +10,7 @@
 #include "core/assets.h"
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/hub_cache.h"
 
 namespace fairdiff::study {
 namespace fs = std::filesystem;
@@ -204,7 +205,8 @@ fs::path StudyConfig::model_dir() const {
     }
     return dir;
   }
-  return resolve_path(model, file.parent_path());
+  // A folder or file beside the config, else a Hub id in the Hugging Face cache (core/hub_cache.h).
+  return resolve_model_path(model, file.parent_path());
 }
 
 fs::path builtin_model_dir() {
@@ -336,8 +338,9 @@ std::string seed_study_toml(const std::string& model, const std::string& prompts
 # DreamBooth over lr_scheduler x num_class_images x max_train_steps). Relative paths are relative to this file.
 
 name = "seed-study"
-# A Stable Diffusion model folder in the diffusers layout (e.g. a download of
-# stabilityai/stable-diffusion-2-1-base), or "builtin": the small model shipped with fairdiff, whose bias is known.
+# A Stable Diffusion model folder in the diffusers layout, a Hub id in the Hugging Face cache (e.g.
+# "stabilityai/stable-diffusion-2-1-base" after `fairdiff model pull` or a diffusers download), or "builtin": the small
+# model shipped with fairdiff, whose bias is known.
 model = "@MODEL@"
 device = "auto"                 # auto: CUDA when present, else the CPU; or cpu, cuda, cuda:N
 prompts = "@PROMPTS@"   # prompt_id,prompt[,template]

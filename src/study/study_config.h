@@ -91,7 +91,8 @@ struct ReportConfig {
 struct StudyConfig {
   std::filesystem::path file;  // where it was read from
   std::string name = "study";
-  std::string model = "builtin";  // a diffusers folder, or "builtin" (the model shipped in models/builtin)
+  std::string model = "builtin";  // a diffusers folder, a Hub id ORG/NAME[@REVISION] in the Hugging Face cache, or
+                                  // "builtin" (the model shipped in models/builtin)
   std::string device = "auto";    // auto: CUDA when present, else the CPU
   std::filesystem::path prompts;  // prompt_id,prompt[,template] CSV
   GenerationConfig generation;
@@ -101,7 +102,8 @@ struct StudyConfig {
   EvaluationConfig evaluation;
   ReportConfig report;
 
-  // The model folder: `model` resolved against the config's folder, or the built-in model's folder.
+  // The model folder: `model` resolved against the config's folder, else as a Hub id in the Hugging Face cache
+  // (core/hub_cache.h), or the built-in model's folder.
   std::filesystem::path model_dir() const;
 };
 

@@ -24,8 +24,18 @@ ClipTextConfig ClipTextConfig::from_json(const Json& json, const std::string& wh
   if (c.hidden_act != "quick_gelu" && c.hidden_act != "gelu") {
     throw InputError(where + ": hidden_act '" + c.hidden_act + "' is not supported (expected quick_gelu or gelu)");
   }
+  // Generous bounds: they only keep a malformed config from asking for absurd allocations.
+  const ConfigCheck check(json, where);
+  check.in_range("vocab_size", c.vocab_size, 1, 1 << 24);
+  check.in_range("hidden_size", c.hidden_size, 1, 1 << 16);
+  check.in_range("intermediate_size", c.intermediate_size, 1, 1 << 18);
+  check.in_range("num_hidden_layers", c.num_hidden_layers, 1, 256);
+  check.in_range("num_attention_heads", c.num_attention_heads, 1, c.hidden_size);
+  check.in_range("max_position_embeddings", c.max_position_embeddings, 2, 1 << 16);
+  check.in_range("layer_norm_eps", c.layer_norm_eps, 0, 1, true, false);
   if (c.hidden_size % c.num_attention_heads != 0) {
-    throw InputError(where + ": hidden_size must be a multiple of num_attention_heads");
+    check.fail("num_attention_heads", "is " + std::to_string(c.num_attention_heads),
+               "a divisor of hidden_size " + std::to_string(c.hidden_size));
   }
   return c;
 }

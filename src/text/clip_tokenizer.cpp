@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <climits>
 #include <fstream>
+#include <map>
 
 #include "core/error.h"
 #include "core/fs.h"
@@ -146,12 +147,21 @@ std::vector<std::string> pre_tokenize(const std::vector<UChar32>& cps) {
   return words;
 }
 
-std::string read_special_token(const Json& config, const std::string& key) {
+// A special token as tokenizer_config.json or special_tokens_map.json give it: a string or {"content": string}.
+std::string read_special_token(const Json& config, const std::string& key, const std::filesystem::path& file) {
   auto it = config.find(key);
   if (it == config.end() || it->is_null()) return "";
   if (it->is_string()) return it->get<std::string>();
-  if (it->is_object() && it->contains("content")) return it->at("content").get<std::string>();
-  return "";
+  if (it->is_object() && it->contains("content") && (*it)["content"].is_string()) {
+    return (*it)["content"].get<std::string>();
+  }
+  throw InputError(file.string() + ": '" + key + "' must be a string or {\"content\": string}, found " + it->dump());
+}
+
+Json read_json_object(const std::filesystem::path& file) {
+  Json json = read_json_file(file);
+  if (!json.is_object()) throw InputError(file.string() + ": expected a JSON object");
+  return json;
 }
 
 }  // namespace
@@ -168,8 +178,11 @@ ClipTokenizer ClipTokenizer::from_directory(const std::filesystem::path& dir) {
     throw InputError((dir / "vocab.json").string() + ": expected a JSON object mapping tokens to ids");
   }
   for (auto it = vocab.begin(); it != vocab.end(); ++it) {
-    if (!it->is_number_integer())
-      throw InputError((dir / "vocab.json").string() + ": id of '" + it.key() + "' is not an integer");
+    if (!it->is_number_integer() || (it->is_number_unsigned() && it->get<uint64_t>() > INT64_MAX) ||
+        it->get<int64_t>() < 0) {
+      throw InputError((dir / "vocab.json").string() + ": id of '" + it.key() + "' is " + it->dump() +
+                       ", not a whole number >= 0");
+    }
     tok.vocab_[it.key()] = it->get<int64_t>();
   }
 
@@ -191,27 +204,36 @@ ClipTokenizer ClipTokenizer::from_directory(const std::filesystem::path& dir) {
   }
   if (tok.merge_ranks_.empty()) throw InputError((dir / "merges.txt").string() + ": no merges");
 
-  Json config = Json::object();
-  if (std::filesystem::exists(dir / "special_tokens_map.json"))
-    config = read_json_file(dir / "special_tokens_map.json");
-  if (std::filesystem::exists(dir / "tokenizer_config.json")) {
-    Json tc = read_json_file(dir / "tokenizer_config.json");
+  // Special tokens from special_tokens_map.json, overridden by those tokenizer_config.json gives.
+  std::map<std::string, std::string> specials;
+  for (const char* file : {"special_tokens_map.json", "tokenizer_config.json"}) {
+    if (!std::filesystem::exists(dir / file)) continue;
+    const Json json = read_json_object(dir / file);
     for (const char* key : {"bos_token", "eos_token", "pad_token", "unk_token"}) {
-      if (!read_special_token(tc, key).empty()) config[key] = tc[key];
+      const std::string token = read_special_token(json, key, dir / file);
+      if (!token.empty()) specials[key] = token;
     }
-    if (tc.contains("model_max_length") && tc["model_max_length"].is_number_integer()) {
-      long long max_length = tc["model_max_length"].get<long long>();
+    if (std::string(file) == "tokenizer_config.json" && json.contains("model_max_length") &&
+        json["model_max_length"].is_number_integer()) {
+      const Json& value = json["model_max_length"];
       // Some configs store a huge sentinel meaning "no limit"; CLIP's text model has 77 positions.
-      tok.max_length_ = (max_length > 0 && max_length <= 1024) ? static_cast<int>(max_length) : 77;
+      if (value.is_number_unsigned() ? value.get<uint64_t>() > 1024 : value.get<int64_t>() > 1024) {
+        tok.max_length_ = 77;
+      } else if (value.get<int64_t>() >= 2) {
+        tok.max_length_ = value.get<int>();
+      } else {
+        throw InputError((dir / file).string() + ": model_max_length " + value.dump() +
+                         " leaves no room for the start and end tokens (expected at least 2)");
+      }
     }
   }
-  std::string bos = read_special_token(config, "bos_token");
-  std::string eos = read_special_token(config, "eos_token");
-  std::string pad = read_special_token(config, "pad_token");
+  std::string bos = specials["bos_token"];
+  std::string eos = specials["eos_token"];
+  std::string pad = specials["pad_token"];
   tok.bos_id_ = tok.token_id(bos.empty() ? kBos : bos);
   tok.eos_id_ = tok.token_id(eos.empty() ? kEos : eos);
   tok.pad_id_ = pad.empty() ? tok.eos_id_ : tok.token_id(pad);
-  std::string unk = read_special_token(config, "unk_token");
+  std::string unk = specials["unk_token"];
   for (const std::string& special :
        {bos.empty() ? std::string(kBos) : bos, eos.empty() ? std::string(kEos) : eos, pad, unk}) {
     if (special.empty()) continue;

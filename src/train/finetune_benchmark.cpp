@@ -76,7 +76,7 @@ FinetuneBenchmarkResult run_finetune_benchmark(const FinetuneBenchmarkConfig& in
   if (input.warmup_steps < 0) {
     throw FieldError("warmup_steps", std::to_string(input.warmup_steps) + ": expected 0 or more");
   }
-  validate_model_directory(config.model_dir);
+  validate_model_directory(config.model_dir, config.single_file);
   config.resolution = training_resolution(config);
   config.with_prior_preservation = true;
   config.max_train_steps = input.steps + input.warmup_steps;
@@ -91,7 +91,9 @@ FinetuneBenchmarkResult run_finetune_benchmark(const FinetuneBenchmarkConfig& in
     class_examples.push_back(
         synthetic_example(config.resolution, 2 * static_cast<uint64_t>(i) + 1, "a photo of a person"));
   }
-  StableDiffusionModel model = load_stable_diffusion(config.model_dir, device, torch::kFloat32);
+  PipelineLoadOptions load_options;
+  load_options.single_file = config.single_file;
+  StableDiffusionModel model = load_stable_diffusion(config.model_dir, device, torch::kFloat32, load_options);
   DreamBoothTrainer trainer(config, model, instance, class_examples);
   for (int64_t i = 0; i < input.warmup_steps; ++i) trainer.train_step();
   synchronize(device);

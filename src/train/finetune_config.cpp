@@ -71,7 +71,9 @@ Json FinetuneConfig::to_json() const {
       concepts.push_back({{"class_prompt", c.prompt}, {"class_data", c.data.string()}});
     j["class_concepts"] = concepts;
   }
-  if (caption_dropout > 0) j["caption_dropout"] = caption_dropout;  // absent when off: older checkpoints resume
+  if (caption_dropout > 0) j["caption_dropout"] = caption_dropout;    // absent when off: older checkpoints resume
+  if (!single_file.arch.empty()) j["model_arch"] = single_file.arch;  // absent unless given, likewise
+  if (!single_file.config_dir.empty()) j["model_config"] = single_file.config_dir.string();
   return j;
 }
 
@@ -126,16 +128,23 @@ void validate_finetune_flags(const FinetuneConfig& c) {
 
 int64_t training_resolution(const FinetuneConfig& c) {
   if (c.resolution != 0) return c.resolution;
-  const fs::path unet = c.model_dir / "unet" / "config.json", vae = c.model_dir / "vae" / "config.json";
-  return UNet2DConditionConfig::from_json(read_json_file(unet), unet.string()).sample_size *
-         AutoencoderKLConfig::from_json(read_json_file(vae), vae.string()).latent_scale_factor();
+  // A folder's configs, or a single file's header.
+  const ModelArchitecture arch = read_model_architecture(c.model_dir, c.single_file);
+  return arch.unet.sample_size * arch.vae.latent_scale_factor();
 }
 
 void validate_finetune_inputs(const FinetuneConfig& c) {
-  validate_model_directory(c.model_dir);
+  if (!c.single_file.arch.empty() && !c.single_file.config_dir.empty()) {
+    throw FieldError("model_arch", "and model_config both describe the model; give one of them");
+  }
+  if ((!c.single_file.arch.empty() || !c.single_file.config_dir.empty()) && !is_single_file_checkpoint(c.model_dir)) {
+    throw FieldError(
+        c.single_file.arch.empty() ? "model_config" : "model_arch",
+        "describes a single-file model; " + c.model_dir.string() + " is a folder, whose configs say it all");
+  }
+  validate_model_directory(c.model_dir, c.single_file);
   const int64_t resolution = training_resolution(c);
-  const auto f = AutoencoderKLConfig::from_json(read_json_file(c.model_dir / "vae" / "config.json"), "vae config")
-                     .latent_scale_factor();
+  const int64_t f = read_model_architecture(c.model_dir, c.single_file).vae.latent_scale_factor();
   if (resolution % f != 0) {
     throw FieldError("resolution", std::to_string(resolution) + ": expected a multiple of " + std::to_string(f) +
                                        " (the VAE's latent scale factor)");

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/json.h"
+#include "diffusion/single_file_arch.h"
 #include "train/flat_adamw.h"
 #include "train/lora.h"
 #include "train/lr_schedule.h"
@@ -21,7 +22,8 @@ struct ClassConcept {
 };
 
 struct FinetuneConfig {
-  std::filesystem::path model_dir;
+  std::filesystem::path model_dir;      // a diffusers folder or a single-file checkpoint
+  SingleFileOptions single_file;        // how to read a single-file model_dir (its arch or config folder)
   std::filesystem::path instance_data;  // folder of images, or CSV file,caption
   std::string instance_prompt;          // with a folder
   std::filesystem::path out;

@@ -9,6 +9,7 @@
 #include "core/interrupt.h"
 #include "core/progress.h"
 #include "core/strings.h"
+#include "diffusion/single_file.h"
 #include "train/class_images.h"
 #include "train/dreambooth_trainer.h"
 #include "train/model_output.h"
@@ -31,6 +32,12 @@ std::string format_detail(const LossRecord& r) {
   return buffer;
 }
 
+PipelineLoadOptions load_options(const FinetuneConfig& config) {
+  PipelineLoadOptions options;
+  options.single_file = config.single_file;
+  return options;
+}
+
 void write_output(const FinetuneConfig& config, const DreamBoothTrainer& trainer, const TrainingState& state,
                   const FinetuneResult& result) {
   const fs::path staging = config.work_dir() / "output.partial";
@@ -47,7 +54,12 @@ void write_output(const FinetuneConfig& config, const DreamBoothTrainer& trainer
   } else {
     std::set<std::string> trained;
     for (const auto& [component, tensors] : weights) trained.insert(component);
-    link_base_model(config.model_dir, staging, trained);
+    if (is_single_file_checkpoint(config.model_dir)) {
+      // A single-file base has no folder to link: its other components are written out in the diffusers layout.
+      write_single_file_as_diffusers(config.model_dir, staging, config.single_file, std::nullopt, trained);
+    } else {
+      link_base_model(config.model_dir, staging, trained);
+    }
     for (const auto& [component, tensors] : weights) write_component_weights(staging, component, tensors);
   }
   write_file_atomic(staging / "loss_curve.csv", loss_curve_csv(state.curve));
@@ -97,7 +109,7 @@ FinetuneResult run_finetune(const FinetuneConfig& input) {
   for (const auto& concept_ : config.concepts()) {
     check_class_folder_prompt(concept_.data, concept_.prompt);
     if (count_class_images(concept_.data) < config.num_class_images) {
-      if (!generator) generator = load_stable_diffusion(config.model_dir, device, dtype);
+      if (!generator) generator = load_stable_diffusion(config.model_dir, device, dtype, load_options(config));
       ClassImageRequest request{concept_.data,
                                 concept_.prompt,
                                 config.num_class_images,
@@ -112,7 +124,7 @@ FinetuneResult run_finetune(const FinetuneConfig& input) {
   }
   generator.reset();
 
-  StableDiffusionModel model = load_stable_diffusion(config.model_dir, device, torch::kFloat32);
+  StableDiffusionModel model = load_stable_diffusion(config.model_dir, device, torch::kFloat32, load_options(config));
   DreamBoothTrainer trainer(config, model, std::move(instance), std::move(class_examples));
   if (checkpoint) {
     trainer.state() = load_checkpoint(*checkpoint, config, trainer.optimizer());

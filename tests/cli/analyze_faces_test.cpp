@@ -108,6 +108,55 @@ TEST(AnalyzeCommand, WritesStudyAndPerFaceCsvsAndSkipsCorruptFiles) {
   EXPECT_EQ(flat.rows[0].fields[1], "0.jpg");
 }
 
+std::string read_text(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// Issue 15 item 6: a long analyze resumes. journal.jsonl records each finished image; a run stopped part-way (here:
+// a journal cut inside its last line, as a crash leaves it) analyses only the rest, and the outputs equal an
+// uninterrupted run's byte for byte. A rerun analyses only new or changed images; other settings start over.
+TEST(AnalyzeCommand, ResumesFromItsJournalAndAnalysesOnlyNewOrChangedImages) {
+  const fs::path root = test::scratch_dir("analyze_resume");
+  const fs::path images = root / "images";
+  const fs::path faces = test::shared_dir() / "faces/fairface_margin125";
+  fs::create_directories(images);
+  for (int i = 1; i <= 4; ++i) {
+    fs::copy_file(faces / ("fairface_000" + std::to_string(i) + ".jpg"), images / (std::to_string(i) + ".jpg"));
+  }
+  const fs::path out = root / "out";
+  const std::string command = kExe + " analyze --images " + images.string() + " --out " + out.string();
+  std::string log;
+  ASSERT_EQ(test::run_command(command, &log), 0) << log;
+  EXPECT_NE(log.find("0 kept from journal.jsonl"), std::string::npos) << log;
+  const std::string detections = read_text(out / "detections.csv"), per_face = read_text(out / "faces.csv");
+
+  // Header + 2 images + half of the third line.
+  std::string journal = read_text(out / "journal.jsonl");
+  size_t cut = 0;
+  for (int line = 0; line < 3; ++line) cut = journal.find('\n', cut) + 1;
+  const size_t third_end = journal.find('\n', cut);
+  std::ofstream(out / "journal.jsonl", std::ios::binary | std::ios::trunc) << journal.substr(0, (cut + third_end) / 2);
+  fs::remove(out / "detections.csv");
+  ASSERT_EQ(test::run_command(command, &log), 0) << log;
+  EXPECT_NE(log.find("analyzed 4 images"), std::string::npos) << log;
+  EXPECT_NE(log.find("2 kept from journal.jsonl"), std::string::npos) << log;
+  EXPECT_EQ(read_text(out / "detections.csv"), detections);
+  EXPECT_EQ(read_text(out / "faces.csv"), per_face);
+
+  // A new image and a changed one are analysed; the other three come from the journal.
+  fs::copy_file(faces / "fairface_0005.jpg", images / "5.jpg");
+  fs::copy_file(faces / "fairface_0006.jpg", images / "1.jpg", fs::copy_options::overwrite_existing);
+  ASSERT_EQ(test::run_command(command, &log), 0) << log;
+  EXPECT_NE(log.find("analyzed 5 images"), std::string::npos) << log;
+  EXPECT_NE(log.find("3 kept from journal.jsonl"), std::string::npos) << log;
+
+  // Other settings: the journal is started over, and says so.
+  ASSERT_EQ(test::run_command(command + " --score-threshold 0.6", &log), 0) << log;
+  EXPECT_NE(log.find("was made with other settings"), std::string::npos) << log;
+  EXPECT_NE(log.find("0 kept from journal.jsonl"), std::string::npos) << log;
+}
+
 // A folder of folders needs --by-folder (without it nothing would be read); with it, files at the top level belong
 // to no prompt and are reported, not silently skipped.
 TEST(AnalyzeCommand, FolderOfFoldersNeedsByFolderAndTopLevelFilesAreReported) {

@@ -54,7 +54,7 @@ TEST(GenerateCli, ResumeSkipsFinishedImagesAndSameSeedGivesIdenticalBytes) {
   auto out = test::scratch_dir("generate_resume");
   auto prompts = out.parent_path() / "generate_resume_prompts.csv";
   { std::ofstream(prompts) << "prompt_id,prompt\nceo,A photo of a CEO\nnurse,\"A photo of a nurse, smiling\"\n"; }
-  // Batch size 1: CPU kernels are not batch-invariant to the last bit, and the rerun makes one image alone.
+  // Batch size 1 keeps this test fast; images do not depend on the batch on the CPU (BatchInvariance, diffusion).
   auto command = [&](int steps) {
     return exe() + " generate --model " + quote(test::fixtures_dir() / "tiny-sd1") + " --prompts " + quote(prompts) +
            " --images-per-prompt 2 --steps " + std::to_string(steps) + " --batch-size 1 --width 32 --height 32 --out " +
@@ -81,6 +81,51 @@ TEST(GenerateCli, ResumeSkipsFinishedImagesAndSameSeedGivesIdenticalBytes) {
   ASSERT_NE(test::run_command(command(4), &log), 0);
   EXPECT_NE(log.find("different settings"), std::string::npos) << log;
   EXPECT_EQ(read_bytes(out / "images" / "nurse" / "1.png"), first);
+}
+
+// Resume checks what it keeps: a truncated, emptied or replaced image (against the size and SHA-256 the manifest
+// recorded) is made again, byte for byte; without a manifest record a kept image must decode at the run's size.
+// (Each used to count as "already present" and stay damaged.)
+TEST(GenerateCli, ResumeRemakesDamagedImagesAndReportsThem) {
+  auto out = test::scratch_dir("generate_damaged");
+  const std::string command = exe() + " generate --model " + quote(test::fixtures_dir() / "tiny-sd2") +
+                              " --prompt 'a nurse' --images-per-prompt 4 --steps 2 --batch-size 1 --width 32 "
+                              "--height 32 --out " +
+                              quote(out);
+  std::string log;
+  ASSERT_EQ(test::run_command(command, &log), 0) << log;
+  const auto image = [&](int i) { return out / "images" / "a_nurse" / (std::to_string(i) + ".png"); };
+  std::vector<std::string> original;
+  for (int i = 0; i < 4; ++i) original.push_back(read_bytes(image(i)));
+  CsvTable manifest = read_csv(out / "manifest.csv");
+  ASSERT_EQ(manifest.rows.size(), 4u);
+  EXPECT_EQ(manifest.rows[0].fields[static_cast<size_t>(manifest.require_column("bytes"))],
+            std::to_string(original[0].size()));
+  EXPECT_EQ(manifest.rows[0].fields[static_cast<size_t>(manifest.require_column("sha256"))].size(), 64u);
+
+  std::ofstream(image(0), std::ios::binary | std::ios::trunc) << original[0].substr(0, original[0].size() / 2);
+  std::ofstream(image(1), std::ios::binary | std::ios::trunc);
+  std::string flipped = original[2];
+  flipped[flipped.size() / 2] = static_cast<char>(flipped[flipped.size() / 2] ^ 0x40);  // same size, other bytes
+  std::ofstream(image(2), std::ios::binary | std::ios::trunc) << flipped;
+  ASSERT_EQ(test::run_command(command, &log), 0) << log;
+  EXPECT_NE(log.find("generated 3 image(s) (3 of them replacing damaged ones), skipped 1"), std::string::npos) << log;
+  EXPECT_NE(log.find("images/a_nurse/0.png (" + std::to_string(original[0].size() / 2) +
+                     " bytes, the manifest "
+                     "recorded " +
+                     std::to_string(original[0].size()) + ")"),
+            std::string::npos)
+      << log;
+  EXPECT_NE(log.find("images/a_nurse/2.png (its SHA-256 differs"), std::string::npos) << log;
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(read_bytes(image(i)), original[i]) << i;
+
+  // A manifest from before the digests (or lost): the kept images are decoded instead.
+  std::filesystem::remove(out / "manifest.csv");
+  std::ofstream(image(3), std::ios::binary | std::ios::trunc) << original[3].substr(0, 40);
+  ASSERT_EQ(test::run_command(command, &log), 0) << log;
+  EXPECT_NE(log.find("generated 1 image(s) (1 of them replacing damaged ones), skipped 3"), std::string::npos) << log;
+  EXPECT_EQ(read_bytes(image(3)), original[3]);
+  EXPECT_EQ(read_csv(out / "manifest.csv").rows.size(), 4u);
 }
 
 // The stages feed each other without glue: plan's CSV is generate's prompts (each group's augmented prompt, its

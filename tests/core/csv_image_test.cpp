@@ -61,6 +61,11 @@ TEST(Csv, EscapesRoundTrip) {
   std::vector<std::string> fields{"plain", "with,comma", "with \"quote\"", "new\nline"};
   CsvTable t = parse_csv("a,b,c,d\n" + csv_line(fields), "r.csv");
   EXPECT_EQ(t.rows[0].fields, fields);
+  // A first field that starts with a byte-order mark is quoted, so that it is not read back as the file's BOM
+  // (found by fuzz/csv_fuzzer.cpp).
+  const std::vector<std::string> header{"\xEF\xBB\xBFid", "text"};
+  EXPECT_EQ(csv_line(header), "\"\xEF\xBB\xBFid\",text\n");
+  EXPECT_EQ(parse_csv(csv_line(header) + "1,2\n", "bom.csv").header, header);
 }
 
 TEST(Image, PngRoundTripIsExact) {

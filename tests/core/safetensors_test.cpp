@@ -115,6 +115,25 @@ TEST(Safetensors, RejectsMalformedFiles) {
       dir / "far.safetensors",
       raw_file(R"({"w":{"dtype":"U8","shape":[8],"data_offsets":[9223372036854775808,9223372036854775816]}})", 8));
   expect_input_error(dir / "far.safetensors", "outside a data section of 8 bytes");
+  // Found by fuzz/safetensors_fuzzer.cpp's review: numbers JSON can write but the reader cannot use. A number beyond
+  // a double is nlohmann's out_of_range, not its parse_error; a float shape was cast to int64 unchecked (undefined
+  // behaviour for 1e300) and a fraction or a negative offset was silently truncated or wrapped.
+  write_bytes(dir / "overflow.safetensors",
+              raw_file(R"({"w":{"dtype":"F32","shape":[1e400],"data_offsets":[0,0]}})", 0));
+  expect_input_error(dir / "overflow.safetensors", "number overflow");
+  write_bytes(dir / "floatshape.safetensors",
+              raw_file(R"({"w":{"dtype":"F32","shape":[1e300],"data_offsets":[0,4]}})", 4));
+  expect_input_error(dir / "floatshape.safetensors", "shape = 1e+300 is not a whole number");
+  write_bytes(dir / "fraction.safetensors", raw_file(R"({"w":{"dtype":"U8","shape":[2.5],"data_offsets":[0,2]}})", 2));
+  expect_input_error(dir / "fraction.safetensors", "shape = 2.5 is not a whole number");
+  write_bytes(dir / "negoffset.safetensors", raw_file(R"({"w":{"dtype":"U8","shape":[2],"data_offsets":[-2,0]}})", 2));
+  expect_input_error(dir / "negoffset.safetensors", "data_offsets = -2 is not a whole number");
+  write_bytes(dir / "textshape.safetensors", raw_file(R"({"w":{"dtype":"U8","shape":"2","data_offsets":[0,2]}})", 2));
+  expect_input_error(dir / "textshape.safetensors", "shape has the wrong type");
+  // A shape written as whole floats is read as the integers it holds.
+  write_bytes(dir / "wholefloat.safetensors",
+              raw_file(R"({"w":{"dtype":"U8","shape":[2.0],"data_offsets":[0,2]}})", 2));
+  EXPECT_EQ(read_safetensors(dir / "wholefloat.safetensors").tensors.at("w").numel(), 2);
   // A zero dimension makes an empty tensor, however large the others.
   write_bytes(dir / "empty.safetensors",
               raw_file(R"({"w":{"dtype":"F32","shape":[4611686018427387936,0],"data_offsets":[0,0]}})", 0));

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <functional>
 
 #include "core/error.h"
 #include "core/json.h"
@@ -19,9 +20,10 @@ fs::path human_models() {
 std::string b64(const std::string& s) {
   static const char* chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   std::string out;
-  int val = 0, bits = -6;
+  uint32_t val = 0;  // the bits not yet written (an int of every bit read overflowed from the fourth byte on)
+  int bits = -6;
   for (unsigned char c : s) {
-    val = (val << 8) + c;
+    val = ((val << 8) | c) & 0xFFFFu;
     bits += 8;
     while (bits >= 0) {
       out.push_back(chars[(val >> bits) & 0x3F]);
@@ -124,6 +126,148 @@ TEST(TfjsGraphModel, RejectsMissingOrShortShards) {
   }
   std::ofstream(dir / "bad.json") << "{\"modelTopology\": {}}";
   EXPECT_THROW(tfjs::GraphModel::load(dir / "bad.json"), InputError);
+}
+
+// Malformed model.json files found by fuzz/tfjs_fuzzer.cpp (and the review that came with it): each is an
+// InputError naming the file, not a JSON library exception, std::stoll's invalid_argument, a negative-sized tensor
+// or a read outside the model's folder.
+TEST(TfjsGraphModel, MalformedModelJsonIsAnInputErrorNamingTheFile) {
+  const fs::path dir = test::scratch_dir("tfjs_malformed");
+  const fs::path good = write_tiny_model(dir);
+  const Json model = read_json_file(good);
+  auto expect_refused = [&](const std::string& label, const std::function<void(Json&)>& edit,
+                            const std::string& fragment) {
+    Json changed = model;
+    edit(changed);
+    const fs::path path = dir / "changed.json";
+    write_json_file(path, changed);
+    try {
+      tfjs::GraphModel::load(path);
+      ADD_FAILURE() << label << ": loaded";
+    } catch (const InputError& e) {
+      EXPECT_NE(std::string(e.what()).find("changed.json"), std::string::npos) << label << ": " << e.what();
+      EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << label << ": " << e.what();
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << label << ": not an InputError: " << e.what();
+    }
+  };
+  expect_refused(
+      "manifest not a list",
+      [](Json& m) {
+        m["weightsManifest"] = {{"paths", "tiny.bin"}};
+      },
+      "weightsManifest must be a list");
+  expect_refused(
+      "group without paths", [](Json& m) { m["weightsManifest"][0].erase("paths"); }, "missing 'paths'");
+  expect_refused(
+      "shard outside the folder", [](Json& m) { m["weightsManifest"][0]["paths"] = {"../tiny.bin"}; },
+      "relative to the model's folder");
+  expect_refused(
+      "absolute shard", [](Json& m) { m["weightsManifest"][0]["paths"] = {"/dev/zero"}; },
+      "relative to the model's folder");
+  expect_refused(
+      "weight without a name", [](Json& m) { m["weightsManifest"][0]["weights"][1].erase("name"); }, "missing 'name'");
+  expect_refused(
+      "negative dimension",
+      [](Json& m) {
+        m["weightsManifest"][0]["weights"][1]["shape"] = {-1, -4};
+      },
+      "negative dimension");
+  expect_refused(
+      "shape as text", [](Json& m) { m["weightsManifest"][0]["weights"][1]["shape"] = {"four"}; },
+      "'four' is not a whole number");
+  expect_refused(
+      "shape as a huge number", [](Json& m) { m["weightsManifest"][0]["weights"][1]["shape"] = {1e300}; },
+      "is not a whole number");
+  expect_refused(
+      "shape larger than the shard",
+      [](Json& m) {
+        m["weightsManifest"][0]["weights"][1]["shape"] = {int64_t{1} << 40, int64_t{1} << 40};
+      },
+      "weight shards end before weight 'b'");
+  expect_refused(
+      "quantization scale as text",
+      [](Json& m) {
+        m["weightsManifest"][0]["weights"][0]["quantization"] = {{"dtype", "uint8"}, {"scale", "2"}};
+      },
+      "quantization scale must be a number");
+  expect_refused(
+      "weight listed twice", [](Json& m) { m["weightsManifest"][0]["weights"][2]["name"] = "b"; },
+      "weight 'b' is listed twice");
+  expect_refused(
+      "node without a name", [](Json& m) { m["modelTopology"]["node"][0].erase("name"); }, "missing 'name'");
+  expect_refused(
+      "two nodes of one name", [](Json& m) { m["modelTopology"]["node"][2]["name"] = "w"; }, "two nodes are named 'w'");
+  expect_refused(
+      "input index not a number", [](Json& m) { m["modelTopology"]["node"][5]["input"] = {"conv:x"}; },
+      "reads unknown node 'conv:x'");
+  expect_refused(
+      "negative input index", [](Json& m) { m["modelTopology"]["node"][5]["input"] = {"conv:-1"}; },
+      "reads unknown node 'conv:-1'");
+  expect_refused(
+      "input not a string", [](Json& m) { m["modelTopology"]["node"][5]["input"] = {3}; }, "inputs must be node names");
+  expect_refused(
+      "stride as text",
+      [](Json& m) {
+        m["modelTopology"]["node"][4]["attr"]["strides"] = {{"list", {{"i", {"1", "x"}}}}};
+      },
+      "attribute 'strides'");
+  expect_refused(
+      "zero stride",
+      [](Json& m) {
+        m["modelTopology"]["node"][4]["attr"]["strides"] = {{"list", {{"i", {"1", "0", "1", "1"}}}}};
+      },
+      "stride or dilation 0");
+  expect_refused(
+      "padding not base64 text",
+      [](Json& m) {
+        m["modelTopology"]["node"][4]["attr"]["padding"] = {{"s", 7}};
+      },
+      "attribute 'padding'");
+  expect_refused(
+      "placeholder size as text",
+      [](Json& m) {
+        m["modelTopology"]["node"][0]["attr"]["shape"] = {{"shape", {{"dim", {{{"size", "big"}}}}}}};
+      },
+      "'big' is not a whole number");
+  expect_refused(
+      "signature outputs as a list",
+      [](Json& m) {
+        m["signature"] = {{"outputs", {"y"}}};
+      },
+      "signature outputs must be an object");
+  // A scalar weight (shape []) that the shards end inside of: found by fuzz/tfjs_fuzzer.cpp (a heap read past the
+  // shard buffer, under ASan), after the shape checks above were first written.
+  fs::resize_file(dir / "tiny.bin", fs::file_size(dir / "tiny.bin") - 2);
+  expect_refused(
+      "scalar cut short", [](Json&) {}, "weight shards end before weight 'scale'");
+  // A number too large for a double is nlohmann's out_of_range, not its parse_error (JSON values cannot hold it, so
+  // this one is written as text).
+  std::ofstream(dir / "changed.json") << R"({"modelTopology": {"node": []}, "weightsManifest": [], "x": 1e400})";
+  try {
+    tfjs::GraphModel::load(dir / "changed.json");
+    ADD_FAILURE() << "1e400: loaded";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("number overflow"), std::string::npos) << e.what();
+  }
+}
+
+TEST(TfjsGraphModel, AttributeStringsOfAnyLengthDecode) {
+  // base64_decode kept every bit it had read in an int, which overflowed (undefined behaviour) from the sixth
+  // character on: "EXPLICIT" is 12 base64 characters.
+  const fs::path dir = test::scratch_dir("tfjs_long_attr");
+  const fs::path path = write_tiny_model(dir);
+  Json model = read_json_file(path);
+  model["modelTopology"]["node"][4]["attr"]["padding"] = {{"s", b64("EXPLICIT")}};
+  model["modelTopology"]["node"][4]["attr"]["explicit_paddings"] = {
+      {"list", {{"i", {"0", "0", "1", "1", "1", "1", "0", "0"}}}}};
+  write_json_file(path, model);
+  auto loaded = tfjs::GraphModel::load(path);
+  torch::manual_seed(0);
+  torch::Tensor x = torch::randn({1, 5, 6, 2});
+  torch::Tensor y = loaded->execute({{"x", x}}, {"y"})[0];
+  EXPECT_LE((y - reference(x, torch::arange(72, torch::kFloat).reshape({3, 3, 2, 4}))).abs().max().item<double>(),
+            1e-4);
 }
 
 TEST(TfjsGraphModel, LoadsEveryFaceModelOfThePackage) {

@@ -9,7 +9,7 @@
 
 #include "core/error.h"
 #include "core/sha256.h"
-#include "study/analysis_json.h"
+#include "faces/analysis_json.h"
 #include "test_paths.h"
 
 namespace fairdiff::study {

@@ -72,7 +72,25 @@ SchedulerConfig SchedulerConfig::from_json(const Json& json, const std::string& 
     throw InputError(where + ": timestep_spacing '" + c.timestep_spacing +
                      "' is not supported (expected leading, linspace or trailing)");
   }
-  if (c.num_train_timesteps <= 1) throw InputError(where + ": num_train_timesteps must be > 1");
+  const ConfigCheck check(json, where);
+  check.in_range("num_train_timesteps", c.num_train_timesteps, 2, 1000000);
+  if (!c.trained_betas.empty()) {
+    if (static_cast<int64_t>(c.trained_betas.size()) != c.num_train_timesteps) {
+      check.fail("trained_betas", "has " + std::to_string(c.trained_betas.size()) + " entries",
+                 "one per training timestep (num_train_timesteps " + std::to_string(c.num_train_timesteps) + ")");
+    }
+    for (double beta : c.trained_betas) check.in_range("trained_betas", beta, 0, 1, true, true);
+  } else {
+    check.one_of("beta_schedule", c.beta_schedule, {"linear", "scaled_linear", "squaredcos_cap_v2"});
+    if (c.beta_schedule != "squaredcos_cap_v2") {
+      // Every beta must be a probability: beta_start -5 made all-black images.
+      check.in_range("beta_start", c.beta_start, 0, 1, true, true);
+      check.in_range("beta_end", c.beta_end, c.beta_start, 1, false, true);
+    }
+  }
+  check.in_range("steps_offset", c.steps_offset, 0, c.num_train_timesteps - 1);
+  check.in_range("clip_sample_range", c.clip_sample_range, 0, 1e6, true, false);
+  check.one_of("final_sigmas_type", c.final_sigmas_type, {"zero", "sigma_min"});
   return c;
 }
 

@@ -1,5 +1,8 @@
 #include "faces/tfjs/graph_model.h"
 
+#include <charconv>
+#include <climits>
+#include <cstdint>
 #include <cstring>
 #include <fstream>
 #include <set>
@@ -12,28 +15,78 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// model.json is untrusted input: every value is type-checked here, so that a malformed file is an InputError naming
+// the file and the entry, never a JSON library exception, an unchecked cast or a tensor of a negative size.
+const Json& member(const Json& object, const char* key, const std::string& where) {
+  if (!object.is_object() || !object.contains(key)) throw InputError(where + ": missing '" + key + "'");
+  return object[key];
+}
+
+std::string string_member(const Json& object, const char* key, const std::string& where) {
+  const Json& value = member(object, key, where);
+  if (!value.is_string()) throw InputError(where + ": '" + key + "' must be a string");
+  return value.get<std::string>();
+}
+
+const Json& array_member(const Json& object, const char* key, const std::string& where) {
+  const Json& value = member(object, key, where);
+  if (!value.is_array()) throw InputError(where + ": '" + key + "' must be a list");
+  return value;
+}
+
+// TF.js writes 64-bit integers as decimal strings ("-1", "3"); plain JSON numbers are accepted too.
+int64_t integer_of(const Json& value, const std::string& where) {
+  if (!value.is_string()) return json_value<int64_t>(value, where);
+  const std::string text = value.get<std::string>();
+  int64_t out = 0;
+  const char* end = text.data() + text.size();
+  const auto [ptr, ec] = std::from_chars(text.data(), end, out);
+  if (text.empty() || ec != std::errc() || ptr != end) {
+    throw InputError(where + ": '" + text + "' is not a whole number");
+  }
+  return out;
+}
+
 std::vector<int64_t> shape_of(const Json& dims, const std::string& where) {
   std::vector<int64_t> shape;
   if (!dims.is_array()) throw InputError(where + ": expected a shape array");
-  for (const auto& d : dims) shape.push_back(d.is_string() ? std::stoll(d.get<std::string>()) : d.get<int64_t>());
+  for (const auto& d : dims) {
+    shape.push_back(integer_of(d, where + ": shape"));
+    if (shape.back() < 0) throw InputError(where + ": negative dimension " + std::to_string(shape.back()));
+  }
   return shape;
 }
 
-int64_t element_count(const std::vector<int64_t>& shape) {
-  int64_t n = 1;
-  for (int64_t d : shape) n *= d;
-  return n;
+// Elements of `shape` (non-negative dimensions), or -1 when they need more than `limit` bytes of `bytes_per` each.
+int64_t element_count(const std::vector<int64_t>& shape, size_t bytes_per, size_t limit) {
+  for (int64_t d : shape) {
+    if (d == 0) return 0;
+  }
+  uint64_t n = 1;
+  for (int64_t d : shape) {
+    if (static_cast<uint64_t>(d) > limit / bytes_per / n) return -1;
+    n *= static_cast<uint64_t>(d);
+  }
+  return n * bytes_per <= limit ? static_cast<int64_t>(n) : -1;  // a scalar (shape []) has no dimension to check
 }
 
 // Decodes one weight entry of the manifest from `data` (which must hold at least its bytes).
-torch::Tensor decode_weight(const Json& spec, const uint8_t* data, size_t available, size_t* consumed,
-                            const std::string& where) {
-  const std::string name = spec.value("name", "");
-  const std::string dtype = spec.value("dtype", "");
-  const std::vector<int64_t> shape = shape_of(spec.at("shape"), where + " weight '" + name + "'");
-  const int64_t n = element_count(shape);
+torch::Tensor decode_weight(const Json& spec, const std::string& name, const uint8_t* data, size_t available,
+                            size_t* consumed, const std::string& where) {
+  const std::string what = where + ": weight '" + name + "'";
+  const std::string dtype = string_member(spec, "dtype", what);
+  const std::vector<int64_t> shape = shape_of(member(spec, "shape", what), what);
   std::string stored = dtype;
-  if (spec.contains("quantization")) stored = spec["quantization"].value("dtype", "");
+  double scale = 1.0, min = 0.0;
+  if (spec.contains("quantization")) {
+    const Json& q = spec["quantization"];
+    stored = string_member(q, "dtype", what + " quantization");
+    for (auto [key, out] : {std::pair<const char*, double*>{"scale", &scale}, {"min", &min}}) {
+      if (!q.contains(key)) continue;
+      if (!q[key].is_number()) throw InputError(what + ": quantization " + key + " must be a number");
+      *out = q[key].get<double>();
+    }
+  }
   size_t bytes_per = 0;
   if (stored == "float32" || stored == "int32")
     bytes_per = 4;
@@ -42,13 +95,14 @@ torch::Tensor decode_weight(const Json& spec, const uint8_t* data, size_t availa
   else if (stored == "uint8" || stored == "bool")
     bytes_per = 1;
   else
-    throw UnsupportedError(where + ": weight '" + name + "' has storage dtype '" + stored +
+    throw UnsupportedError(what + " has storage dtype '" + stored +
                            "' (expected float32, int32, bool, or quantised uint8/uint16/float16)");
-  const size_t bytes = static_cast<size_t>(n) * bytes_per;
-  if (bytes > available) {
-    throw InputError(where + ": weight shards end before weight '" + name + "' (needs " + std::to_string(bytes) +
-                     " bytes, " + std::to_string(available) + " left)");
+  const int64_t n = element_count(shape, bytes_per, available);
+  if (n < 0) {
+    throw InputError(where + ": weight shards end before weight '" + name + "' (its shape " + Json(shape).dump() +
+                     " needs more than the " + std::to_string(available) + " bytes left)");
   }
+  const size_t bytes = static_cast<size_t>(n) * bytes_per;
   *consumed = bytes;
   std::vector<uint8_t> copy(data, data + bytes);
   auto raw = [&](torch::Dtype t) { return torch::from_blob(copy.data(), {n}, t).clone(); };
@@ -58,26 +112,52 @@ torch::Tensor decode_weight(const Json& spec, const uint8_t* data, size_t availa
   else if (stored == "int32")
     flat = raw(torch::kInt);
   else if (stored == "bool")
-    flat = raw(torch::kBool);
+    flat = raw(torch::kByte).ne(0);  // any non-zero byte is true (a bool tensor must hold only 0 and 1)
   else if (stored == "float16")
     flat = raw(torch::kHalf).to(torch::kFloat);
   else {
     // Affine quantisation as TF.js writes it: value = q * scale + min.
-    const Json& q = spec["quantization"];
-    const double scale = q.value("scale", 1.0);
-    const double min = q.value("min", 0.0);
     torch::Tensor ints = stored == "uint8" ? raw(torch::kByte).to(torch::kFloat)
                                            : raw(torch::kShort).to(torch::kInt).bitwise_and(0xFFFF).to(torch::kFloat);
     flat = ints * scale + min;
-    if (dtype == "int32") flat = flat.round().to(torch::kInt);
+    if (dtype == "int32") flat = flat.round().clamp(INT32_MIN, INT32_MAX).to(torch::kInt);
   }
   return flat.reshape(shape);
+}
+
+// A shard named in the manifest: a file in the model's folder or below it (never an absolute path or "..", so a
+// model file cannot make the loader read /dev/zero or another folder's files).
+fs::path shard_path(const fs::path& folder, const Json& name, const std::string& where) {
+  if (!name.is_string()) throw InputError(where + ": weightsManifest paths must be strings");
+  const fs::path relative = fs::path(name.get<std::string>()).lexically_normal();
+  if (relative.empty() || relative.is_absolute() || relative.has_root_path() || *relative.begin() == "..") {
+    throw InputError(where + ": weight shard '" + name.get<std::string>() +
+                     "' must be a file name relative to the model's folder");
+  }
+  const fs::path path = folder / relative;
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec)) {
+    throw InputError(where + ": weight shard " + path.string() + " is missing or not a file");
+  }
+  return path;
 }
 
 std::vector<uint8_t> read_bytes(const fs::path& path, const std::string& where) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw InputError(where + ": weight shard " + path.string() + " is missing or unreadable");
   return std::vector<uint8_t>((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+// "name" or "name:k" -> ("name", k); k is a small non-negative index (-1 when the suffix is not one).
+std::pair<std::string, int> split_output(const std::string& ref) {
+  const size_t colon = ref.rfind(':');
+  if (colon == std::string::npos || colon + 1 == ref.size() || ref.size() - colon > 5) return {ref, -1};
+  int index = 0;
+  for (size_t i = colon + 1; i < ref.size(); ++i) {
+    if (ref[i] < '0' || ref[i] > '9') return {ref, -1};
+    index = index * 10 + (ref[i] - '0');
+  }
+  return {ref.substr(0, colon), index};
 }
 
 }  // namespace
@@ -91,7 +171,7 @@ std::shared_ptr<GraphModel> GraphModel::load(const fs::path& model_json) {
     throw InputError(where + ": not a TF.js graph model (expected modelTopology and weightsManifest)");
   }
   const Json& topo = root["modelTopology"];
-  if (!topo.contains("node") || !topo["node"].is_array()) {
+  if (!topo.is_object() || !topo.contains("node") || !topo["node"].is_array()) {
     throw InputError(where + ": modelTopology has no node list (a TF.js layers model is not a graph model)");
   }
   if (topo.contains("library") && topo["library"].contains("function") && !topo["library"]["function"].empty()) {
@@ -99,17 +179,19 @@ std::shared_ptr<GraphModel> GraphModel::load(const fs::path& model_json) {
   }
 
   // Weights: each group's shards are one contiguous buffer holding its weights in manifest order.
+  if (!root["weightsManifest"].is_array()) throw InputError(where + ": weightsManifest must be a list of groups");
   for (const auto& group : root["weightsManifest"]) {
     std::vector<uint8_t> buffer;
-    for (const auto& p : group.at("paths")) {
-      std::vector<uint8_t> shard = read_bytes(model_json.parent_path() / p.get<std::string>(), where);
+    for (const auto& p : array_member(group, "paths", where + ": weightsManifest group")) {
+      std::vector<uint8_t> shard = read_bytes(shard_path(model_json.parent_path(), p, where), where);
       buffer.insert(buffer.end(), shard.begin(), shard.end());
     }
     size_t offset = 0;
-    for (const auto& spec : group.at("weights")) {
+    for (const auto& spec : array_member(group, "weights", where + ": weightsManifest group")) {
+      const std::string name = string_member(spec, "name", where + ": weightsManifest entry");
+      if (model->weights_.count(name)) throw InputError(where + ": weight '" + name + "' is listed twice");
       size_t used = 0;
-      torch::Tensor t = decode_weight(spec, buffer.data() + offset, buffer.size() - offset, &used, where);
-      model->weights_[spec.at("name").get<std::string>()] = t;
+      model->weights_[name] = decode_weight(spec, name, buffer.data() + offset, buffer.size() - offset, &used, where);
       offset += used;
     }
     if (offset != buffer.size()) {
@@ -120,17 +202,23 @@ std::shared_ptr<GraphModel> GraphModel::load(const fs::path& model_json) {
 
   for (const auto& n : topo["node"]) {
     GraphNode node;
-    node.name = n.at("name").get<std::string>();
-    node.op = n.at("op").get<std::string>();
+    node.name = string_member(n, "name", where + ": node");
+    node.op = string_member(n, "op", where + ": node '" + node.name + "'");
     node.attr = n.value("attr", Json::object());
-    model->node_index_[node.name] = static_cast<int>(model->nodes_.size());
+    if (!node.attr.is_object()) throw InputError(where + ": node '" + node.name + "': 'attr' must be an object");
+    if (!model->node_index_.emplace(node.name, static_cast<int>(model->nodes_.size())).second) {
+      throw InputError(where + ": two nodes are named '" + node.name + "'");
+    }
     model->nodes_.push_back(node);
   }
   // Resolve inputs after every node is known ("^x" is a control dependency: order only, no value).
   size_t k = 0;
   for (const auto& n : topo["node"]) {
     GraphNode& node = model->nodes_[k++];
-    for (const auto& in : n.value("input", Json::array())) {
+    const Json inputs = n.value("input", Json::array());
+    if (!inputs.is_array()) throw InputError(where + ": node '" + node.name + "': 'input' must be a list");
+    for (const auto& in : inputs) {
+      if (!in.is_string()) throw InputError(where + ": node '" + node.name + "': inputs must be node names");
       std::string ref = in.get<std::string>();
       if (!ref.empty() && ref[0] == '^') continue;
       int index = 0;
@@ -140,9 +228,16 @@ std::shared_ptr<GraphModel> GraphModel::load(const fs::path& model_json) {
     }
     if (node.op == "Placeholder") {
       TensorSpec spec{node.name, {}};
+      const std::string what = where + ": input '" + node.name + "'";
       if (node.attr.contains("shape") && node.attr["shape"].contains("shape")) {
-        for (const auto& d : node.attr["shape"]["shape"].value("dim", Json::array())) {
-          spec.shape.push_back(std::stoll(d.value("size", std::string("-1"))));
+        const Json& shape = node.attr["shape"]["shape"];
+        const Json dims = shape.is_object() ? shape.value("dim", Json::array()) : Json();
+        if (!dims.is_array()) throw InputError(what + ": its shape must have a list of dims");
+        for (const auto& d : dims) {
+          // A free dimension is -1; protobuf's JSON leaves out a size of 0, so a dim without one is free too.
+          const int64_t size = d.is_object() && d.contains("size") ? integer_of(d["size"], what + ": shape") : -1;
+          if (size < -1) throw InputError(what + ": dimension " + std::to_string(size) + " in its shape");
+          spec.shape.push_back(size);
         }
       }
       model->inputs_.push_back(spec);
@@ -150,8 +245,12 @@ std::shared_ptr<GraphModel> GraphModel::load(const fs::path& model_json) {
   }
 
   if (root.contains("signature") && root["signature"].contains("outputs")) {
-    for (auto it = root["signature"]["outputs"].begin(); it != root["signature"]["outputs"].end(); ++it) {
-      model->outputs_.push_back({it.key(), it.value().value("name", it.key())});
+    const Json& outputs = root["signature"]["outputs"];
+    if (!outputs.is_object()) throw InputError(where + ": signature outputs must be an object");
+    for (auto it = outputs.begin(); it != outputs.end(); ++it) {
+      const std::string node_name =
+          it.value().is_object() && it.value().contains("name") ? string_member(it.value(), "name", where) : it.key();
+      model->outputs_.push_back({it.key(), node_name});
     }
   } else {
     std::set<int> consumed;
@@ -172,11 +271,11 @@ int GraphModel::resolve_output(const std::string& name, int* output_index) const
   *output_index = 0;
   auto it = node_index_.find(name);
   if (it != node_index_.end()) return it->second;
-  const size_t colon = name.rfind(':');
-  if (colon == std::string::npos) return -1;
-  it = node_index_.find(name.substr(0, colon));
+  const auto [node, index] = split_output(name);
+  if (index < 0) return -1;
+  it = node_index_.find(node);
   if (it == node_index_.end()) return -1;
-  *output_index = std::stoi(name.substr(colon + 1));
+  *output_index = index;
   return it->second;
 }
 
@@ -190,6 +289,11 @@ void GraphModel::compile() {
     for (const auto& u : unsupported) list += (list.empty() ? "" : ", ") + u;
     throw UnsupportedError(source_ + ": fairdiff's TF.js runtime does not support op(s): " + list);
   }
+  for (const auto& node : nodes_) {
+    if (node.op == "Const" && !weights_.count(node.name)) {
+      throw InputError(source_ + ": Const node '" + node.name + "' has no weights in the manifest");
+    }
+  }
   kernels_.clear();
   for (const auto& node : nodes_) {
     if (node.op == "Placeholder") {  // fed by execute()
@@ -197,11 +301,7 @@ void GraphModel::compile() {
       continue;
     }
     if (node.op == "Const") {
-      auto it = weights_.find(node.name);
-      if (it == weights_.end()) {
-        throw InputError(source_ + ": Const node '" + node.name + "' has no weights in the manifest");
-      }
-      torch::Tensor value = it->second.to(device_);
+      torch::Tensor value = weights_.at(node.name).to(device_);
       kernels_.push_back([value](const Values&) { return Values{value}; });
       continue;
     }
@@ -213,6 +313,8 @@ void GraphModel::compile() {
     };
     try {
       kernels_.push_back(compile_node(node, constant));
+    } catch (const InputError& e) {  // a malformed attribute
+      throw InputError(source_ + ": node '" + node.name + "' (" + node.op + "): " + e.what());
     } catch (const Error& e) {
       throw UnsupportedError(source_ + ": node '" + node.name + "' (" + node.op + "): " + e.what());
     }

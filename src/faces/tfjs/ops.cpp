@@ -2,6 +2,7 @@
 //
 // Shape legend: x [N, H, W, C] (NHWC, TensorFlow's layout); conv filters [KH, KW, C_in, C_out] become torch's
 // [C_out, C_in, KH, KW]; depthwise filters [KH, KW, C, M] become [C * M, 1, KH, KW] with groups = C.
+#include <charconv>
 #include <cmath>
 #include <limits>
 #include <set>
@@ -14,14 +15,19 @@ namespace {
 
 namespace F = torch::nn::functional;
 
+// The largest stride, dilation, window or padding a model may ask for (real models use single digits); it keeps
+// the window arithmetic of same_padding far from overflow.
+constexpr int64_t kMaxWindow = 1 << 16;
+
 std::string base64_decode(const std::string& in) {
   static const std::string chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   std::string out;
-  int value = 0, bits = -8;
+  uint32_t value = 0;  // only the bits not yet written are kept, so the shift never overflows
+  int bits = -8;
   for (char c : in) {
     size_t pos = chars.find(c);
     if (pos == std::string::npos) break;
-    value = (value << 6) + static_cast<int>(pos);
+    value = ((value << 6) | static_cast<uint32_t>(pos)) & 0xFFFFu;
     bits += 6;
     if (bits >= 0) {
       out.push_back(static_cast<char>((value >> bits) & 0xFF));
@@ -31,38 +37,63 @@ std::string base64_decode(const std::string& in) {
   return out;
 }
 
-// Attribute readers: TF.js stores strings base64-encoded and integers as decimal strings.
-std::string attr_string(const GraphNode& n, const std::string& key, const std::string& fallback = "") {
-  if (!n.attr.contains(key) || !n.attr[key].contains("s")) return fallback;
-  return base64_decode(n.attr[key]["s"].get<std::string>());
+// Attribute readers: TF.js stores strings base64-encoded and integers as decimal strings. A value of the wrong
+// type is an InputError naming the attribute (GraphModel adds the file and the node).
+const Json* attr_field(const GraphNode& n, const std::string& key, const char* field) {
+  if (!n.attr.contains(key) || !n.attr[key].is_object() || !n.attr[key].contains(field)) return nullptr;
+  return &n.attr[key][field];
 }
 
-int64_t to_int(const Json& v) {
-  return v.is_string() ? std::stoll(v.get<std::string>()) : v.get<int64_t>();
+std::string decoded_string(const Json& v, const std::string& key) {
+  if (!v.is_string()) throw InputError("attribute '" + key + "' must hold base64 strings");
+  return base64_decode(v.get<std::string>());
+}
+
+std::string attr_string(const GraphNode& n, const std::string& key, const std::string& fallback = "") {
+  const Json* v = attr_field(n, key, "s");
+  return v ? decoded_string(*v, key) : fallback;
+}
+
+int64_t to_int(const Json& v, const std::string& key) {
+  if (v.is_string()) {
+    const std::string text = v.get<std::string>();
+    int64_t out = 0;
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
+    if (!text.empty() && ec == std::errc() && end == text.data() + text.size()) return out;
+  } else if (v.is_number_integer()) {
+    return json_value<int64_t>(v, "attribute '" + key + "'");
+  }
+  throw InputError("attribute '" + key + "' holds " + v.dump() + ", not a whole number");
 }
 
 int64_t attr_int(const GraphNode& n, const std::string& key, int64_t fallback) {
-  if (!n.attr.contains(key) || !n.attr[key].contains("i")) return fallback;
-  return to_int(n.attr[key]["i"]);
+  const Json* v = attr_field(n, key, "i");
+  return v ? to_int(*v, key) : fallback;
 }
 
 bool attr_bool(const GraphNode& n, const std::string& key, bool fallback) {
-  if (!n.attr.contains(key) || !n.attr[key].contains("b")) return fallback;
-  return n.attr[key]["b"].get<bool>();
+  const Json* v = attr_field(n, key, "b");
+  if (!v) return fallback;
+  if (!v->is_boolean()) throw InputError("attribute '" + key + "' must be true or false");
+  return v->get<bool>();
 }
 
 std::vector<int64_t> attr_ints(const GraphNode& n, const std::string& key) {
   std::vector<int64_t> out;
-  if (n.attr.contains(key) && n.attr[key].contains("list") && n.attr[key]["list"].contains("i")) {
-    for (const auto& v : n.attr[key]["list"]["i"]) out.push_back(to_int(v));
+  const Json* list = attr_field(n, key, "list");
+  if (list && list->is_object() && list->contains("i")) {
+    if (!(*list)["i"].is_array()) throw InputError("attribute '" + key + "' must hold a list of integers");
+    for (const auto& v : (*list)["i"]) out.push_back(to_int(v, key));
   }
   return out;
 }
 
 std::vector<std::string> attr_strings(const GraphNode& n, const std::string& key) {
   std::vector<std::string> out;
-  if (n.attr.contains(key) && n.attr[key].contains("list") && n.attr[key]["list"].contains("s")) {
-    for (const auto& v : n.attr[key]["list"]["s"]) out.push_back(base64_decode(v.get<std::string>()));
+  const Json* list = attr_field(n, key, "list");
+  if (list && list->is_object() && list->contains("s")) {
+    if (!(*list)["s"].is_array()) throw InputError("attribute '" + key + "' must hold a list of strings");
+    for (const auto& v : (*list)["s"]) out.push_back(decoded_string(v, key));
   }
   return out;
 }
@@ -99,7 +130,13 @@ Conv2dSpec conv_spec(const GraphNode& n) {
   auto dilations = attr_ints(n, "dilations");
   if (strides.size() == 4) s.stride_h = strides[1], s.stride_w = strides[2];
   if (dilations.size() == 4) s.dilation_h = dilations[1], s.dilation_w = dilations[2];
+  for (int64_t v : {s.stride_h, s.stride_w, s.dilation_h, s.dilation_w}) {
+    if (v < 1 || v > kMaxWindow) throw InputError("stride or dilation " + std::to_string(v) + " (expected 1 to 65536)");
+  }
   if (s.padding == "EXPLICIT") s.explicit_ = attr_ints(n, "explicit_paddings");
+  for (int64_t v : s.explicit_) {
+    if (v < 0 || v > kMaxWindow) throw InputError("explicit padding " + std::to_string(v) + " (expected 0 to 65536)");
+  }
   if (s.padding != "SAME" && s.padding != "VALID" && !(s.padding == "EXPLICIT" && s.explicit_.size() == 8)) {
     throw UnsupportedError("padding '" + s.padding + "'");
   }
@@ -194,6 +231,7 @@ Kernel pool_kernel(const GraphNode& n, bool max) {
   auto ksize = attr_ints(n, "ksize");
   if (ksize.size() != 4 || ksize[0] != 1 || ksize[3] != 1) throw UnsupportedError("pooling ksize other than [1,h,w,1]");
   const int64_t kh = ksize[1], kw = ksize[2];
+  if (kh < 1 || kw < 1 || kh > kMaxWindow || kw > kMaxWindow) throw InputError("pooling window out of range");
   if (!max) throw UnsupportedError("AvgPool");
   return [=](const Values& in) {
     torch::Tensor x = pad_for_window(in[0], s, kh, kw, -std::numeric_limits<double>::infinity());
@@ -276,6 +314,7 @@ Kernel depth_to_space_kernel(const GraphNode& n) {
   require_nhwc(n);
   const int64_t b = attr_int(n, "block_size", 0);
   if (b < 1) throw UnsupportedError("DepthToSpace without a block size");
+  if (b > kMaxWindow) throw InputError("DepthToSpace block size " + std::to_string(b) + " (expected up to 65536)");
   return [=](const Values& in) {
     const torch::Tensor& x = in[0];
     const int64_t N = x.size(0), H = x.size(1), W = x.size(2), C = x.size(3) / (b * b);
@@ -416,7 +455,9 @@ Kernel compile_node(const GraphNode& n, const std::function<torch::Tensor(size_t
     return [](const Values& in) { return Values{in[0].unsqueeze(axis_of(int_values(in[1])[0], in[0].dim() + 1))}; };
   }
   if (op == "Cast") {
-    const std::string to = n.attr.contains("DstT") ? n.attr["DstT"].value("type", "") : "";
+    const Json* type = attr_field(n, "DstT", "type");
+    if (type && !type->is_string()) throw InputError("attribute 'DstT' must name a type");
+    const std::string to = type ? type->get<std::string>() : "";
     torch::Dtype dtype = torch::kFloat;
     if (to == "DT_INT32")
       dtype = torch::kInt;

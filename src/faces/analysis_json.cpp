@@ -1,8 +1,8 @@
-#include "study/analysis_json.h"
+#include "faces/analysis_json.h"
 
 #include "core/error.h"
 
-namespace fairdiff::study {
+namespace fairdiff {
 
 Json analysis_to_json(const ImageAnalysis& analysis) {
   Json faces = Json::array();
@@ -61,4 +61,4 @@ ImageAnalysis analysis_from_json(const Json& json, const std::string& source) {
   }
 }
 
-}  // namespace fairdiff::study
+}  // namespace fairdiff

@@ -5,10 +5,10 @@
 #include "core/json.h"
 #include "faces/face_types.h"
 
-namespace fairdiff::study {
+namespace fairdiff {
 
 Json analysis_to_json(const ImageAnalysis& analysis);
 // InputError naming `source` when the JSON does not have the layout analysis_to_json writes.
 ImageAnalysis analysis_from_json(const Json& json, const std::string& source);
 
-}  // namespace fairdiff::study
+}  // namespace fairdiff
