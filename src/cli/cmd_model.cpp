@@ -58,6 +58,7 @@ int run_model_convert(const std::vector<std::string>& argv) {
   }
   if (model.empty()) throw UsageError("model convert: --model is required");
   if (out.empty()) throw UsageError("model convert: --out is required");
+  model = resolve_model_path(model.string());  // a Hub id: its snapshot in the Hugging Face cache
   const auto dtype = [](const std::string& n) {
     return n == "fp16" ? torch::kFloat16 : n == "bf16" ? torch::kBFloat16 : torch::kFloat32;
   };
@@ -176,6 +177,7 @@ int run_model(const std::vector<std::string>& argv) {
   if (arch_name.empty()) throw UsageError("model init: --arch is required (" + join(architecture_names(), ", ") + ")");
   if (tokenizer_from.empty()) throw UsageError("model init: --tokenizer-from is required");
   if (out.empty()) throw UsageError("model init: --out is required");
+  tokenizer_from = resolve_model_path(tokenizer_from.string());  // a Hub id: its snapshot in the Hugging Face cache
   const ModelArchitecture arch = architecture(arch_name);
   const torch::Dtype dtype = weights_dtype == "fp16" ? torch::kFloat16 : torch::kFloat32;
   init_random_model(arch, tokenizer_from, out, seed, dtype);

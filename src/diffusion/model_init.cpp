@@ -214,7 +214,8 @@ void convert_model(const std::filesystem::path& model, const std::filesystem::pa
   // The iteration order is unspecified: a top-level file can come before any folder that would create staging.
   ensure_directory(staging, "output staging folder");
   for (const auto& entry : fs::recursive_directory_iterator(model)) {
-    const fs::path relative = fs::relative(entry.path(), model);
+    // Lexically: fs::relative resolves symlinks, and a Hugging Face cache snapshot is made of links into blobs/.
+    const fs::path relative = entry.path().lexically_relative(model);
     const fs::path target = staging / relative;
     const bool shorten = options.max_length > 0 && relative.begin() != relative.end() &&
                          *relative.begin() == "text_encoder";  // under text_encoder/, when shortening

@@ -14,8 +14,11 @@ bool is_weight_file(const fs::path& path) {
          ext == ".msgpack" || ext == ".onnx" || ext == ".h5";
 }
 
-void link_or_copy(const fs::path& from, const fs::path& to) {
+void link_or_copy(const fs::path& link_or_file, const fs::path& to) {
   std::error_code ec;
+  // A Hugging Face cache snapshot is made of relative symlinks into blobs/: link the file they point at (a hard
+  // link to the symlink itself would dangle in the new folder).
+  const fs::path from = fs::is_symlink(link_or_file) ? fs::canonical(link_or_file) : link_or_file;
   fs::create_hard_link(from, to, ec);
   if (ec) fs::copy_file(from, to, fs::copy_options::overwrite_existing);
 }
@@ -25,7 +28,7 @@ void link_or_copy(const fs::path& from, const fs::path& to) {
 void link_base_model(const fs::path& base_dir, const fs::path& staging, const std::set<std::string>& trained) {
   ensure_directory(staging, "output staging folder");
   for (auto it = fs::recursive_directory_iterator(base_dir); it != fs::recursive_directory_iterator(); ++it) {
-    const fs::path rel = fs::relative(it->path(), base_dir);
+    const fs::path rel = it->path().lexically_relative(base_dir);  // lexically: fs::relative follows symlinks
     const std::string top = rel.begin()->string();
     if (top.empty() || top[0] == '.') {  // .git, .cache, ...
       if (it->is_directory()) it.disable_recursion_pending();

@@ -11,6 +11,7 @@
 #include <set>
 #include <thread>
 
+#include "core/image.h"
 #include "core/sha256.h"
 #include "test_paths.h"
 
@@ -298,6 +299,40 @@ TEST_F(HubCli, PullFetchesOnlyWhatFairdiffLoadsAndGenerateUsesIt) {
   ASSERT_TRUE(fs::exists(root_ / "from_hub" / png));
   EXPECT_EQ(read_bytes(root_ / "from_hub" / png), read_bytes(root_ / "from_folder" / png));
   EXPECT_TRUE(hub_.log().empty()) << "generate asked the Hub for " << hub_.log()[0].path;
+}
+
+// `model convert` and `model init --tokenizer-from` take a Hub id like every other --model.
+TEST_F(HubCli, ModelConvertAndInitTakeHubIds) {
+  std::string log;
+  ASSERT_EQ(run("model pull org/tiny-sd2", &log), 0) << log;
+  ASSERT_EQ(run("model convert org/tiny-sd2 --weights-dtype fp32 --out " + quote(root_ / "converted"), &log,
+                "HF_HUB_OFFLINE=1"),
+            0)
+      << log;
+  EXPECT_EQ(read_bytes(root_ / "converted" / "unet" / "config.json"), read_bytes(snapshot() / "unet" / "config.json"));
+  ASSERT_EQ(run("model init --arch tiny-sd2 --tokenizer-from org/tiny-sd2 --out " + quote(root_ / "random"), &log,
+                "HF_HUB_OFFLINE=1"),
+            0)
+      << log;
+  EXPECT_EQ(read_bytes(root_ / "random" / "tokenizer" / "vocab.json"),
+            read_bytes(test::fixtures_dir() / "tiny-sd2" / "tokenizer" / "vocab.json"));
+  // finetune from a snapshot (relative symlinks into blobs/): the untrained components are real files in the output
+  // (they used to be left out: fs::relative followed the links out of the snapshot).
+  fs::create_directories(root_ / "instance");
+  write_png(root_ / "instance" / "0.png", Image{32, 32, 3, std::vector<uint8_t>(32 * 32 * 3, 90)});
+  ASSERT_EQ(run("finetune --model org/tiny-sd2 --instance-data " + quote(root_ / "instance") +
+                    " --instance-prompt 'a photo of sks nurse' --resolution 32 --max-train-steps 1 --out " +
+                    quote(root_ / "tuned"),
+                &log, "HF_HUB_OFFLINE=1"),
+            0)
+      << log;
+  for (const char* file : {"vae/diffusion_pytorch_model.safetensors", "text_encoder/model.safetensors",
+                           "tokenizer/vocab.json", "scheduler/scheduler_config.json", "model_index.json"}) {
+    EXPECT_TRUE(fs::is_regular_file(root_ / "tuned" / file)) << file;
+    EXPECT_FALSE(fs::is_symlink(root_ / "tuned" / file)) << file;
+  }
+  EXPECT_NE(run("model convert org/not-pulled --out " + quote(root_ / "none"), &log, "HF_HUB_OFFLINE=1"), 0);
+  EXPECT_NE(log.find("fairdiff model pull org/not-pulled"), std::string::npos) << log;
 }
 
 TEST_F(HubCli, SecondPullDownloadsNothing) {
