@@ -4,12 +4,12 @@
 #include <cstdio>
 
 #include "cli/args.h"
+#include "cli/model_options.h"
 #include "cli/options.h"
 #include "cli/subcommand.h"
 #include "core/error.h"
 #include "core/hub_cache.h"
 #include "core/interrupt.h"
-#include "diffusion/single_file_arch.h"
 #include "train/dreambooth_trainer.h"
 
 namespace fairdiff::cli {
@@ -23,10 +23,6 @@ int run_finetune_command(const std::vector<std::string>& argv) {
              "base model: a diffusers folder, a single-file SD 1.x/2.x .safetensors, or a Hub id ORG/NAME[@REVISION] "
              "in the Hugging Face cache",
              c.model_dir, "model_dir")
-      .choice("arch", "single-file --model: its architecture (default: told from the tensors; sd2-v: SD 2.x 768-v)",
-              c.single_file.arch, single_file_arch_names(), "model_arch")
-      .value("config", "DIR", "single-file --model: a diffusers model folder whose configs describe it",
-             c.single_file.config_dir, "model_config")
       .value("instance-data", "DIR|CSV",
              "instance images: a folder, a CSV with columns file,caption, or generate's manifest.csv", c.instance_data)
       .value("instance-prompt", "TEXT", "the prompt of every image of an instance folder", c.instance_prompt)
@@ -76,6 +72,7 @@ int run_finetune_command(const std::vector<std::string>& argv) {
       .value("device", "DEV", "auto, cpu, cuda or cuda:N (auto: CUDA when present)", c.device)
       .reports("lr.total_steps", "max-train-steps")
       .reports("steps", "class-steps");  // the pipeline's steps, when it generates class images
+  bind_single_file_options(table, c.single_file);
   Args args("finetune",
             "DreamBooth fine-tuning of a Stable Diffusion model (diffusers layout) on instance images: a folder with\n"
             "--instance-prompt, or a CSV file,caption. With --with-prior-preservation, class images (generated with\n"

@@ -3,6 +3,7 @@
 #include <string>
 
 #include "cli/args.h"
+#include "cli/model_options.h"
 #include "cli/options.h"
 #include "cli/subcommand.h"
 #include "core/error.h"
@@ -13,6 +14,9 @@
 #include "diffusion/schedulers/scheduler.h"
 #include "diffusion/single_file.h"
 #include "train/lora.h"
+#if FAIRDIFF_WITH_MITIGATION
+#include "cli/generate_mitigation.h"
+#endif
 
 namespace fairdiff::cli {
 namespace {
@@ -21,6 +25,7 @@ int run_generate(const std::vector<std::string>& argv) {
   GenerationSettings s;
   std::string prompt;
   std::filesystem::path prompts_csv;
+  std::vector<std::string> templates;  // each prompt's rewriting template, where its CSV has one
   OptionTable table;
   table
       .value("model", "PATH",
@@ -28,10 +33,6 @@ int run_generate(const std::vector<std::string>& argv) {
              "single-file SD 1.x/2.x checkpoint (.safetensors, original layout; docs/models.md), or a Hub id "
              "ORG/NAME[@REVISION] in the Hugging Face cache (fairdiff model pull)",
              s.model_dir, "model_dir")
-      .choice("arch", "single-file --model: its architecture (default: told from the tensors; sd2-v: SD 2.x 768-v)",
-              s.single_file.arch, single_file_arch_names(), "model_arch")
-      .value("config", "DIR", "single-file --model: a diffusers model folder whose configs describe it",
-             s.single_file.config_dir, "model_config")
       .value("prompt", "TEXT", "one prompt (its id is derived from the text)", prompt)
       .value("prompts", "CSV", "prompt_id,prompt CSV, or a plan CSV (fairdiff plan: n_images of each augmented_prompt)",
              prompts_csv)
@@ -53,6 +54,11 @@ int run_generate(const std::vector<std::string>& argv) {
       .value("lora-scale", "S", "strength of the LoRA update (0 leaves the model as it is)", s.lora_scale, -10.0, 10.0)
       .value("out", "DIR", "run directory: images/<prompt_id>/<index>.png, manifest.csv, run.json", s.out_dir,
              "out_dir");
+  bind_single_file_options(table, s.single_file);
+#if FAIRDIFF_WITH_MITIGATION
+  MitigationFlags mitigation;
+  bind_mitigation_options(table, mitigation);
+#endif
   Args args("generate",
             "Generate images with a Stable Diffusion model (a diffusers folder or a single-file checkpoint).",
             table.specs(), argv);
@@ -91,6 +97,7 @@ int run_generate(const std::vector<std::string>& argv) {
     } else {
       const PromptSet prompts = read_prompts_csv(prompts_csv);
       for (int i = 0; i < prompts.size(); ++i) s.prompts.push_back({prompts.ids[i], prompts.texts[i]});
+      templates = prompts.templates;
     }
   }
   if (args.has("lora-scale") && !args.has("lora")) throw UsageError("generate: --lora-scale needs --lora FILE");
@@ -103,6 +110,10 @@ int run_generate(const std::vector<std::string>& argv) {
     };
   }
 
+#if FAIRDIFF_WITH_MITIGATION
+  s.intervention =
+      table.with_flag_names([&] { return make_mitigation(mitigation, args, s.prompts, templates, s.seed, s.steps); });
+#endif
   const GenerationSummary summary = table.with_flag_names([&] { return run_generation(s, hook); });
   const std::string replaced =
       summary.damaged > 0 ? " (" + std::to_string(summary.damaged) + " of them replacing damaged ones)" : "";

@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "cli/args.h"
+#include "cli/model_options.h"
 #include "cli/options.h"
 #include "cli/subcommand.h"
 #include "core/error.h"
@@ -36,11 +37,8 @@ int run_model_convert(const std::vector<std::string>& argv) {
       .value("max-length", "N",
              "shorten the text context to N tokens (the text encoder's position embeddings and the tokenizer's "
              "model_max_length; 0: keep)",
-             options.max_length, 0, 1 << 20)
-      .choice("arch", "single file: its architecture (default: told from the tensors; sd2-v: SD 2.x 768-v)",
-              single_file.arch, single_file_arch_names(), "model_arch")
-      .value("config", "DIR", "single file: a diffusers model folder whose configs describe it", single_file.config_dir,
-             "model_config");
+             options.max_length, 0, 1 << 20);
+  bind_single_file_options(table, single_file);
   Args args("model convert",
             "Copy a model directory, storing its safetensors weights in another dtype (and, with --max-length,\n"
             "a shorter text context); or write a single-file SD 1.x/2.x checkpoint (.safetensors, original layout)\n"

@@ -73,6 +73,20 @@ void ConfigCheck::in_range(const std::string& key, double value, double lo, doub
   }
 }
 
+void ConfigCheck::divides_each(const std::string& key, int64_t divisor, const std::string& list_key,
+                               const std::vector<int64_t>& values) const {
+  std::string list;
+  bool divides = true;
+  for (int64_t v : values) {
+    divides = divides && v % divisor == 0;
+    list += (list.empty() ? "" : ", ") + std::to_string(v);
+  }
+  if (!divides) {
+    fail(key, "is " + std::to_string(divisor),
+         "a number that divides every block's channels (" + list_key + " " + list + ")");
+  }
+}
+
 void ConfigCheck::one_of(const std::string& key, const std::string& value,
                          const std::vector<std::string>& allowed) const {
   for (const auto& a : allowed) {

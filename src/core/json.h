@@ -126,6 +126,9 @@ class ConfigCheck {
   void each_in_range(const std::string& key, const std::vector<int64_t>& values, int64_t lo, int64_t hi) const;
   // A finite value with lo < value < hi (open_lo/open_hi) or lo <= value <= hi.
   void in_range(const std::string& key, double value, double lo, double hi, bool open_lo, bool open_hi) const;
+  // `divisor` divides every entry of `values` (the list `list_key` gives), e.g. norm_num_groups and the channels.
+  void divides_each(const std::string& key, int64_t divisor, const std::string& list_key,
+                    const std::vector<int64_t>& values) const;
   // One of `allowed`.
   void one_of(const std::string& key, const std::string& value, const std::vector<std::string>& allowed) const;
   // Lists that must have one entry per block: when they differ, the message says which key is missing from the

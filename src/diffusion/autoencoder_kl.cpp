@@ -64,12 +64,7 @@ AutoencoderKLConfig AutoencoderKLConfig::from_json(const Json& json, const std::
   check.in_range("layers_per_block", c.layers_per_block, 1, 64);
   check.in_range("sample_size", c.sample_size, 1, 1 << 16);
   check.in_range("norm_num_groups", c.norm_num_groups, 1, 1 << 16);
-  for (int64_t channels : c.block_out_channels) {
-    if (channels % c.norm_num_groups != 0) {
-      check.fail("norm_num_groups", "is " + std::to_string(c.norm_num_groups),
-                 "a number that divides every block's channels (" + std::to_string(channels) + " does not)");
-    }
-  }
+  check.divides_each("norm_num_groups", c.norm_num_groups, "block_out_channels", c.block_out_channels);
   check.in_range("scaling_factor", c.scaling_factor, 0, 1e6, true, false);
   return c;
 }

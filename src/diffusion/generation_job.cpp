@@ -40,12 +40,13 @@ struct WorkItem {
 };
 
 const std::vector<std::string> kManifestColumns = {
-    "prompt_id", "prompt", "index",  "seed",  "file", "negative_prompt", "scheduler", "steps", "guidance", "width",
-    "height",    "dtype",  "device", "model", "lora", "lora_scale",      "bytes",     "sha256"};
+    "prompt_id", "prompt", "index",  "seed",  "file", "negative_prompt", "scheduler", "steps",  "guidance", "width",
+    "height",    "dtype",  "device", "model", "lora", "lora_scale",      "bytes",     "sha256", "group"};
 
 struct FileDigest {
   uintmax_t bytes = 0;
   std::string sha256;
+  std::string group;  // the manifest's `group`: what a mitigation steered the image toward
 };
 
 // What an earlier run's manifest recorded for each image (file -> size and SHA-256). A manifest cut short by a
@@ -56,16 +57,19 @@ std::map<std::string, FileDigest> recorded_digests(const std::filesystem::path& 
   std::error_code ec;
   if (!std::filesystem::is_regular_file(manifest, ec)) return digests;
   std::string text = read_file(manifest);
-  if (!text.empty() && text.back() != '\n')
-    text.erase(text.rfind('\n') == std::string::npos ? 0 : text.rfind('\n') + 1);
+  if (!text.empty() && text.back() != '\n') {
+    const size_t last_newline = text.rfind('\n');
+    text.erase(last_newline == std::string::npos ? 0 : last_newline + 1);  // the torn last line
+  }
   try {
     CsvTable table = parse_csv(text, manifest.string());
     const int file = table.column("file"), bytes = table.column("bytes"), sha = table.column("sha256");
+    const int group = table.column("group");  // absent in manifests written before mitigations
     if (file < 0 || bytes < 0 || sha < 0) return digests;
     for (const auto& row : table.rows) {
       digests[row.fields[static_cast<size_t>(file)]] = {
           std::strtoull(row.fields[static_cast<size_t>(bytes)].c_str(), nullptr, 10),
-          row.fields[static_cast<size_t>(sha)]};
+          row.fields[static_cast<size_t>(sha)], group < 0 ? "" : row.fields[static_cast<size_t>(group)]};
     }
   } catch (const InputError&) {
     digests.clear();
@@ -79,7 +83,7 @@ bool kept_image_is_intact(const std::filesystem::path& path, const std::string& 
                           const std::map<std::string, FileDigest>& recorded, int64_t width, int64_t height,
                           FileDigest& digest, std::string& why) {
   const std::string bytes = read_file(path);
-  digest = {bytes.size(), sha256_hex(bytes)};
+  digest = {bytes.size(), sha256_hex(bytes), ""};
   auto it = recorded.find(file);
   if (it != recorded.end()) {
     if (it->second.bytes != digest.bytes) {
@@ -141,7 +145,8 @@ Json GenerationSettings::identity() const {
                 {"dtype", dtype},
                 {"lora", lora_file.empty() ? "" : std::filesystem::absolute(lora_file).lexically_normal().string()},
                 {"lora_scale", lora_scale}};
-  // Absent unless given, so runs made before single-file checkpoints resume.
+  // Absent unless given, so runs made before single-file checkpoints (or mitigations) resume.
+  if (!intervention.empty()) identity["mitigation"] = intervention.settings;
   if (!single_file.arch.empty()) identity["model_arch"] = single_file.arch;
   if (!single_file.config_dir.empty()) {
     identity["model_config"] = std::filesystem::absolute(single_file.config_dir).lexically_normal().string();
@@ -202,6 +207,8 @@ GenerationSummary run_generation(const GenerationSettings& requested, const Mode
       std::string why;
       if (kept_image_is_intact(s.out_dir / item.file, item.file.string(), recorded, s.width, s.height, digest, why)) {
         ++skipped;
+        auto record = recorded.find(item.file.string());
+        if (record != recorded.end()) digest.group = record->second.group;
         digests[item.file.string()] = digest;
       } else {
         damaged.push_back(item.file.string() + " (" + why + ")");
@@ -241,7 +248,7 @@ GenerationSummary run_generation(const GenerationSettings& requested, const Mode
                      file.string(), s.negative_prompt, s.scheduler, std::to_string(s.steps), guidance,
                      std::to_string(s.width), std::to_string(s.height), s.dtype, s.device,
                      identity["model"].get<std::string>(), identity["lora"].get<std::string>(), lora_scale,
-                     std::to_string(digest.bytes), digest.sha256});
+                     std::to_string(digest.bytes), digest.sha256, digest.group});
   };
   auto write_manifest = [&]() {
     std::string text = csv_line(kManifestColumns);
@@ -259,6 +266,7 @@ GenerationSummary run_generation(const GenerationSettings& requested, const Mode
   load_options.single_file = s.single_file;
   StableDiffusionModel model = load_stable_diffusion(s.model_dir, device, dtype, load_options);
   if (hook) hook(model);
+  if (s.intervention.prepare) s.intervention.prepare(model);
   StableDiffusionPipeline pipeline(model);
   Progress progress("generate", total, skipped, "img");
   try {
@@ -272,10 +280,14 @@ GenerationSummary run_generation(const GenerationSettings& requested, const Mode
       request.scheduler = s.scheduler;
       request.width = s.width;
       request.height = s.height;
+      std::vector<ImageSlot> slots;
       for (size_t k = start; k < end; ++k) {
         request.prompts.push_back(todo[k].prompt->prompt);
         request.seeds.push_back(todo[k].seed);
+        slots.push_back({todo[k].prompt->prompt_id, todo[k].prompt->prompt, todo[k].index, todo[k].seed});
       }
+      std::vector<std::string> batch_groups(slots.size());
+      if (s.intervention.apply) batch_groups = s.intervention.apply(request, slots);
       // Ctrl-C between denoising steps abandons only the batch in flight.
       torch::Tensor images = pipeline.generate(request, [](size_t, const torch::Tensor&) { check_interrupt(); });
       std::string rows;
@@ -285,7 +297,7 @@ GenerationSummary run_generation(const GenerationSettings& requested, const Mode
         const std::vector<uint8_t> png = encode_png(image_from_unit_tensor(images[static_cast<int64_t>(k - start)]));
         const std::string bytes(png.begin(), png.end());
         write_file_atomic(path, bytes);
-        digests[todo[k].file.string()] = {bytes.size(), sha256_hex(bytes)};
+        digests[todo[k].file.string()] = {bytes.size(), sha256_hex(bytes), batch_groups[k - start]};
         ++summary.generated;
         finished.emplace(todo[k].prompt->prompt_id, todo[k].index);
         rows += manifest_row(*todo[k].prompt, todo[k].index);

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/json.h"
+#include "diffusion/intervention.h"
 #include "diffusion/single_file_arch.h"
 
 namespace fairdiff {
@@ -46,6 +47,9 @@ struct GenerationSettings {
   std::filesystem::path out_dir;
   std::filesystem::path lora_file;  // optional
   double lora_scale = 1.0;
+  // A training-free mitigation (mitigate/), or none. Its settings join the run's identity; the manifest's
+  // `group` column names the group it steered each image toward.
+  Intervention intervention;
 
   // The settings that change pixels (everything but batch size and device), as stored in run.json.
   Json identity() const;

@@ -3,6 +3,9 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Context.h>
 
+#include <algorithm>
+#include <optional>
+
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/json.h"
@@ -159,6 +162,30 @@ torch::Tensor StableDiffusionPipeline::initial_noise(const std::vector<uint64_t>
   return torch::cat(noise, 0);
 }
 
+namespace {
+
+// The UNet over a batch laid out as `copies` blocks of B rows ([uncond B, cond B, ...]). On the CPU each image's rows
+// go through alone: BLAS picks kernels by matrix size (OpenBLAS's small-matrix kernels on AVX-512 CPUs), so a
+// batch's products round differently from one image's (measured on an AMD EPYC: 2e-6 in the decoded image), and
+// an image must not depend on its batch (a resumed run remakes images alone). On the CPU batching buys little.
+torch::Tensor unet_per_image(UNet2DConditionModel& unet, const torch::Tensor& input, const torch::Tensor& t,
+                             const torch::Tensor& context, int64_t images, bool cpu) {
+  if (!cpu || images == 1) return unet->forward(input, t, context);
+  const int64_t copies = input.size(0) / images;
+  std::vector<torch::Tensor> outputs;
+  for (int64_t b = 0; b < images; ++b) {
+    const torch::Tensor rows = torch::arange(copies, torch::kInt64) * images + b;
+    outputs.push_back(unet->forward(input.index_select(0, rows), t, context.index_select(0, rows)));
+  }
+  // [B, copies, ...] -> [copies, B, ...] -> [copies B, ...]
+  torch::Tensor stacked = torch::stack(outputs, 0).transpose(0, 1);
+  std::vector<int64_t> shape = {copies * images};
+  for (int64_t d = 2; d < stacked.dim(); ++d) shape.push_back(stacked.size(d));
+  return stacked.reshape(shape);
+}
+
+}  // namespace
+
 torch::Tensor StableDiffusionPipeline::denoise(const torch::Tensor& text_states, const torch::Tensor& noise,
                                                const GenerationRequest& request, const StepCallback& on_step) {
   torch::NoGradGuard no_grad;
@@ -168,14 +195,32 @@ torch::Tensor StableDiffusionPipeline::denoise(const torch::Tensor& text_states,
   torch::Tensor context = text_states;  // [2B, L, D] as [uncond..., cond...] when guided
   torch::Tensor latents = (noise * scheduler->init_noise_sigma()).to(model_.device);
   const auto memory_format = model_.channels_last ? torch::MemoryFormat::ChannelsLast : torch::MemoryFormat::Contiguous;
+  // Semantic guidance: context is [(2 + K) B, L, D] as [uncond..., cond..., concept_1..., ..., concept_K...].
+  std::optional<SemanticGuider> semantic;
+  if (request.semantic_guidance && request.semantic_guidance->num_edits() > 0) {
+    const SemanticGuidance& sega = *request.semantic_guidance;
+    sega.validate(static_cast<size_t>(noise.size(0)), request.steps, request.guidance_scale);
+    if (text_states.size(0) != (2 + sega.num_edits()) * noise.size(0)) {
+      throw std::invalid_argument("semantic guidance: expected text states for (2 + " +
+                                  std::to_string(sega.num_edits()) + ") x " + std::to_string(noise.size(0)) +
+                                  " rows, got " + std::to_string(text_states.size(0)));
+    }
+    semantic.emplace(sega);
+  }
+  const size_t copies = semantic ? static_cast<size_t>(2 + request.semantic_guidance->num_edits()) : 2;
   const auto& timesteps = scheduler->timesteps();
   for (size_t i = 0; i < timesteps.size(); ++i) {
-    torch::Tensor model_input = guided ? torch::cat({latents, latents}, 0) : latents;
+    torch::Tensor model_input = semantic ? torch::cat(std::vector<torch::Tensor>(copies, latents), 0)
+                                : guided ? torch::cat({latents, latents}, 0)
+                                         : latents;
     model_input = scheduler->scale_model_input(model_input, i).to(model_.dtype).contiguous(memory_format);
     torch::Tensor t =
         torch::full({1}, timesteps[i], torch::TensorOptions().dtype(torch::kFloat32).device(model_.device));
-    torch::Tensor noise_pred = model_.unet->forward(model_input, t, context).to(torch::kFloat32);
-    if (guided) {
+    torch::Tensor noise_pred =
+        unet_per_image(model_.unet, model_input, t, context, noise.size(0), model_.device.is_cpu()).to(torch::kFloat32);
+    if (semantic) {
+      noise_pred = semantic->guide(static_cast<int64_t>(i), noise_pred, request.guidance_scale);
+    } else if (guided) {
       auto parts = noise_pred.chunk(2, 0);
       noise_pred = parts[0] + request.guidance_scale * (parts[1] - parts[0]);
     }
@@ -229,14 +274,34 @@ class BatchInvariantCpuKernels {
 
 torch::Tensor StableDiffusionPipeline::generate(const GenerationRequest& request, const StepCallback& on_step) {
   validate_request(request, model_);
+  const SemanticGuidance* semantic = request.semantic_guidance && request.semantic_guidance->num_edits() > 0
+                                         ? request.semantic_guidance.get()
+                                         : nullptr;
+  if (semantic) semantic->validate(request.prompts.size(), request.steps, request.guidance_scale);
   const BatchInvariantCpuKernels invariant(model_.device.is_cpu());
   const int64_t width = request.width ? request.width : model_.native_size();
   const int64_t height = request.height ? request.height : model_.native_size();
   torch::Tensor cond = encode_prompts(request.prompts);
+  if (request.transform_text_states) cond = request.transform_text_states(cond).to(cond.scalar_type());
   torch::Tensor text_states = cond;
   if (request.guidance_scale > 1.0) {
     torch::Tensor uncond = encode_prompts({request.negative_prompt});
     text_states = torch::cat({uncond.expand({cond.size(0), -1, -1}), cond}, 0);  // [2B, L, D]
+  }
+  if (semantic) {
+    // The concepts' states [K B, L, D], concept-major; each distinct concept text is encoded once.
+    std::vector<std::string> texts;
+    std::vector<int64_t> rows;
+    for (int64_t c = 0; c < semantic->num_edits(); ++c) {
+      for (const auto& image : semantic->edits) {
+        const std::string& text = image[static_cast<size_t>(c)].prompt;
+        auto at = std::find(texts.begin(), texts.end(), text);
+        rows.push_back(at - texts.begin());
+        if (at == texts.end()) texts.push_back(text);
+      }
+    }
+    torch::Tensor concepts = encode_prompts(texts).index_select(0, torch::tensor(rows).to(model_.device));
+    text_states = torch::cat({text_states, concepts}, 0);  // [(2 + K) B, L, D]
   }
   torch::Tensor noise = initial_noise(request.seeds, height, width);
   torch::Tensor latents = denoise(text_states, noise, request, on_step);

@@ -18,6 +18,7 @@
 
 #include "diffusion/autoencoder_kl.h"
 #include "diffusion/schedulers/scheduler.h"
+#include "diffusion/semantic_guidance.h"
 #include "diffusion/single_file.h"
 #include "diffusion/unet_2d_condition.h"
 #include "text/clip_text_model.h"
@@ -71,6 +72,14 @@ struct GenerationRequest {
   std::string scheduler = "pndm";
   int64_t width = 0;  // 0: the model's native size
   int64_t height = 0;
+  // Set by a training-free mitigation (diffusion/intervention.h), else empty: applied to the prompts' text
+  // states [B, L, D] before denoising (e.g. a calibrated projection of the embeddings); the unconditional
+  // branch is left as it is.
+  std::function<torch::Tensor(const torch::Tensor&)> transform_text_states;
+  // Set by a training-free mitigation (Fair Diffusion), else empty or without edits: semantic guidance (SEGA) with
+  // each image's edit concepts; the UNet batch becomes [uncond B, cond B, concept_1 B, ..., concept_K B]. Needs
+  // guidance_scale > 1. The concepts' text states are not passed through transform_text_states.
+  std::shared_ptr<const SemanticGuidance> semantic_guidance;
 };
 
 // Called after every scheduler step with the step index and the latents [B, Cl, h, w].

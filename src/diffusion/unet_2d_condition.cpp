@@ -16,15 +16,11 @@ namespace {
 constexpr int64_t kMaxChannels = 1 << 16;
 constexpr int64_t kMaxBlocks = 8;
 
-std::string join_numbers(const std::vector<int64_t>& values) {
-  std::string out;
-  for (int64_t v : values) out += (out.empty() ? "" : ", ") + std::to_string(v);
-  return out;
-}
-
 std::vector<int64_t> int_or_list(const Json& json, const std::string& key, size_t count, const std::string& where) {
   const Json& value = json.at(key);
-  if (value.is_number_integer()) return std::vector<int64_t>(count, value.get<int64_t>());
+  if (value.is_number_integer()) {
+    return std::vector<int64_t>(count, json_value<int64_t>(value, where + ": key '" + key + "'"));
+  }
   if (value.is_array()) {
     auto list = json_get<std::vector<int64_t>>(json, key, {}, where);
     if (list.size() != count) {
@@ -71,13 +67,7 @@ UNet2DConditionConfig UNet2DConditionConfig::from_json(const Json& json, const s
   check.in_range("layers_per_block", c.layers_per_block, 1, 64);
   check.in_range("downsample_padding", c.downsample_padding, 0, 1);
   check.in_range("norm_num_groups", c.norm_num_groups, 1, kMaxChannels);
-  for (int64_t channels : c.block_out_channels) {
-    if (channels % c.norm_num_groups != 0) {
-      check.fail("norm_num_groups", "is " + std::to_string(c.norm_num_groups),
-                 "a number that divides every block's channels (block_out_channels " +
-                     join_numbers(c.block_out_channels) + ")");
-    }
-  }
+  check.divides_each("norm_num_groups", c.norm_num_groups, "block_out_channels", c.block_out_channels);
   check.in_range("norm_eps", c.norm_eps, 0, 1, true, false);
   check.in_range("freq_shift", c.freq_shift, -1e6, 1e6, false, false);
   if (json.contains("cross_attention_dim") && json["cross_attention_dim"].is_array()) {

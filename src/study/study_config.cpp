@@ -178,7 +178,14 @@ const int64_t kMaxCount = 10000000;
 
 }  // namespace
 
+const std::vector<std::string>& mitigation_methods() {
+  static const std::vector<std::string> names = {"dreambooth", "lora",           "balanced_prompting",
+                                                 "projection", "fair_diffusion", "uce"};
+  return names;
+}
+
 std::string GridCell::name() const {
+  if (!trains()) return method;
   std::string schedule = lr_scheduler;
   std::replace(schedule.begin(), schedule.end(), '_', '-');
   return method + "-" + schedule + "-c" + std::to_string(num_class_images) + "-s" + std::to_string(max_train_steps);
@@ -186,11 +193,22 @@ std::string GridCell::name() const {
 
 std::vector<GridCell> MitigationConfig::grid() const {
   std::vector<GridCell> cells;
-  for (const auto& method : methods)
+  for (const auto& method : methods) {
+    if (method != "dreambooth" && method != "lora") continue;
     for (const auto& schedule : lr_schedulers)
       for (int64_t classes : prior_preservation ? num_class_images : std::vector<int64_t>{0})
         for (int64_t steps : max_train_steps) cells.push_back({method, schedule, classes, steps});
+  }
+  for (const auto& method : methods) {
+    if (method != "dreambooth" && method != "lora") cells.push_back({method, "", 0, 0});
+  }
   return cells;
+}
+
+bool MitigationConfig::has_training() const {
+  for (const auto& method : methods)
+    if (method == "dreambooth" || method == "lora") return true;
+  return false;
 }
 
 fs::path StudyConfig::model_dir() const {
@@ -273,7 +291,7 @@ StudyConfig parse_study_config(const std::string& text, const fs::path& source) 
 
   Section mitigation(subtable(top, root, "mitigation", src), "mitigation", src);
   MitigationConfig& m = c.mitigation;
-  mitigation.read_list("methods", m.methods, {"dreambooth", "lora"});
+  mitigation.read_list("methods", m.methods, mitigation_methods());
   mitigation.read_list("lr_scheduler", m.lr_schedulers,
                        {"constant", "linear", "polynomial", "cosine", "constant_with_warmup"});
   mitigation.read_list("num_class_images", m.num_class_images, 1, kMaxCount);
@@ -295,6 +313,30 @@ StudyConfig parse_study_config(const std::string& text, const fs::path& source) 
   mitigation.read("lora_rank", m.lora_rank, 1, 1024);
   mitigation.read("lora_alpha", m.lora_alpha, 1e-6, 1e6);
   mitigation.read("train_text_encoder", m.train_text_encoder);
+  const std::vector<std::string> attributes = {"gender", "race", "gender_race"};
+  mitigation.read("projection_lambda", m.projection_lambda, 0.0, 1e9);
+  mitigation.read_choice("projection_attribute", m.projection_attribute, attributes);
+  mitigation.read_choice("fair_diffusion_attribute", m.fair_diffusion_attribute, attributes);
+  mitigation.read("fair_diffusion_guidance_scale", m.fair_diffusion_guidance_scale, 0.0, 100.0);
+  mitigation.read("fair_diffusion_warmup_steps", m.fair_diffusion_warmup_steps, 0, 1000);
+  mitigation.read("fair_diffusion_threshold", m.fair_diffusion_threshold, 0.0, 0.9999);
+  mitigation.read("fair_diffusion_momentum_scale", m.fair_diffusion_momentum_scale, 0.0, 100.0);
+  mitigation.read("fair_diffusion_momentum_beta", m.fair_diffusion_momentum_beta, 0.0, 0.9999);
+  mitigation.read("uce_preserve_scale", m.uce_preserve_scale, 0.0, 1e6);
+  mitigation.read_choice("uce_attribute", m.uce_attribute, attributes);
+  mitigation.read("uce_step", m.uce_step, 0.0, 100.0);
+  {
+    std::set<std::string> seen;
+    for (const auto& method : m.methods) {
+      if (!seen.insert(method).second)
+        throw InputError(mitigation.where("methods") + " lists \"" + method + "\" twice");
+    }
+  }
+  const bool steers = std::find(m.methods.begin(), m.methods.end(), "fair_diffusion") != m.methods.end();
+  if (steers && m.fair_diffusion_warmup_steps >= c.generation.steps)
+    throw InputError(mitigation.where("fair_diffusion_warmup_steps") + " = " +
+                     std::to_string(m.fair_diffusion_warmup_steps) + " is not below [generation] steps = " +
+                     std::to_string(c.generation.steps) + " (the edits would never be applied)");
   if (m.class_prompts == "generic" && m.generic_class_prompt.empty())
     throw InputError(mitigation.where("generic_class_prompt") + " is empty");
   if (m.prior_preservation) {
@@ -367,7 +409,9 @@ images_per_group = 10           #        gets this many images; target: sized to
 threshold = 0.4
 
 [mitigation]
-methods = ["dreambooth"]        # dreambooth (full UNet) | lora
+methods = ["dreambooth"]        # dreambooth (full UNet) | lora, each over the grid below; training-free, one
+                                # cell each (docs/mitigations.md): balanced_prompting | projection |
+                                # fair_diffusion | uce
 lr_scheduler = ["constant", "linear", "polynomial"]
 num_class_images = [20, 300]
 max_train_steps = [100, 1000]
@@ -388,6 +432,18 @@ checkpointing_steps = 100
 lora_rank = 4
 lora_alpha = 4.0
 train_text_encoder = false
+projection_lambda = 500.0       # projection (Chuang et al. 2023): strength of the calibration
+projection_attribute = "gender" # gender | race | gender_race: the prompt pairs it is calibrated on
+fair_diffusion_attribute = "gender"   # fair_diffusion (Friedrich et al. 2023): what is steered per image
+fair_diffusion_guidance_scale = 4.0   # its published SEGA settings: edit guidance scale,
+fair_diffusion_warmup_steps = 5       #   warm-up steps,
+fair_diffusion_threshold = 0.95       #   threshold (quantile),
+fair_diffusion_momentum_scale = 0.5   #   momentum scale
+fair_diffusion_momentum_beta = 0.6    #   and momentum beta
+uce_preserve_scale = 0.1        # uce (Gandikota et al. 2024): weight of the preserved prompts
+uce_attribute = "gender_race"   # gender | race | gender_race: the balanced mix each occupation maps toward
+uce_step = 1.0                  # each group's weight = step x (uniform share - its share in the base audit);
+                                #   the reference takes 0.1 per step over up to 30 CLIP-measured steps
 
 [evaluation]
 images_per_prompt = 100         # images per prompt in the audit of each fine-tuned model

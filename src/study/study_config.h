@@ -38,16 +38,22 @@ struct PlanConfig {
   double threshold = 0.4;
 };
 
-// One cell of the mitigation grid.
+// One cell of the mitigation grid: a fine-tuning (dreambooth, lora: one per lr_scheduler x num_class_images x
+// max_train_steps), or a training-free method (one cell each: balanced_prompting, projection, fair_diffusion,
+// uce; see mitigate/ and docs/mitigations.md).
 struct GridCell {
-  std::string method;  // dreambooth | lora
-  std::string lr_scheduler;
+  std::string method;
+  std::string lr_scheduler;  // fine-tuning cells only
   int64_t num_class_images = 0;
   int64_t max_train_steps = 0;
 
-  // "dreambooth-constant-c20-s100": folder-safe, unique within a grid.
+  // "dreambooth-constant-c20-s100", or the method's name for a training-free cell: folder-safe, unique in a grid.
   std::string name() const;
+  bool trains() const { return method == "dreambooth" || method == "lora"; }
 };
+
+// The method names a study's mitigation.methods may hold.
+const std::vector<std::string>& mitigation_methods();
 
 struct MitigationConfig {
   std::vector<std::string> methods = {"dreambooth"};
@@ -73,8 +79,23 @@ struct MitigationConfig {
   int64_t lora_rank = 4;
   double lora_alpha = 4.0;
   bool train_text_encoder = false;
+  // Training-free methods (docs/mitigations.md has what each parameter does and the published values).
+  double projection_lambda = 500;                   // Chuang et al.'s default
+  std::string projection_attribute = "gender";      // gender | race | gender_race: the prompt pairs
+  std::string fair_diffusion_attribute = "gender";  // gender | race | gender_race: what is steered
+  double fair_diffusion_guidance_scale = 4;         // edit_guidance_scale (Fair Diffusion's published value)
+  int64_t fair_diffusion_warmup_steps = 5;          // edit_warmup_steps
+  double fair_diffusion_threshold = 0.95;           // edit_threshold
+  double fair_diffusion_momentum_scale = 0.5;       // edit_momentum_scale
+  double fair_diffusion_momentum_beta = 0.6;        // edit_mom_beta
+  double uce_preserve_scale = 0.1;                  // weight of the preserved prompts (UCE's default)
+  double uce_step = 1.0;  // attribute weight = step x (uniform share - base audit's share): the reference's rule
+  std::string uce_attribute = "gender_race";  // gender | race | gender_race: the balanced mix
 
-  std::vector<GridCell> grid() const;  // methods x lr_schedulers x num_class_images x max_train_steps
+  // Fine-tuning methods x lr_schedulers x num_class_images x max_train_steps, then one cell per training-free
+  // method, in the order `methods` lists them.
+  std::vector<GridCell> grid() const;
+  bool has_training() const;  // whether any method fine-tunes (the plan, augmentation and class images serve them)
 };
 
 struct EvaluationConfig {

@@ -88,6 +88,7 @@ std::string grid_section(const audit::AuditResult& result, const std::vector<Run
           with_interval(base.value, base.ci.low, base.ci.high) + "</td><td></td><td></td></tr>\n";
   for (const auto& c : result.comparisons) {
     const RunFacts& f = facts[static_cast<size_t>(c.run)];
+    if (!f.model || !f.model->settings.contains("use_lora")) continue;  // training-free: in the ranking only
     const auto& avg =
         result.runs[static_cast<size_t>(c.run)].metrics.at(audit::Attribute::gender_race).average[position];
     const auto& change = c.average_changes.at(audit::Attribute::gender_race)[position];
@@ -146,12 +147,106 @@ std::string targeted_section(const audit::AuditResult& result, const audit::Taxo
   return html + "</tbody></table></section>\n";
 }
 
+// What a run's method is called in the report: the fine-tuning method, the training-free method, or "base".
+std::string method_name(const RunFacts& f) {
+  if (f.model && f.model->settings.contains("use_lora"))
+    return f.model->settings.value("use_lora", false) ? "LoRA" : "DreamBooth";
+  if (f.info.contains("mitigation")) return f.info["mitigation"].value("method", std::string());
+  if (f.model) return f.model->settings.value("method", std::string("edited model"));
+  return "base";
+}
+
+// Seconds a run cost: its preparation (fine-tuning or edit) and its images.
+double run_seconds(RunStore& store, const std::string& run) {
+  double seconds = 0;
+  for (const std::string& stage : {"finetune:" + run, "edit:" + run, "generate:" + run}) {
+    if (auto record = store.stage(stage)) seconds += record->seconds;
+  }
+  return seconds;
+}
+
+// The share of a run's images in which a face was found and its gender read.
+double face_share(const audit::RunAudit& run) {
+  const auto& overall = run.overall.at(audit::Attribute::gender);
+  return overall.n_images > 0 ? 1.0 - overall.none_share() : 0.0;
+}
+
+// The plan's targeted groups: their mean share (of the images with both labels) in `run`.
+std::optional<double> targeted_share(const audit::RunAudit& run, const audit::AuditResult& result,
+                                     const audit::Taxonomy& taxonomy,
+                                     const std::vector<std::map<std::string, std::string>>& plan) {
+  double total = 0;
+  int n = 0;
+  for (const auto& row : plan) {
+    const int p = result.prompts.find(row.at("prompt_id"));
+    const int g = audit::gender_index(taxonomy, row.at("gender"));
+    const int r = audit::race_index(taxonomy, row.at("race"));
+    if (p < 0 || g < 0 || r < 0) continue;
+    const auto& dist = run.distributions.at(audit::Attribute::gender_race)[static_cast<size_t>(p)];
+    if (dist.n_determined() == 0) continue;
+    total += dist.share_of_determined(taxonomy.gender_race_index(g, r));
+    ++n;
+  }
+  if (n == 0) return std::nullopt;
+  return total / n;
+}
+
+std::string ranking_section(RunStore& store, const audit::AuditResult& result, const std::vector<RunFacts>& facts,
+                            const audit::Taxonomy& taxonomy,
+                            const std::vector<std::map<std::string, std::string>>& plan) {
+  auto position = [&](audit::Attribute a) {
+    return static_cast<size_t>(
+        report::metric_position(result.runs[0].metrics.at(a), audit::Metric::shen_bias_normalized));
+  };
+  const audit::Attribute attributes[] = {audit::Attribute::gender, audit::Attribute::race,
+                                         audit::Attribute::gender_race};
+  std::vector<const audit::BaselineComparison*> order;
+  for (const auto& c : result.comparisons) order.push_back(&c);
+  const size_t gxr = position(audit::Attribute::gender_race);
+  std::stable_sort(order.begin(), order.end(), [&](const auto* a, const auto* b) {
+    return a->average_changes.at(audit::Attribute::gender_race)[gxr].value <
+           b->average_changes.at(audit::Attribute::gender_race)[gxr].value;
+  });
+  std::string html =
+      "<section id=\"ranking\"><h2>Mitigations ranked</h2>\n<p>Every method of the study against the same base "
+      "audit, best first: the change of the average normalized Shen bias (0 = every group equally often) over "
+      "gender, race and gender &times; race, with its 95% bootstrap interval (a change whose whole interval is "
+      "below 0 is a reduction the sampling noise cannot explain); the mean share of the groups the plan targeted, "
+      "in the base and with the method; the share of images in which a face was found and read (a method that "
+      "removes faces removes bias trivially); and the cost, in seconds of this machine: training or editing plus "
+      "generating the audit's images.</p>\n<table><thead><tr><th>rank</th><th>run</th><th>method</th>"
+      "<th>gender change</th><th>race change</th><th>gender &times; race change</th><th>verdict</th>"
+      "<th>targeted groups' share</th><th>faces</th><th>cost (s)</th></tr></thead><tbody>\n";
+  const auto base_targeted = targeted_share(result.runs[0], result, taxonomy, plan);
+  html += "<tr><td></td><td>" + html_escape(result.runs[0].name) + "</td><td>base</td><td colspan=\"4\"></td><td>" +
+          (base_targeted ? number(*base_targeted) : "&ndash;") + "</td><td>" + number(face_share(result.runs[0]), 2) +
+          "</td><td>" + number(run_seconds(store, result.runs[0].name), 1) + "</td></tr>\n";
+  int rank = 0;
+  for (const auto* c : order) {
+    const auto& run = result.runs[static_cast<size_t>(c->run)];
+    html += "<tr><td>" + std::to_string(++rank) + "</td><td>" + html_escape(run.name) + "</td><td>" +
+            html_escape(method_name(facts[static_cast<size_t>(c->run)])) + "</td>";
+    for (const auto a : attributes) {
+      const auto& d = c->average_changes.at(a)[position(a)];
+      html += "<td>" + with_interval(d.value, d.ci.low, d.ci.high) + "</td>";
+    }
+    const auto& d = c->average_changes.at(audit::Attribute::gender_race)[gxr];
+    const auto targeted = targeted_share(run, result, taxonomy, plan);
+    html += "<td>" + verdict(d.ci.low, d.ci.high) + "</td><td>" +
+            (base_targeted && targeted ? number(*base_targeted) + " &rarr; " + number(*targeted) : "&ndash;") +
+            "</td><td>" + number(face_share(run), 2) + "</td><td>" + number(run_seconds(store, run.name), 1) +
+            "</td></tr>\n";
+  }
+  return html + "</tbody></table></section>\n";
+}
+
 std::string provenance_section(const std::vector<RunFacts>& facts) {
   std::string html =
       "<section id=\"provenance\"><h2>Provenance</h2>\n<p>What made each run: the model, the generation settings "
       "and seeds (image i of every prompt uses seed + i, so runs are compared under the same noise), the face "
       "profile, and for fine-tuned models their training settings and loss curve.</p>\n<table><thead><tr>"
-      "<th>run</th><th>model</th><th>generation</th><th>face profile</th><th>fine-tuning</th></tr></thead><tbody>\n";
+      "<th>run</th><th>model</th><th>generation</th><th>face profile</th><th>fine-tuning or method</th></tr></thead>"
+      "<tbody>\n";
   for (const auto& f : facts) {
     const Json g = f.info.value("generation", Json::object());
     std::string generation = "seed " + std::to_string(g.value("seed", 0ULL)) + ", " +
@@ -165,7 +260,15 @@ std::string provenance_section(const std::vector<RunFacts>& facts) {
     std::string model = f.info.value("model", std::string());
     if (!f.info.value("lora", std::string()).empty()) model += " + LoRA " + f.info.value("lora", std::string());
     std::string tuning = "&ndash;";
-    if (f.model) {
+    if (f.model && !f.model->settings.contains("use_lora")) {
+      // An edited (not fine-tuned) model: its edit settings, no loss curve.
+      const Json& s = f.model->settings;
+      tuning = html_escape(
+          s.value("method", std::string("edited model")) + " of " + s.value("attribute", std::string()) +
+          ", preserve scale " + number(s.value("preserve_scale", 0.0), 3) + ", lambda " +
+          number(s.value("lambda", 0.0), 3) + ", edit scale " + number(s.value("edit_scale", 0.0), 3) + ", step " +
+          number(s.value("step", 0.0), 3) + (s.value("with_to_k", true) ? ", to_k and to_v" : ", to_v only"));
+    } else if (f.model) {
       const Json& s = f.model->settings;
       tuning = html_escape(
           (s.value("use_lora", false) ? "LoRA rank " + std::to_string(s.value("lora_rank", 0)) : "full UNet") +
@@ -179,6 +282,8 @@ std::string provenance_section(const std::vector<RunFacts>& facts) {
                   std::to_string(s.value("num_class_images", 0)) + " images";
       }
       tuning += "<br>" + loss_curve_svg(f.model->loss_curve_csv);
+    } else if (f.info.contains("mitigation")) {
+      tuning = html_escape(f.info["mitigation"].dump());
     }
     html += "<tr><td>" + html_escape(f.name) + "</td><td>" + html_escape(model) + "</td><td>" +
             html_escape(generation) + "</td><td>" + html_escape(face) + "</td><td>" + tuning + "</td></tr>\n";
@@ -274,10 +379,12 @@ StudyReportResult write_study_report(RunStore& store, const StudyReportInputs& i
   report::ReportOptions report_options;
   report_options.command_line = in.command_line;
   if (in.runs.size() > 1) {
-    report_options.study_sections_html = grid_section(result, facts, position) +
+    report_options.study_sections_html = ranking_section(store, result, facts, options.taxonomy, store.plan()) +
+                                         grid_section(result, facts, position) +
                                          targeted_section(result, options.taxonomy, store.plan()) +
                                          paired_section(store, in, prompts, out_dir) + provenance_section(facts);
-    report_options.study_links = {{"grid", "Mitigation grid"},
+    report_options.study_links = {{"ranking", "Mitigations ranked"},
+                                  {"grid", "Mitigation grid"},
                                   {"targeted", "Targeted groups"},
                                   {"paired", "Same seed"},
                                   {"provenance", "Provenance"}};
@@ -293,10 +400,20 @@ StudyReportResult write_study_report(RunStore& store, const StudyReportInputs& i
     const auto& avg = result.runs[i].metrics.at(audit::Attribute::gender_race).average[position];
     out.metrics.push_back({result.runs[i].name, "shen_gender_race_normalized", avg.value, avg.ci.low, avg.ci.high});
   }
+  for (size_t i = 0; i < result.runs.size(); ++i) {
+    const double faces = face_share(result.runs[i]);
+    out.metrics.push_back({result.runs[i].name, "face_share", faces, faces, faces});
+  }
   for (const auto& c : result.comparisons) {
-    const auto& d = c.average_changes.at(audit::Attribute::gender_race)[position];
-    out.metrics.push_back({result.runs[static_cast<size_t>(c.run)].name, "change_shen_gender_race_normalized", d.value,
-                           d.ci.low, d.ci.high});
+    const std::string& run = result.runs[static_cast<size_t>(c.run)].name;
+    for (const auto& [attribute, key] : {std::pair{audit::Attribute::gender_race, "change_shen_gender_race_normalized"},
+                                         std::pair{audit::Attribute::gender, "change_shen_gender_normalized"},
+                                         std::pair{audit::Attribute::race, "change_shen_race_normalized"}}) {
+      const size_t at = static_cast<size_t>(
+          report::metric_position(result.runs[0].metrics.at(attribute), audit::Metric::shen_bias_normalized));
+      const auto& d = c.average_changes.at(attribute)[at];
+      out.metrics.push_back({run, key, d.value, d.ci.low, d.ci.high});
+    }
   }
   return out;
 }

@@ -28,6 +28,8 @@
 #include "faces/analysis_json.h"
 #include "faces/folder_analysis.h"
 #include "faces/profiles.h"
+#include "mitigate/methods.h"
+#include "mitigate/uce.h"
 #include "report/headline.h"
 #include "report/html_report.h"
 #include "study/study_report.h"
@@ -147,7 +149,8 @@ void StudyRunner::check_inputs() {
 }
 
 void StudyRunner::generate_stage(const std::string& run, const std::vector<StudyPrompt>& prompts,
-                                 const fs::path& model_dir, const fs::path& lora_file, uint64_t seed_base) {
+                                 const fs::path& model_dir, const fs::path& lora_file, uint64_t seed_base,
+                                 const Intervention& intervention) {
   const std::string stage = generate_stage_name(run);
   const GenerationConfig& g = config_.generation;
   Json prompt_list = Json::array();
@@ -167,9 +170,13 @@ void StudyRunner::generate_stage(const std::string& run, const std::vector<Study
       {"width", g.width},           {"height", g.height},
       {"batch_size", g.batch_size}, {"device", parse_device(device()).is_cuda() ? "cuda" : "cpu"},
       {"dtype", generation_dtype()}};
-  store_.begin_stage(stage, settings, total);
+  Json stage_settings = settings;
+  if (!intervention.empty()) stage_settings["mitigation"] = intervention.settings;
+  store_.begin_stage(stage, stage_settings, total);
   if (store_.stage_done(stage)) return;
-  store_.put_run(run, Json{{"model", settings["model"]}, {"lora", settings["lora"]}, {"generation", settings}});
+  Json info{{"model", settings["model"]}, {"lora", settings["lora"]}, {"generation", settings}};
+  if (!intervention.empty()) info["mitigation"] = intervention.settings;
+  store_.put_run(run, info);
   store_.put_prompts(run, prompts);
 
   std::vector<WorkItem> items;
@@ -192,6 +199,7 @@ void StudyRunner::generate_stage(const std::string& run, const std::vector<Study
     if (!model) {
       model = load_stable_diffusion(model_dir, parse_device(device()), parse_dtype(generation_dtype()));
       if (!lora_file.empty()) train::apply_lora(*model, lora_file, 1.0);
+      if (intervention.prepare) intervention.prepare(*model);
       pipeline.emplace(*model);
     }
     GenerationRequest request;
@@ -201,10 +209,13 @@ void StudyRunner::generate_stage(const std::string& run, const std::vector<Study
     request.scheduler = g.scheduler;
     request.width = g.width;
     request.height = g.height;
+    std::vector<ImageSlot> slots;
     for (size_t k = begin; k < end; ++k) {
       request.prompts.push_back(items[k].prompt->prompt);
       request.seeds.push_back(seed_base + static_cast<uint64_t>(items[k].index));
+      slots.push_back({items[k].prompt->prompt_id, items[k].prompt->prompt, items[k].index, request.seeds.back()});
     }
+    if (intervention.apply) intervention.apply(request, slots);
     torch::Tensor images = pipeline->generate(request, [](size_t, const torch::Tensor&) { check_interrupt(); });
     std::vector<ImageRow> rows;
     for (size_t k = begin; k < end; ++k) {
@@ -299,8 +310,8 @@ void StudyRunner::export_run(const std::string& run) {
 }
 
 void StudyRunner::audit_run(const std::string& run, const fs::path& model_dir, const fs::path& lora_file,
-                            int64_t images_per_prompt) {
-  generate_stage(run, base_prompts(images_per_prompt), model_dir, lora_file, config_.generation.seed);
+                            int64_t images_per_prompt, const Intervention& intervention) {
+  generate_stage(run, base_prompts(images_per_prompt), model_dir, lora_file, config_.generation.seed, intervention);
   analyze_stage(run);
   // The exports are rebuilt from the store when missing (a crash between the last batch and the export).
   std::error_code ec;
@@ -488,6 +499,99 @@ void StudyRunner::finetune_stage(const GridCell& cell) {
   t.commit();
 }
 
+void StudyRunner::edit_stage(const GridCell& cell) {
+  const MitigationConfig& m = config_.mitigation;
+  const std::string stage = "edit:" + cell.name();
+  const fs::path out = dir_ / "models" / cell.name();
+  const audit::Attribute attribute = audit::parse_attribute(m.uce_attribute, "mitigation.uce_attribute");
+  // Each occupation is moved toward the groups its base audit under-represents: one step of the reference's rule,
+  // weight_j = uce_step (uniform share - measured share_j) over the images whose attribute was read.
+  const PromptSet prompts = read_prompts_csv(config_.prompts);
+  audit::DetectionOptions detection_options;
+  const audit::Taxonomy& taxonomy = detection_options.taxonomy;
+  const audit::Run base =
+      audit::read_detections(dir_ / run_dir_name(kBaseRun) / "detections.csv", kBaseRun, prompts, detection_options);
+  mitigate::uce::UceOptions options;
+  options.preserve_scale = m.uce_preserve_scale;
+  Json measured = Json::object();
+  for (int p = 0; p < prompts.size(); ++p) {
+    const std::string& text = prompts.templates[static_cast<size_t>(p)].empty()
+                                  ? prompts.texts[static_cast<size_t>(p)]
+                                  : prompts.templates[static_cast<size_t>(p)];
+    mitigate::uce::DebiasConcept concept = mitigate::uce::concept_with_groups(text, attribute, taxonomy);
+    const size_t groups = concept.attribute_prompts.size();
+    std::vector<double> shares(groups, 0.0);
+    double determined = 0;
+    for (const audit::ImageRecord* image : base.images_of(p)) {
+      int k = -1;
+      if (attribute == audit::Attribute::gender) k = image->gender;
+      if (attribute == audit::Attribute::race) k = image->race;
+      if (attribute == audit::Attribute::gender_race && image->gender >= 0 && image->race >= 0)
+        k = taxonomy.gender_race_index(image->gender, image->race);
+      if (k < 0) continue;
+      shares[static_cast<size_t>(k)] += 1;
+      determined += 1;
+    }
+    if (determined > 0) {
+      for (double& share : shares) share /= determined;
+      concept.weights = mitigate::uce::weights_from_shares(shares, {}, m.uce_step);
+      measured[prompts.ids[static_cast<size_t>(p)]] = shares;
+    } else {
+      // No face read in its images: nothing measured to move it from, so the symmetric push toward every group
+      // (UceOptions::equal_weight), said in the model's settings.
+      measured[prompts.ids[static_cast<size_t>(p)]] = nullptr;
+    }
+    options.concepts.push_back(concept);
+  }
+  const Json settings{{"method", "uce"},
+                      {"model", config_.model},
+                      {"attribute", m.uce_attribute},
+                      {"preserve_scale", m.uce_preserve_scale},
+                      {"step", m.uce_step},
+                      {"lambda", options.lambda},
+                      {"edit_scale", options.edit_scale},
+                      {"with_to_k", options.with_to_k},
+                      {"detections", store_.stage(analyze_stage_name(kBaseRun))->settings_hash}};
+  store_.begin_stage(stage, settings, 1);
+  if (store_.stage_done(stage)) return;
+  const auto started = std::chrono::steady_clock::now();
+  std::error_code ec;
+  // A model published by a run killed before it was recorded is remade: the settings may differ.
+  fs::remove_all(out, ec);
+  ensure_directory(out.parent_path(), "study models folder");
+  const mitigate::uce::UceEdit edit = mitigate::uce::write_edited_model(config_.model_dir(), out, options);
+  ModelRow row;
+  row.cell = cell.name();
+  row.path = "models/" + cell.name();
+  row.settings = settings;
+  row.settings["measured_shares"] = measured;
+  row.settings["concept_weights"] = edit.concept_weights;
+  row.seconds = seconds_since(started);
+  Transaction t(store_.db());
+  store_.put_model(row);
+  store_.finish_stage(stage, Json{{"concepts", options.concepts.size()}}, row.seconds);
+  t.commit();
+}
+
+Intervention StudyRunner::intervention(const GridCell& cell) const {
+  const MitigationConfig& m = config_.mitigation;
+  mitigate::MethodSettings settings;
+  // The study's target is uniform over the taxonomy's gender x race groups (as the planner's).
+  settings.targets.all = mitigate::GroupDistribution::uniform(settings.taxonomy);
+  settings.seed = m.seed;
+  settings.steps = config_.generation.steps;
+  for (const auto& prompt : prompts_) settings.prompts.push_back(prompt.second);
+  settings.projection_lambda = m.projection_lambda;
+  settings.projection_attribute = m.projection_attribute;
+  settings.fair_diffusion_attribute = m.fair_diffusion_attribute;
+  settings.fair_diffusion_guidance_scale = m.fair_diffusion_guidance_scale;
+  settings.fair_diffusion_warmup_steps = m.fair_diffusion_warmup_steps;
+  settings.fair_diffusion_threshold = m.fair_diffusion_threshold;
+  settings.fair_diffusion_momentum_scale = m.fair_diffusion_momentum_scale;
+  settings.fair_diffusion_momentum_beta = m.fair_diffusion_momentum_beta;
+  return mitigate::generation_method(cell.method, settings);
+}
+
 StudySummary StudyRunner::report_stage(const std::string& stage, const std::vector<std::string>& runs) {
   const fs::path out_dir = stage == "report:study" ? dir_ / "report" : dir_ / run_dir_name(runs.front()) / "report";
   Json inputs = Json::array();
@@ -554,6 +658,16 @@ std::vector<PlannedStage> StudyRunner::planned_stages(bool mitigate) {
     return stages;
   }
   add("plan", "find under-represented gender x race groups", 1, "plan");
+  const int64_t eval_images = n_prompts * config_.evaluation.images_per_prompt;
+  if (!config_.mitigation.has_training()) {
+    for (const auto& cell : config_.mitigation.grid()) {
+      if (cell.method == "uce") add("edit:" + cell.name(), "closed-form cross-attention edit (UCE)", 1, "model");
+      add(generate_stage_name(cell.name()), "generate with " + cell.method, eval_images, "images");
+      add(analyze_stage_name(cell.name()), "detect and classify", eval_images, "images");
+    }
+    add("report:study", "compare every method with the base: report.html", 1, "report");
+    return stages;
+  }
   int64_t augment = -1;
   if (store_.stage_done("plan")) {
     augment = 0;
@@ -568,10 +682,14 @@ std::vector<PlannedStage> StudyRunner::planned_stages(bool mitigate) {
     add(generate_stage_name(kClassRun), "generate prior-preservation class images",
         static_cast<int64_t>(classes.size()) * classes.front().n_images, "images");
   }
-  const int64_t eval_images = n_prompts * config_.evaluation.images_per_prompt;
   for (const auto& cell : config_.mitigation.grid()) {
-    add("finetune:" + cell.name(), "fine-tune (" + cell.method + ")", cell.max_train_steps, "steps");
-    add(generate_stage_name(cell.name()), "generate with the fine-tuned model", eval_images, "images");
+    if (cell.trains()) {
+      add("finetune:" + cell.name(), "fine-tune (" + cell.method + ")", cell.max_train_steps, "steps");
+    } else if (cell.method == "uce") {
+      add("edit:" + cell.name(), "closed-form cross-attention edit (UCE)", 1, "model");
+    }
+    add(generate_stage_name(cell.name()),
+        cell.trains() ? "generate with the fine-tuned model" : "generate with " + cell.method, eval_images, "images");
     add(analyze_stage_name(cell.name()), "detect and classify", eval_images, "images");
   }
   add("report:study", "compare every model with the base: report.html", 1, "report");
@@ -589,25 +707,35 @@ StudySummary StudyRunner::run_mitigate() {
   audit_run(kBaseRun, config_.model_dir(), {}, config_.generation.images_per_prompt);
   report_stage("report:base", {kBaseRun});
   plan_stage();
-  augment_stage();
-  std::vector<std::string> runs = {kBaseRun};
-  if (store_.plan().empty()) {
+  const bool train = config_.mitigation.has_training() && !store_.plan().empty();
+  if (config_.mitigation.has_training() && store_.plan().empty()) {
     std::fprintf(stderr,
                  "mitigate: the plan found no under-represented group, so there is nothing to fine-tune on; the "
-                 "report shows the base model only\n");
-  } else {
+                 "fine-tuning cells are left out of the report\n");
+  }
+  if (train) {
+    augment_stage();
     class_images_stage();
-    for (const auto& cell : config_.mitigation.grid()) {
+  }
+  std::vector<std::string> runs = {kBaseRun};
+  const int64_t n = config_.evaluation.images_per_prompt;
+  for (const auto& cell : config_.mitigation.grid()) {
+    const fs::path out = dir_ / "models" / cell.name();
+    if (cell.trains()) {
+      if (!train) continue;
       finetune_stage(cell);
-      const fs::path out = dir_ / "models" / cell.name();
       if (cell.method == "lora") {
-        audit_run(cell.name(), config_.model_dir(), out / train::kLoraWeightsName,
-                  config_.evaluation.images_per_prompt);
+        audit_run(cell.name(), config_.model_dir(), out / train::kLoraWeightsName, n);
       } else {
-        audit_run(cell.name(), out, {}, config_.evaluation.images_per_prompt);
+        audit_run(cell.name(), out, {}, n);
       }
-      runs.push_back(cell.name());
+    } else if (cell.method == "uce") {
+      edit_stage(cell);
+      audit_run(cell.name(), out, {}, n);
+    } else {
+      audit_run(cell.name(), config_.model_dir(), {}, n, intervention(cell));
     }
+    runs.push_back(cell.name());
   }
   return report_stage("report:study", runs);
 }

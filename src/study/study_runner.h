@@ -1,7 +1,9 @@
 // The study as stages, the only place that knows their order:
 //   audit    = generate:base -> analyze:base -> report:base
-//   mitigate = the base audit (reused when done) -> plan -> generate:augment -> class-images ->
-//              for every grid cell: finetune:<cell> -> generate:<cell> -> analyze:<cell> -> report:study
+//   mitigate = the base audit (reused when done) -> plan -> [generate:augment -> class-images, when a method
+//              fine-tunes] -> for every grid cell: finetune:<cell> (dreambooth, lora) or edit:<cell> (uce) or
+//              nothing (balanced_prompting, projection, fair_diffusion: applied while generating) ->
+//              generate:<cell> -> analyze:<cell> -> report:study
 // Every stage is recorded in the run store (run_store.h) and skipped when done with the same settings; work
 // inside a stage is keyed by (run, prompt, index), done in fixed batches and committed a batch at a time, so a
 // killed study (Ctrl-C or kill -9) rerun with the same command redoes nothing finished and gives the same
@@ -13,7 +15,7 @@
 //   runs/<run>/detections.csv, faces.csv        the study's CSV layout and the per-face CSV (exports)
 //   plan.csv                                    under-represented groups and rewritten prompts
 //   augment/instance.csv                        file,caption of the augmentation images (fine-tuning input)
-//   models/<cell>/                              fine-tuned model (diffusers layout) or LoRA weights
+//   models/<cell>/                              fine-tuned or edited model (diffusers layout) or LoRA weights
 //   report/                                     report.html, metrics.json, tables/
 #pragma once
 
@@ -21,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "diffusion/intervention.h"
 #include "study/run_store.h"
 #include "study/study_config.h"
 
@@ -56,16 +59,18 @@ class StudyRunner {
  private:
   void check_inputs();
   void audit_run(const std::string& run, const std::filesystem::path& model_dir, const std::filesystem::path& lora_file,
-                 int64_t images_per_prompt);
+                 int64_t images_per_prompt, const Intervention& intervention = {});
   void generate_stage(const std::string& run, const std::vector<StudyPrompt>& prompts,
                       const std::filesystem::path& model_dir, const std::filesystem::path& lora_file,
-                      uint64_t seed_base);
+                      uint64_t seed_base, const Intervention& intervention = {});
   void analyze_stage(const std::string& run);
   void export_run(const std::string& run);
   void plan_stage();
   void augment_stage();
   void class_images_stage();
   void finetune_stage(const GridCell& cell);
+  void edit_stage(const GridCell& cell);                  // uce: the closed-form edit, written to models/<cell>
+  Intervention intervention(const GridCell& cell) const;  // a generation-time method's intervention
   StudySummary report_stage(const std::string& stage, const std::vector<std::string>& runs);
 
   std::vector<StudyPrompt> base_prompts(int64_t images_per_prompt) const;

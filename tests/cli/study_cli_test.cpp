@@ -168,6 +168,61 @@ TEST(StudyCli, MitigateRunsTheWholeStudyThenStatusSaysDone) {
   EXPECT_EQ(output.find("generate:"), std::string::npos) << output;  // no stage did any work
 }
 
+// Every training-free method beside a DreamBooth cell, in one study: each gets its run (images generated with the
+// method, or with the UCE-edited model), the report ranks them all, and a rerun redoes nothing.
+TEST(StudyCli, TrainingFreeMethodsRunBesideDreamBoothAndAreRanked) {
+  const fs::path dir = test::scratch_dir("StudyCli.TrainingFree");
+  const fs::path config = write_tiny_study(
+      dir,
+      "methods = [\"dreambooth\", \"balanced_prompting\", \"projection\", \"fair_diffusion\", \"uce\"]\n"
+      "lr_scheduler = [\"constant\"]\nfair_diffusion_warmup_steps = 0\n");
+  std::string output;
+  ASSERT_EQ(test::run_command(exe() + " mitigate --dry-run --config " + q(config), &output), 0) << output;
+  for (const char* stage : {"finetune:dreambooth-constant-c2-s4", "generate:balanced_prompting", "edit:uce",
+                            "analyze:fair_diffusion", "generate:projection"}) {
+    EXPECT_NE(output.find(stage), std::string::npos) << stage << "\n" << output;
+  }
+  ASSERT_EQ(test::run_command(mitigate_command(config), &output), 0) << output;
+  study::RunStore store(dir);
+  std::map<std::string, std::string> digests;  // run/prompt/index -> sha256
+  for (const std::string run :
+       {"base", "dreambooth-constant-c2-s4", "balanced_prompting", "projection", "fair_diffusion", "uce"}) {
+    const auto images = store.images(run);
+    ASSERT_EQ(images.size(), 6u) << run;
+    EXPECT_EQ(store.analyses(run).size(), 6u) << run;
+    for (const auto& image : images)
+      digests[run + "/" + image.prompt_id + "/" + std::to_string(image.index)] = image.sha256;
+  }
+  // Each method changes the pixels of the same-seed image.
+  for (const std::string run : {"balanced_prompting", "projection", "fair_diffusion", "uce"}) {
+    int same = 0;
+    for (const std::string id : {"ceo/0", "ceo/1", "ceo/2", "nurse/0", "nurse/1", "nurse/2"})
+      same += digests.at(run + "/" + id) == digests.at("base/" + id);
+    EXPECT_EQ(same, 0) << run;
+  }
+  EXPECT_EQ(store.run_info("projection")["mitigation"]["method"], "projection");
+  EXPECT_EQ(store.run_info("fair_diffusion")["mitigation"]["method"], "fair_diffusion");
+  ASSERT_TRUE(store.model("uce"));
+  EXPECT_EQ(store.model("uce")->settings["method"], "uce");
+  EXPECT_TRUE(fs::is_regular_file(dir / "models" / "uce" / "unet" / "diffusion_pytorch_model.safetensors"));
+  const std::string html = read_file(dir / "report" / "report.html");
+  for (const char* section : {"id=\"ranking\"", "<td>balanced_prompting</td>", "<td>projection</td>",
+                              "<td>fair_diffusion</td>", "<td>uce</td>", "<td>DreamBooth</td>"}) {
+    EXPECT_NE(html.find(section), std::string::npos) << section;
+  }
+  const auto metrics = store.metrics();
+  for (const std::string run : {"balanced_prompting", "projection", "fair_diffusion", "uce"}) {
+    ASSERT_TRUE(metrics.count(run)) << run;
+    for (const char* key : {"change_shen_gender_normalized", "change_shen_race_normalized",
+                            "change_shen_gender_race_normalized", "face_share"})
+      EXPECT_TRUE(metrics.at(run).count(key)) << run << " " << key;
+  }
+  const std::string before = store.dump_without_timings();
+  ASSERT_EQ(test::run_command(mitigate_command(config), &output), 0) << output;
+  EXPECT_EQ(study::RunStore(dir).dump_without_timings(), before);
+  EXPECT_EQ(output.find("generate:"), std::string::npos) << output;
+}
+
 // The README's main job, shortened for CI: the whole study on the built-in model (models/builtin), which makes
 // faces, so the audit finds and classifies them, the plan targets real groups and the report shows faces.
 TEST(StudyCli, BuiltinModelStudyFindsFacesAndWritesTheReport) {

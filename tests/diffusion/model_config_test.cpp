@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <functional>
+#include <limits>
 
 #include "core/json.h"
 #include "diffusion/autoencoder_kl.h"
@@ -76,6 +77,9 @@ TEST(ModelConfig, UNetFieldsAreCheckedWithFileKeyAndExpectation) {
                       "file gives: block_out_channels 2, down_block_types 4, up_block_types 2)"},
                      {"up_block_types", {"UpBlock2D"}, "the per-block lists have different lengths"},
                      {"attention_head_dim", {"a", "b"}, "key 'attention_head_dim' has the wrong type"},
+                     // A single integer too large for int64 used to wrap to -1 in the message (fuzzing finding 8).
+                     {"attention_head_dim", Json(std::numeric_limits<uint64_t>::max()),
+                      "key 'attention_head_dim' = 18446744073709551615 is not a whole number from"},
                  },
                  [](const Json& j) { UNet2DConditionConfig::from_json(j, where("unet")); });
 }
