@@ -101,3 +101,13 @@ fi
 BUILD_DIR="${FAIRDIFF_BUILD_DIR:-build}"
 cmake -S . -B "$BUILD_DIR" -G Ninja "${CMAKE_ARGS[@]}"
 cmake --build "$BUILD_DIR" --parallel "$(nproc)"
+
+# PyTorch's wheels export their own std::filesystem from libtorch; fairdiff links libstdc++ first so the system's
+# wins (CMakeLists.txt). A compiler that links libstdc++ statically defeats that, and fine-tuning can then crash.
+if [ "$CUDA" = 1 ] && command -v readelf >/dev/null 2>&1 &&
+  ! readelf -d "$BUILD_DIR/fairdiff" | grep -q 'NEEDED.*libstdc++'; then
+  echo "install.sh: warning: $BUILD_DIR/fairdiff does not load libstdc++.so.6 (this compiler links it statically);" \
+    "with PyTorch's LibTorch, fine-tuning can crash. Rebuild with the system compiler" \
+    "(CXX=/usr/bin/g++ CC=/usr/bin/gcc CUDAHOSTCXX=/usr/bin/g++ bash scripts/install.sh --cuda) or run with" \
+    "LD_PRELOAD=\$(/usr/bin/g++ -print-file-name=libstdc++.so.6)" >&2
+fi

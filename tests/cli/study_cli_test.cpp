@@ -207,7 +207,9 @@ TEST(StudyCli, TrainingFreeMethodsRunBesideDreamBoothAndAreRanked) {
   EXPECT_TRUE(fs::is_regular_file(dir / "models" / "uce" / "unet" / "diffusion_pytorch_model.safetensors"));
   const std::string html = read_file(dir / "report" / "report.html");
   for (const char* section : {"id=\"ranking\"", "<td>balanced_prompting</td>", "<td>projection</td>",
-                              "<td>fair_diffusion</td>", "<td>uce</td>", "<td>DreamBooth</td>"}) {
+                              "<td>fair_diffusion</td>", "<td>uce</td>", "<td>DreamBooth</td>",
+                              // the edited model's provenance: its edit, not a fine-tuning loss curve
+                              "<td>uce of gender_race, preserve scale 0.1"}) {
     EXPECT_NE(html.find(section), std::string::npos) << section;
   }
   const auto metrics = store.metrics();

@@ -8,6 +8,8 @@
 
 #include "audit/prompt_rewriter.h"
 #include "core/error.h"
+#include "core/json.h"
+#include "core/safetensors.h"
 #include "diffusion/stable_diffusion.h"
 #include "mitigate/balanced_prompting.h"
 #include "mitigate/embedding_projection.h"
@@ -155,6 +157,32 @@ TEST(EmbeddingProjection, CalibrationMatrixIsTheClosedFormAndShrinksThePairDirec
   EXPECT_LT((calibration_matrix(model, pairs, 0) - identity).abs().max().item<double>(), 1e-12);
   EXPECT_THROW(calibration_matrix(model, pairs, -1), InputError);
   EXPECT_THROW(calibration_matrix(model, PromptPairs{}, 500), InputError);
+}
+
+// Parity with the authors' code (tools/mitigations/projection_reference.py: their get_M over the built-in model's
+// text encoder, P = inv(lambda M + I), the prompt's states times P^T), fp32 encoder on both sides.
+TEST(EmbeddingProjection, MatchesTheAuthorsCalibrationOnTheBuiltinModel) {
+  const std::filesystem::path dir = test::source_dir() / "tests" / "data" / "mitigations";
+  const Json json = read_json_file(dir / "projection_reference.json");
+  const TensorMap reference = read_safetensors(dir / "projection_reference.safetensors").tensors;
+  PromptPairs pairs;
+  pairs.prompts = json["prompts"].get<std::vector<std::string>>();
+  for (const auto& pair : json["pairs"]) pairs.pairs.emplace_back(pair[0].get<int>(), pair[1].get<int>());
+  StableDiffusionModel model =
+      load_stable_diffusion(test::source_dir() / "models" / "builtin", torch::kCPU, torch::kFloat32);
+  const torch::Tensor p = calibration_matrix(model, pairs, json["lambda"].get<double>());
+  const torch::Tensor expected_p = reference.at("P").to(torch::kFloat64);
+  ASSERT_EQ(p.sizes(), expected_p.sizes());
+  // P - I is what the calibration adds (up to 0.07 here); fp32 end-of-text states bound its agreement.
+  EXPECT_LT((p - expected_p).abs().max().item<double>(), 1e-4);
+
+  StableDiffusionPipeline pipeline(model);
+  const torch::Tensor states = pipeline.encode_prompts({json["prompt"].get<std::string>()});
+  EXPECT_LT((states - reference.at("states")).abs().max().item<double>(), 1e-4);
+  const torch::Tensor projected = torch::matmul(states, p.t().to(torch::kFloat32));
+  EXPECT_LT((projected - reference.at("projected")).abs().max().item<double>(), 1e-4);
+  // And it moved them: the comparison is not vacuous.
+  EXPECT_GT((reference.at("projected") - reference.at("states")).abs().max().item<double>(), 0.1);
 }
 
 TEST(EmbeddingProjection, InterventionProjectsThePromptStatesOnly) {

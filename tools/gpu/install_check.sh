@@ -3,11 +3,13 @@
 # bench/RESULTS.md): the Debian packages that host lacks travel as .deb files in .gl/debs (unpacked here with
 # dpkg -x), the face models in .gl/human-models; then `scripts/install.sh --cuda` builds the full product against
 # the host PyTorch's LibTorch and the main job runs on the GPU.
-# Usage: bash tools/gpu/install_check.sh OUT_DIR [build|study|all]
+# Usage: bash tools/gpu/install_check.sh OUT_DIR [build|study|all] [STUDY_CONFIG]
+# (STUDY_CONFIG: default data/studies/builtin.toml, the main job)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-OUT="${1:?usage: tools/gpu/install_check.sh OUT_DIR [build|study|all]}"
+OUT="${1:?usage: tools/gpu/install_check.sh OUT_DIR [build|study|all] [STUDY_CONFIG]}"
 WHAT="${2:-all}"
+CONFIG="${3:-data/studies/builtin.toml}"
 mkdir -p "$OUT"
 ROOT="$PWD/.gl/root"
 if [ ! -d "$ROOT/usr/include/unicode" ]; then
@@ -32,10 +34,10 @@ if [ "$WHAT" = study ] || [ "$WHAT" = all ]; then
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/gpu.txt"
   rm -rf /tmp/gpu-study
   start=$(date +%s)
-  ./build/fairdiff mitigate --config data/studies/builtin.toml --dir /tmp/gpu-study > "$OUT/study.log" 2>&1 ||
+  ./build/fairdiff mitigate --config "$CONFIG" --dir /tmp/gpu-study > "$OUT/study.log" 2>&1 ||
     { tail -40 "$OUT/study.log"; exit 1; }
-  echo "main job on the GPU: $(( $(date +%s) - start )) s"
+  echo "study $CONFIG on the GPU: $(( $(date +%s) - start )) s"
   ./build/fairdiff status /tmp/gpu-study | tee "$OUT/status.txt" | tail -25
-  cp /tmp/gpu-study/report/report.html "$OUT/" 2>/dev/null || true
+  cp /tmp/gpu-study/report/report.html /tmp/gpu-study/report/*.csv /tmp/gpu-study/report/*.json "$OUT/" 2>/dev/null || true
   tail -5 "$OUT/study.log"
 fi

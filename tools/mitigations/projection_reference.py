@@ -4,14 +4,14 @@
 The calibration of Chuang et al. 2023 as its authors apply it to Stable Diffusion (github chingyaoc/debias_vl,
 generative/main.py, commit adccbe6): their `get_M` (imported from their main.py, not restated here) over the
 unit-length end-of-text states of positive pairs "A photo of a male {cls}." / "A photo of a female {cls}.", then
-P = inv(lam * M + I) and the prompt states multiplied by P.T, as their __main__ does. Run on the tiny fixture model in
+P = inv(lam * M + I) and the prompt states multiplied by P.T, as their __main__ does. Run on the built-in model's text encoder in
 fp32 on the CPU; writes P (float64), the prompt's states and the projected states to
 tests/data/mitigations/projection_reference.safetensors, and the prompts and pairs to projection_reference.json.
 
 Usage (needs torch, transformers, safetensors, numpy, scikit-learn; diffusers, which their main.py imports, from
 --diffusers-src):
   python3 tools/mitigations/projection_reference.py --debias-vl DEBIAS_VL --diffusers-src DIFFUSERS/src \
-      --model ../shared/fixtures/tiny-sd2 --out tests/data/mitigations
+      --model models/builtin --out tests/data/mitigations
 """
 import argparse
 import json
@@ -38,6 +38,20 @@ def main():
     from safetensors.torch import save_file
     from transformers import CLIPTextModel, CLIPTokenizer
 
+    # Their main.py imports scikit-learn's TruncatedSVD and tqdm at module level for its image loop; get_M uses
+    # neither. On a host without them, empty stand-ins let the module import (get_M is still their code).
+    import importlib.util
+    import types
+    if importlib.util.find_spec("sklearn") is None:
+        sklearn = types.ModuleType("sklearn")
+        sklearn.decomposition = types.ModuleType("sklearn.decomposition")
+        sklearn.decomposition.TruncatedSVD = None
+        sys.modules.update({"sklearn": sklearn, "sklearn.decomposition": sklearn.decomposition})
+    if importlib.util.find_spec("tqdm") is None:
+        tqdm = types.ModuleType("tqdm")
+        tqdm.auto = types.ModuleType("tqdm.auto")
+        tqdm.auto.tqdm = lambda x, **_: x
+        sys.modules.update({"tqdm": tqdm, "tqdm.auto": tqdm.auto})
     import main as debias_vl  # their generative/main.py: get_A, get_M
 
     tokenizer = CLIPTokenizer.from_pretrained(args.model, subfolder="tokenizer")
