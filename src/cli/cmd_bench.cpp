@@ -14,6 +14,7 @@
 #include "core/error.h"
 #include "core/hub_cache.h"
 #include "core/json.h"
+#include "diffusion/cuda/fused_ops.h"
 #include "diffusion/flops.h"
 #include "diffusion/stable_diffusion.h"
 
@@ -37,7 +38,7 @@ struct BenchGenerateSettings {
   std::string dtype;   // empty: fp16 on CUDA, fp32 on CPU
   int64_t iterations = 3;
   int64_t warmup = 1;
-  std::string memory_format = "contiguous";
+  std::string memory_format = "auto";
   std::string vae_dtype = "auto";
   bool profile_kernels = false;
   std::filesystem::path json;
@@ -62,8 +63,8 @@ int run_bench_generate(const std::vector<std::string>& argv) {
       .choice("dtype", "compute dtype (default fp16 on CUDA, fp32 on CPU)", b.dtype, {"fp32", "fp16", "bf16"})
       .value("iterations", "K", "timed batches", b.iterations, 1, 1000)
       .value("warmup", "K", "untimed batches first", b.warmup, 0, 100)
-      .choice("memory-format", "layout of the UNet and VAE activations", b.memory_format,
-              {"channels_last", "contiguous"})
+      .choice("memory-format", "layout of the UNet and VAE activations (auto: channels-last at batch 1 on CUDA)",
+              b.memory_format, {"auto", "channels_last", "contiguous"})
       .choice("vae-dtype", "VAE dtype (auto: fp32 under fp16 when the VAE asks to upcast)", b.vae_dtype,
               {"auto", "fp32", "fp16", "bf16"})
       .flag("profile-kernels", "print the kernels taking the most time in one guided UNet step", b.profile_kernels)
@@ -89,7 +90,8 @@ int run_bench_generate(const std::vector<std::string>& argv) {
   if (device.is_cuda()) at::globalContext().setBenchmarkCuDNN(true);
 
   PipelineLoadOptions load_options;
-  load_options.channels_last = b.memory_format == "channels_last";
+  load_options.channels_last =
+      b.memory_format == "auto" ? channels_last_pays(device, b.batch_size) : b.memory_format == "channels_last";
   if (b.vae_dtype != "auto") load_options.vae_dtype = parse_dtype(b.vae_dtype);
   StableDiffusionModel model = load_stable_diffusion(model_dir, device, dtype, load_options);
   StableDiffusionPipeline pipe(model);
@@ -140,6 +142,8 @@ int run_bench_generate(const std::vector<std::string>& argv) {
               {"dtype", dtype_flag_name(dtype)},
               {"vae_dtype", dtype_flag_name(model.vae_dtype)},
               {"memory_format", model.channels_last ? "channels_last" : "contiguous"},
+              {"cuda_graphs", device.is_cuda() && cuda_graphs_enabled()},
+              {"fused_ops", device.is_cuda() && fused_kernels_compiled() ? fused_ops_spec() : "none"},
               {"scheduler", scheduler},
               {"steps", steps},
               {"batch_size", batch},

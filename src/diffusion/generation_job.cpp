@@ -264,6 +264,7 @@ GenerationSummary run_generation(const GenerationSettings& requested, const Mode
 
   PipelineLoadOptions load_options;
   load_options.single_file = s.single_file;
+  load_options.channels_last = channels_last_pays(device, s.batch_size);
   StableDiffusionModel model = load_stable_diffusion(s.model_dir, device, dtype, load_options);
   if (hook) hook(model);
   if (s.intervention.prepare) s.intervention.prepare(model);

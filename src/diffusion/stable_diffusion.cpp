@@ -128,7 +128,12 @@ void validate_request(const GenerationRequest& r, const StableDiffusionModel& mo
   }
 }
 
-StableDiffusionPipeline::StableDiffusionPipeline(StableDiffusionModel& model) : model_(model) {}
+bool channels_last_pays(const torch::Device& device, int64_t images_per_batch) {
+  return device.is_cuda() && images_per_batch == 1;
+}
+
+StableDiffusionPipeline::StableDiffusionPipeline(StableDiffusionModel& model)
+    : model_(model), graphs_(std::make_shared<UNetGraphs>()) {}
 
 torch::Tensor StableDiffusionPipeline::encode_prompts(const std::vector<std::string>& prompts) {
   torch::NoGradGuard no_grad;
@@ -168,9 +173,11 @@ namespace {
 // go through alone: BLAS picks kernels by matrix size (OpenBLAS's small-matrix kernels on AVX-512 CPUs), so a
 // batch's products round differently from one image's (measured on an AMD EPYC: 2e-6 in the decoded image), and
 // an image must not depend on its batch (a resumed run remakes images alone). On the CPU batching buys little.
-torch::Tensor unet_per_image(UNet2DConditionModel& unet, const torch::Tensor& input, const torch::Tensor& t,
-                             const torch::Tensor& context, int64_t images, bool cpu) {
-  if (!cpu || images == 1) return unet->forward(input, t, context);
+// On CUDA the whole batch goes through at once, replayed from a CUDA graph where they are enabled.
+torch::Tensor unet_per_image(UNet2DConditionModel& unet, UNetGraphs& graphs, const torch::Tensor& input,
+                             const torch::Tensor& t, const torch::Tensor& context, int64_t images, bool cpu) {
+  if (!cpu) return graphs.forward(unet, input, t, context);
+  if (images == 1) return unet->forward(input, t, context);
   const int64_t copies = input.size(0) / images;
   std::vector<torch::Tensor> outputs;
   for (int64_t b = 0; b < images; ++b) {
@@ -217,7 +224,8 @@ torch::Tensor StableDiffusionPipeline::denoise(const torch::Tensor& text_states,
     torch::Tensor t =
         torch::full({1}, timesteps[i], torch::TensorOptions().dtype(torch::kFloat32).device(model_.device));
     torch::Tensor noise_pred =
-        unet_per_image(model_.unet, model_input, t, context, noise.size(0), model_.device.is_cpu()).to(torch::kFloat32);
+        unet_per_image(model_.unet, *graphs_, model_input, t, context, noise.size(0), model_.device.is_cpu())
+            .to(torch::kFloat32);
     if (semantic) {
       noise_pred = semantic->guide(static_cast<int64_t>(i), noise_pred, request.guidance_scale);
     } else if (guided) {

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "diffusion/autoencoder_kl.h"
+#include "diffusion/cuda/unet_graphs.h"
 #include "diffusion/schedulers/scheduler.h"
 #include "diffusion/semantic_guidance.h"
 #include "diffusion/single_file.h"
@@ -50,8 +51,10 @@ ModelArchitecture read_model_architecture(const std::filesystem::path& model,
                                           const SingleFileOptions& single_file = {});
 
 struct PipelineLoadOptions {
-  // On CUDA: convolution weights and activations channels-last. Off by default: on the H200 the UNet ran 6%
-  // slower channels-last (LibTorch's GroupNorm has no channels-last kernel), see bench/RESULTS.md.
+  // On CUDA: convolution weights and activations channels-last. Off by default: from 4 images per batch up the
+  // UNet runs 7-14% slower channels-last on the H200 (GroupNorm, fused or LibTorch's, converts to NCHW), while at
+  // one image per batch it runs 15% faster (cuDNN's own layout conversions dominate there): see
+  // channels_last_pays and bench/RESULTS.md.
   bool channels_last = false;
   // The VAE's dtype; unset: float32 when the compute dtype is fp16 and the VAE config says force_upcast
   // (as the reference does, to avoid fp16 overflow in the decoder), else the compute dtype.
@@ -59,6 +62,11 @@ struct PipelineLoadOptions {
   // How to read a single-file checkpoint (ignored for a folder).
   SingleFileOptions single_file;
 };
+
+// Whether channels-last activations are the faster layout for `images_per_batch` images on `device`: CUDA and one
+// image per batch (measured on the H200, PNDM 20 steps, guided: 4.81 against 4.18 images/s at batch 1, even at 2,
+// slower from 4 up; bench/RESULTS.md).
+bool channels_last_pays(const torch::Device& device, int64_t images_per_batch);
 
 StableDiffusionModel load_stable_diffusion(const std::filesystem::path& dir, torch::Device device, torch::Dtype dtype,
                                            const PipelineLoadOptions& options = {});
@@ -103,6 +111,7 @@ class StableDiffusionPipeline {
 
  private:
   StableDiffusionModel& model_;
+  std::shared_ptr<UNetGraphs> graphs_;  // the UNet's CUDA graphs, kept across calls (cuda/unet_graphs.h)
 };
 
 // Validates a request against the model (sizes divisible by the latent factor, counts positive, ...).
