@@ -95,6 +95,46 @@ std::vector<int64_t> apportion(const std::vector<int64_t>& weights, int64_t tota
   return parts;
 }
 
+std::vector<std::vector<size_t>> draw_known_truth(const std::vector<LabeledPhoto>& photos,
+                                                  const std::vector<std::vector<int64_t>>& cell_weights,
+                                                  int64_t max_per_prompt, uint64_t seed, const Taxonomy& taxonomy,
+                                                  const PromptSet& prompts) {
+  const size_t cells = taxonomy.genders.size() * taxonomy.races.size();
+  std::vector<std::vector<size_t>> pools(cells);
+  for (size_t i = 0; i < photos.size(); ++i)
+    pools[static_cast<size_t>(taxonomy.gender_race_index(photos[i].gender, photos[i].race))].push_back(i);
+  std::vector<std::vector<size_t>> drawn(cell_weights.size());
+  for (size_t p = 0; p < cell_weights.size(); ++p) {
+    const std::vector<int64_t>& weights = cell_weights[p];
+    if (weights.size() != cells) throw std::invalid_argument("draw_known_truth: one weight per gender x race cell");
+    if (std::all_of(weights.begin(), weights.end(), [](int64_t w) { return w == 0; })) continue;
+    for (size_t c = 0; c < cells; ++c) {
+      if (weights[c] > 0 && pools[c].empty()) {
+        throw InputError("prompt '" + prompts.ids[p] + "' wants " +
+                         cell_name(taxonomy, static_cast<int>(c / taxonomy.races.size()),
+                                   static_cast<int>(c % taxonomy.races.size())) +
+                         " faces and the labeled photos have none");
+      }
+    }
+    int64_t n = max_per_prompt;
+    std::vector<int64_t> counts;
+    for (; n > 0; --n) {
+      counts = apportion(weights, n);
+      bool fits = true;
+      for (size_t c = 0; c < cells && fits; ++c) fits = counts[c] <= static_cast<int64_t>(pools[c].size());
+      if (fits) break;
+    }
+    // Each prompt's own stream: its draw does not depend on the other prompts or on their order.
+    SplitMix64 rng(seed ^ (0x9E3779B97F4A7C15ULL * (p + 1)));
+    for (size_t c = 0; c < cells; ++c) {
+      std::vector<size_t> order = pools[c];
+      shuffle(order, rng);
+      if (n > 0) drawn[p].insert(drawn[p].end(), order.begin(), order.begin() + counts[c]);
+    }
+  }
+  return drawn;
+}
+
 BuiltinDataset build_builtin_dataset(const PromptSet& prompts, const std::vector<std::vector<int64_t>>& cell_counts,
                                      const std::vector<LabeledPhoto>& photos, const Taxonomy& taxonomy,
                                      const CaptionRecipe& recipe) {

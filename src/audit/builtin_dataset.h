@@ -64,6 +64,17 @@ struct BuiltinDataset {
 std::vector<std::vector<int64_t>> measured_cell_counts(const Run& run, const PromptSet& prompts,
                                                        const Taxonomy& taxonomy);
 
+// Labeled photos drawn per prompt to a gender x race mix, for a known-truth audit (`fairdiff eval-audit`). For
+// prompt p: the largest count n <= max_per_prompt whose apportion(cell_weights[p], n) fits every cell's pool of
+// photos, so that no photo appears twice in a prompt (its classifier error would then count twice); each cell's
+// photos are the first of its pool in an order seeded by `seed` and the prompt. [prompt] -> indices into
+// `photos`, cell by cell. A prompt whose weights are all zero gets none. InputError when a prompt wants a cell
+// that has no photo at all (nothing can be drawn to that mix).
+std::vector<std::vector<size_t>> draw_known_truth(const std::vector<LabeledPhoto>& photos,
+                                                  const std::vector<std::vector<int64_t>>& cell_weights,
+                                                  int64_t max_per_prompt, uint64_t seed, const Taxonomy& taxonomy,
+                                                  const PromptSet& prompts);
+
 // Splits `total` in proportion to `weights` (largest remainder, ties to the lower index): the parts sum to
 // `total` and each differs from the exact share by less than 1. std::invalid_argument for negative weights or
 // an all-zero weight vector with total > 0.

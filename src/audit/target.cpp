@@ -33,7 +33,8 @@ std::vector<double> Target::shares(Attribute attribute, int prompt) const {
   return std::vector<double>(static_cast<size_t>(k), k > 0 ? 1.0 / k : 0.0);
 }
 
-Target read_target(const std::filesystem::path& path, const Taxonomy& taxonomy, const PromptSet& prompts) {
+Target read_target(const std::filesystem::path& path, const Taxonomy& taxonomy, const PromptSet& prompts,
+                   bool allow_zero_shares) {
   require_file(path, "target CSV");
   CsvTable table = read_csv(path);
   int attribute_column = table.require_column("attribute");
@@ -109,7 +110,7 @@ Target read_target(const std::filesystem::path& path, const Taxonomy& taxonomy, 
     }
     for (double& s : shares) s /= sum;
     for (size_t k = 0; k < shares.size(); ++k) {
-      if (shares[k] <= 0) {
+      if (shares[k] <= 0 && !allow_zero_shares) {
         throw InputError(where + ": share of '" + labels_of(key.first)[k] +
                          "' is 0; KL divergence and chi-square need every target share above 0");
       }

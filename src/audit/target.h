@@ -39,6 +39,9 @@ class Target {
   std::map<std::pair<Attribute, int>, std::vector<double>> explicit_;  // prompt -1 = every prompt
 };
 
-Target read_target(const std::filesystem::path& path, const Taxonomy& taxonomy, const PromptSet& prompts);
+// `allow_zero_shares`: a mix to draw (eval-audit), where a group may be absent; a fairness target may not (its
+// KL divergence and chi-square need every share above 0).
+Target read_target(const std::filesystem::path& path, const Taxonomy& taxonomy, const PromptSet& prompts,
+                   bool allow_zero_shares = false);
 
 }  // namespace fairdiff::audit

@@ -84,6 +84,7 @@ int run_analyze(const std::vector<std::string>& argv) {
   write_file_atomic(out / "detections.csv", study_csv(result));
   write_file_atomic(out / "faces.csv", faces_csv(result));
   write_file_atomic(out / "skipped.csv", skipped_csv(result));
+  write_file_atomic(out / kAnalysisInfoFile, analysis_info(*analyzer, profile_options).dump(1) + "\n");
   long long with_face = 0, faces = 0;
   for (const auto& img : result.images) {
     with_face += img.analysis.principal >= 0;

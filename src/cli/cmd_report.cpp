@@ -15,7 +15,9 @@
 #include "cli/options.h"
 #include "cli/subcommand.h"
 #include "core/error.h"
+#include "core/json.h"
 #include "core/strings.h"
+#include "faces/profiles.h"
 #include "report/assets.h"
 #include "report/headline.h"
 #include "report/html_report.h"
@@ -27,19 +29,60 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// The confusion matrices to correct with when none was given: those of the profile that labelled every run, as
+// `analyze` recorded it beside the run's detections (faces/profiles.h, analysis.json). Empty, with the reason in
+// `why`, when a run does not say, the runs were labelled by different profiles, or the profile ships none.
+fs::path recorded_confusion(const std::vector<std::pair<std::string, std::string>>& runs, std::string& why) {
+  std::string profile;
+  fs::path confusion;
+  for (const auto& [name, csv] : runs) {
+    const fs::path info_file = fs::path(csv).parent_path() / kAnalysisInfoFile;
+    if (!fs::is_regular_file(info_file)) {
+      why = "run '" + name + "' does not say which face profile labelled it (no " + info_file.string() + ")";
+      return {};
+    }
+    Json info;
+    try {
+      info = read_json_file(info_file);
+    } catch (const InputError& e) {
+      why = e.what();
+      return {};
+    }
+    const std::string run_profile = info.value("profile", std::string());
+    const fs::path run_confusion = info.value("confusion", std::string());
+    if (!profile.empty() && (run_profile != profile || run_confusion != confusion)) {
+      why = "the runs were labelled by different face profiles ('" + profile + "', '" + run_profile + "')";
+      return {};
+    }
+    profile = run_profile;
+    confusion = run_confusion;
+  }
+  if (confusion.empty()) {
+    why = "face profile '" + profile + "' ships no confusion matrix";
+    return {};
+  }
+  if (!fs::is_regular_file(confusion)) {
+    why = "face profile '" + profile + "''s confusion matrix " + confusion.string() + " is gone";
+    return {};
+  }
+  return confusion;
+}
+
 int run_report(const std::vector<std::string>& argv) {
   audit::AuditSettings settings;
   report::ReportOptions report_options;
   fs::path prompts_arg, target_path, confusion_path, out_dir = "out/study-report";
   std::string races;
-  bool no_thumbnails = false;
+  bool no_thumbnails = false, no_correction = false;
   OptionTable table;
   table.value("prompts", "CSV", "prompt_id,prompt CSV (default with no --run: data/seed/prompts_info.csv)", prompts_arg)
       .unbound({{"run", "NAME=CSV", "a run's detections; the first run is the baseline of comparisons", true}})
       .value("target", "CSV", "target shares: attribute,group,share[,prompt_id] (default uniform)", target_path)
       .value("confusion", "JSON",
-             "classifier confusion matrices for error correction ({labels, confusion} or per attribute)",
+             "classifier confusion matrices for error correction ({labels, confusion} or per attribute); default:\n"
+             "those of the face profile that labelled every run (analysis.json beside its detections)",
              confusion_path)
+      .flag("no-correction", "report the classifier's labels as they are, without error correction", no_correction)
       .unbound({{"map", "COL:FROM=TO",
                  "map an input label or prompt (e.g. race:race=--, prompt:delivery_driver=delivery)", true}})
       .value("races", "LIST",
@@ -132,6 +175,21 @@ int run_report(const std::vector<std::string>& argv) {
   }
   if (!target_path.empty() && !fs::is_regular_file(target_path)) {
     throw InputError("report: --target " + target_path.string() + " does not exist (expected a CSV file)");
+  }
+  if (no_correction && !confusion_path.empty())
+    throw UsageError("report: --confusion and --no-correction contradict each other; give one");
+  if (!no_correction && confusion_path.empty() && !args.get_all("run").empty()) {
+    std::string why;
+    confusion_path = recorded_confusion(run_args, why);
+    if (confusion_path.empty()) {
+      std::fprintf(stderr, "report: shares are not corrected for the classifier's errors: %s (pass --confusion JSON)\n",
+                   why.c_str());
+    } else {
+      std::fprintf(stderr,
+                   "report: correcting the classifier's errors with its profile's confusion matrices %s "
+                   "(--no-correction turns this off)\n",
+                   confusion_path.string().c_str());
+    }
   }
   if (!confusion_path.empty() && !fs::is_regular_file(confusion_path)) {
     throw InputError("report: --confusion " + confusion_path.string() + " does not exist (expected a JSON file)");

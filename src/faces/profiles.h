@@ -48,6 +48,18 @@ std::filesystem::path find_human_models_dir();
 // The committed heads: $FAIRDIFF_FACE_HEADS, else models/faces/fairface_heads.safetensors found by
 // find_asset_dir.
 std::filesystem::path find_default_heads();
+// The confusion matrices shipped with a profile's classifiers, which the audit's classifier-error correction
+// applies by default: for the default profile, its heads file with ".confusion.json" for ".safetensors"
+// (models/faces/fairface_heads.confusion.json, the heads' validation split, written by train-classifier) when
+// it exists. Empty for profiles that ship none (gear, seed, fairface) and for heads without one. Call after
+// validate_profile (which fills in the heads).
+std::filesystem::path profile_confusion_file(const std::string& profile, const ProfileOptions& options);
+
+// What `analyze` records beside its detections (analysis.json): which profile labelled them, its detector and
+// classifiers, and its shipped confusion matrices ("" when none), so that `report` can correct by default.
+inline constexpr const char* kAnalysisInfoFile = "analysis.json";
+Json analysis_info(const FaceAnalyzer& analyzer, const ProfileOptions& options);
+
 // Checks that every file the profile needs exists (FieldError / FieldInputError naming the ProfileOptions field
 // and the path; the CLI reports the flag) without loading anything; fills defaults into `options`.
 void validate_profile(const std::string& profile, ProfileOptions& options);

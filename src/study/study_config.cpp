@@ -357,7 +357,11 @@ StudyConfig parse_study_config(const std::string& text, const fs::path& source) 
   report.read("bootstrap_seed", c.report.bootstrap_seed, int64_t{1} << 62);
   report.read("confusion", confusion);
   report.read("paired_images", c.report.paired_images, 0, 64);
-  c.report.confusion = resolve_path(confusion, base);
+  if (confusion == "none") {
+    c.report.correct = false;
+  } else if (!confusion.empty() && confusion != "auto") {
+    c.report.confusion = resolve_path(confusion, base);
+  }
 
   for (const Section* section : {&top, &generation, &analysis, &plan, &mitigation, &evaluation, &report})
     section->reject_unknown();
@@ -451,8 +455,9 @@ images_per_prompt = 100         # images per prompt in the audit of each fine-tu
 [report]
 bootstrap = 1000                # bootstrap resamples for the metrics' intervals (0: none)
 bootstrap_seed = 20240917
-confusion = ""                  # classifier confusion matrices for error correction, e.g.
-                                # "models/faces/fairface_heads.confusion.json" of the fairdiff tree
+confusion = "auto"              # classifier-error correction: "auto" = the confusion matrices the face
+                                # profile ships (default: models/faces/fairface_heads.confusion.json),
+                                # "none" = no correction, or a JSON file (fairdiff eval-classifier writes one)
 paired_images = 4               # same-seed images per prompt in the base-vs-model grids
 )";
   auto replace = [&text](const std::string& key, const std::string& value) {

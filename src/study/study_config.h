@@ -105,7 +105,11 @@ struct EvaluationConfig {
 struct ReportConfig {
   int64_t bootstrap = 1000;
   uint64_t bootstrap_seed = 20240917;
-  std::filesystem::path confusion;  // classifier confusion matrices for error correction (optional)
+  // Classifier-error correction: `confusion = "auto"` (the default, also "") corrects with the confusion matrices
+  // the face profile ships (faces/profiles.h profile_confusion_file; none for profiles without), "none" turns
+  // correction off, a path uses that file.
+  bool correct = true;
+  std::filesystem::path confusion;  // the file when a path was given
   int64_t paired_images = 4;        // same-seed images per prompt in the base-vs-model grids
 };
 

@@ -138,6 +138,9 @@ void StudyRunner::check_inputs() {
   ProfileOptions options;
   validate_profile(config_.analysis.profile, options);
   if (!config_.report.confusion.empty()) require_file(config_.report.confusion, "report.confusion");
+  report_confusion_ = config_.report.confusion;
+  if (config_.report.correct && report_confusion_.empty())
+    report_confusion_ = profile_confusion_file(config_.analysis.profile, options);
   remove_stale_temporaries(dir_);
   // The study's own record of what it was asked to do, for `fairdiff status`.
   Statement(store_.db(), "INSERT OR REPLACE INTO meta(key, value) VALUES('config', ?1)")
@@ -599,7 +602,7 @@ StudySummary StudyRunner::report_stage(const std::string& stage, const std::vect
   const Json settings{{"runs", inputs},
                       {"bootstrap", config_.report.bootstrap},
                       {"bootstrap_seed", config_.report.bootstrap_seed},
-                      {"confusion", config_.report.confusion.string()},
+                      {"confusion", report_confusion_.string()},
                       {"paired_images", config_.report.paired_images}};
   store_.begin_stage(stage, settings, 1);
   StudySummary summary;
@@ -613,7 +616,7 @@ StudySummary StudyRunner::report_stage(const std::string& stage, const std::vect
     inputs.prompts = config_.prompts;
     inputs.bootstrap = static_cast<int>(config_.report.bootstrap);
     inputs.bootstrap_seed = config_.report.bootstrap_seed;
-    inputs.confusion = config_.report.confusion;
+    inputs.confusion = report_confusion_;
     inputs.paired_images = static_cast<int>(config_.report.paired_images);
     inputs.command_line = stage == "report:study" ? "fairdiff mitigate" : "fairdiff audit";
     const StudyReportResult result = write_study_report(store_, inputs, out_dir);

@@ -83,6 +83,7 @@ class StudyRunner {
   std::filesystem::path dir_;
   RunStore store_;
   std::vector<std::pair<std::string, std::string>> prompts_;  // id, text of the study's prompts
+  std::filesystem::path report_confusion_;                    // what the reports correct with (check_inputs)
 };
 
 // `fairdiff status DIR`: every recorded stage with its state, time and amount of work, and an estimate of the

@@ -181,5 +181,56 @@ TEST(BuiltinDatasetTest, BadInputsFail) {
   EXPECT_THROW(build_builtin_dataset(two_prompts(), counts, photos(taxonomy, 2), taxonomy, recipe), UsageError);
 }
 
+// The known-truth draw of eval-audit: each prompt gets its mix (within rounding), no photo twice within a prompt,
+// fewer photos where a cell's pool runs short, the same draw for the same seed, and a clear error for a wanted
+// cell without photos.
+TEST(DrawKnownTruthTest, DrawsEachPromptsMixWithoutRepeats) {
+  Taxonomy taxonomy;
+  const auto pool = photos(taxonomy, 30);
+  const auto weights = skewed_counts(taxonomy);  // ceo: 70/20/7 of 97; nurse: 2/1 of 3
+  const auto drawn = draw_known_truth(pool, weights, 60, 7, taxonomy, two_prompts());
+  ASSERT_EQ(drawn.size(), 2U);
+  for (size_t p = 0; p < drawn.size(); ++p) {
+    std::set<size_t> unique(drawn[p].begin(), drawn[p].end());
+    EXPECT_EQ(unique.size(), drawn[p].size()) << "prompt " << p << " repeats a photo";
+    std::vector<int64_t> cells(weights[p].size(), 0);
+    for (size_t i : drawn[p]) ++cells[static_cast<size_t>(taxonomy.gender_race_index(pool[i].gender, pool[i].race))];
+    EXPECT_EQ(cells, apportion(weights[p], static_cast<int64_t>(drawn[p].size()))) << "prompt " << p;
+  }
+  // ceo: 60 photos would want round(60 * 70 / 97) = 43 Male white of a pool of 30: the largest n that fits is
+  // 42 (30 Male white, 9 Male black, 3 Female asian).
+  EXPECT_EQ(drawn[0].size(), 42U);
+  // nurse: 2:1 of pools of 30: 30 Female white + 15 Female indian.
+  EXPECT_EQ(drawn[1].size(), 45U);
+
+  EXPECT_EQ(draw_known_truth(pool, weights, 60, 7, taxonomy, two_prompts()), drawn);
+  EXPECT_NE(draw_known_truth(pool, weights, 60, 8, taxonomy, two_prompts()), drawn);
+  // A prompt's draw does not depend on the others.
+  auto only_nurse = weights;
+  std::fill(only_nurse[0].begin(), only_nurse[0].end(), 0);
+  const auto drawn_nurse = draw_known_truth(pool, only_nurse, 60, 7, taxonomy, two_prompts());
+  EXPECT_TRUE(drawn_nurse[0].empty());
+  EXPECT_EQ(drawn_nurse[1], drawn[1]);
+}
+
+TEST(DrawKnownTruthTest, AWantedCellWithoutPhotosIsRefused) {
+  Taxonomy taxonomy;
+  auto pool = photos(taxonomy, 3);
+  // No Female asian photo at all, which the ceo prompt wants.
+  const int female_asian = taxonomy.gender_race_index(1, 0);
+  pool.erase(std::remove_if(pool.begin(), pool.end(),
+                            [&](const LabeledPhoto& ph) {
+                              return taxonomy.gender_race_index(ph.gender, ph.race) == female_asian;
+                            }),
+             pool.end());
+  try {
+    draw_known_truth(pool, skewed_counts(taxonomy), 60, 7, taxonomy, two_prompts());
+    FAIL() << "expected InputError";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("prompt 'ceo' wants"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("none"), std::string::npos) << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace fairdiff::audit

@@ -46,6 +46,23 @@ TEST(StudyConfig, DefaultsFillWhatIsLeftOut) {
   EXPECT_EQ(c.mitigation.grid().size(), 12u);
 }
 
+// [report] confusion: "auto" (the default, also "") corrects with the face profile's shipped matrices (resolved by
+// the runner), "none" turns correction off, anything else is a file beside the config.
+TEST(StudyConfig, ReportConfusionIsAutoNoneOrAFile) {
+  const std::string head = "model = \"m\"\nprompts = \"p.csv\"\n[report]\n";
+  StudyConfig c = parse_study_config(head, "/x/study.toml");
+  EXPECT_TRUE(c.report.correct);
+  EXPECT_TRUE(c.report.confusion.empty());
+  c = parse_study_config(head + "confusion = \"auto\"\n", "/x/study.toml");
+  EXPECT_TRUE(c.report.correct);
+  EXPECT_TRUE(c.report.confusion.empty());
+  c = parse_study_config(head + "confusion = \"none\"\n", "/x/study.toml");
+  EXPECT_FALSE(c.report.correct);
+  c = parse_study_config(head + "confusion = \"matrices.json\"\n", "/x/study.toml");
+  EXPECT_TRUE(c.report.correct);
+  EXPECT_EQ(c.report.confusion, "/x/matrices.json");
+}
+
 TEST(StudyConfig, MistakesNameFileLineAndKey) {
   const std::string head = "model = \"m\"\nprompts = \"p.csv\"\n";
   std::string e = error_of(head + "[generation]\nsteps = 20\nstesp = 3\n");
