@@ -1,5 +1,6 @@
 // fairdiff analyze: finds every face in a folder of images (flat, or one folder per prompt with --by-folder),
 // classifies perceived gender, race and age, and writes the study's CSV layout and a per-face CSV.
+#include <algorithm>
 #include <cstdio>
 
 #include "cli/args.h"
@@ -10,6 +11,7 @@
 #include "core/fs.h"
 #include "core/image.h"
 #include "core/json.h"
+#include "core/shard.h"
 #include "faces/folder_analysis.h"
 
 namespace fairdiff::cli {
@@ -31,11 +33,26 @@ Json profile_files(const ProfileOptions& o) {
   return files;
 }
 
+// The journals of `analyze --shard K/N` runs in `out` (journal.K-of-N.jsonl), in name order.
+std::vector<std::filesystem::path> sorted_shard_journals(const std::filesystem::path& out) {
+  std::vector<std::filesystem::path> journals;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(out, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind("journal.", 0) == 0 && name.find("-of-") != std::string::npos &&
+        entry.path().extension() == ".jsonl")
+      journals.push_back(entry.path());
+  }
+  std::sort(journals.begin(), journals.end());
+  return journals;
+}
+
 int run_analyze(const std::vector<std::string>& argv) {
   std::filesystem::path images, out;
   bool by_folder = false;
   int64_t max_pixels = kMaxImagePixels;
   std::string profile = "default";
+  std::string shard_flag;
   ProfileOptions profile_options;
   OptionTable table;
   table.value("images", "DIR", "folder of images, or of one folder per prompt with --by-folder", images)
@@ -45,7 +62,12 @@ int run_analyze(const std::vector<std::string>& argv) {
              "(each finished image: a stopped run resumes, a rerun analyses only new or changed images)",
              out)
       .value("max-pixels", "N", "skip (with a reason in skipped.csv) images whose header declares more pixels",
-             max_pixels, 1, 1LL << 40);
+             max_pixels, 1, 1LL << 40)
+      .value("shard", "K/N",
+             "analyse only shard K of N (counted from 0) of the folder's images, recording them in --out's\n"
+             "journal.K-of-N.jsonl; a later run without --shard on the same --out takes in every shard's work and\n"
+             "writes the outputs (default: from SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX; docs/cluster.md)",
+             shard_flag);
   bind_face_profile(table, profile, profile_options);
   Args args("analyze", "detect faces and classify perceived gender, race and age", table.specs(), argv);
   if (args.help_requested()) {
@@ -57,10 +79,22 @@ int run_analyze(const std::vector<std::string>& argv) {
   require_directory(images, "--images");
   if (out.empty()) throw UsageError("analyze: --out is required");
   table.with_flag_names([&] { validate_profile(profile, profile_options); });
+  std::string shard_source;
+  const Shard shard = resolve_shard(shard_flag, shard_source);
   std::vector<ImageEntry> entries = list_images(images, by_folder);
   if (entries.empty()) {
     throw InputError("--images " + images.string() + " holds no files" +
                      (by_folder ? " in its sub-folders (one folder per prompt expected)" : ""));
+  }
+  const size_t files = entries.size();
+  if (shard.sharded()) {
+    if (shard_source != "--shard")
+      std::fprintf(stderr, "fairdiff analyze: shard %s of the folder (from %s)\n", shard.str().c_str(),
+                   shard_source.c_str());
+    std::vector<ImageEntry> owned;
+    for (size_t i = 0; i < entries.size(); ++i)
+      if (shard.owns(static_cast<int64_t>(i))) owned.push_back(entries[i]);
+    entries = std::move(owned);
   }
   ensure_directory(out, "--out");
 
@@ -75,12 +109,41 @@ int run_analyze(const std::vector<std::string>& argv) {
                       {"pad_fraction", profile_options.analyzer.pad_fraction},
                       {"pad_fill", profile_options.analyzer.pad_fill},
                       {"max_pixels", max_pixels}};
-  AnalysisJournal journal(out / "journal.jsonl", identity);
+  const std::filesystem::path journal_file =
+      out / (shard.sharded()
+                 ? "journal." + std::to_string(shard.index) + "-of-" + std::to_string(shard.count) + ".jsonl"
+                 : std::string("journal.jsonl"));
+  AnalysisJournal journal(journal_file, identity);
   if (journal.started_over()) {
     std::fprintf(stderr, "fairdiff analyze: %s was made with other settings; analysing every image again\n",
-                 (out / "journal.jsonl").string().c_str());
+                 journal_file.string().c_str());
+  }
+  if (!shard.sharded()) {
+    // The shards' work (analyze --shard K/N on this --out), taken in: only what no shard analysed is analysed.
+    for (const auto& file : sorted_shard_journals(out)) {
+      const int64_t taken = journal.absorb(file);
+      if (taken < 0) {
+        std::fprintf(stderr, "fairdiff analyze: %s was made with other settings; not used\n", file.string().c_str());
+      } else if (taken > 0) {
+        std::fprintf(stderr, "fairdiff analyze: took %lld analyses from %s\n", static_cast<long long>(taken),
+                     file.filename().string().c_str());
+      }
+    }
   }
   FolderAnalysis result = analyze_images(*analyzer, entries, true, max_pixels, &journal);
+  if (shard.sharded()) {
+    std::printf(
+        "shard %s: analyzed %zu of the folder's %zu files (%zu skipped; %zu kept from its journal) in %.1f s -> %s\n"
+        "run `fairdiff analyze` without --shard on the same --out once every shard is done: it takes in their work "
+        "and writes detections.csv for the whole folder\n",
+        shard.str().c_str(), result.images.size(), files, result.skipped.size(), result.reused, result.seconds,
+        journal_file.string().c_str());
+    if (result.images.empty() && !result.skipped.empty()) {
+      throw InputError("--images " + images.string() + ": none of shard " + shard.str() + "'s " +
+                       std::to_string(result.skipped.size()) + " files could be analyzed");
+    }
+    return 0;
+  }
   write_file_atomic(out / "detections.csv", study_csv(result));
   write_file_atomic(out / "faces.csv", faces_csv(result));
   write_file_atomic(out / "skipped.csv", skipped_csv(result));

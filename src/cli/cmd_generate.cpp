@@ -1,8 +1,11 @@
 // fairdiff generate: images for a prompt or a prompts CSV, resumable (see diffusion/generation_job.h).
+#include <torch/cuda.h>
+
 #include <cstdio>
 #include <string>
 
 #include "cli/args.h"
+#include "cli/generate_workers.h"
 #include "cli/model_options.h"
 #include "cli/options.h"
 #include "cli/subcommand.h"
@@ -10,6 +13,7 @@
 #include "core/fs.h"
 #include "core/hub_cache.h"
 #include "core/prompts.h"
+#include "core/strings.h"
 #include "diffusion/generation_job.h"
 #include "diffusion/schedulers/scheduler.h"
 #include "diffusion/single_file.h"
@@ -26,6 +30,8 @@ int run_generate(const std::vector<std::string>& argv) {
   std::string prompt;
   std::filesystem::path prompts_csv;
   std::vector<std::string> templates;  // each prompt's rewriting template, where its CSV has one
+  std::string shard_flag, gpus_flag;
+  int64_t workers = 0;
   OptionTable table;
   table
       .value("model", "PATH",
@@ -53,7 +59,17 @@ int run_generate(const std::vector<std::string>& argv) {
              s.lora_file, "lora_file")
       .value("lora-scale", "S", "strength of the LoRA update (0 leaves the model as it is)", s.lora_scale, -10.0, 10.0)
       .value("out", "DIR", "run directory: images/<prompt_id>/<index>.png, manifest.csv, run.json", s.out_dir,
-             "out_dir");
+             "out_dir")
+      .value("shard", "K/N",
+             "make only shard K of N (counted from 0) of the run's images, into its own --out; `fairdiff merge`\n"
+             "joins the shards (default: from SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX, else the whole run)",
+             shard_flag)
+      .value("gpus", "all|N",
+             "one worker process per GPU of this host (cuda:0 ... cuda:N-1), each making a shard into\n"
+             "OUT.shards/; merged into --out (a new folder) when all finish; the same command resumes",
+             gpus_flag)
+      .value("workers", "N", "like --gpus, N worker processes on --device (e.g. several CPU processes)", workers, 1,
+             1024);
   bind_single_file_options(table, s.single_file);
 #if FAIRDIFF_WITH_MITIGATION
   MitigationFlags mitigation;
@@ -87,6 +103,33 @@ int run_generate(const std::vector<std::string>& argv) {
     }
   }
   if (s.out_dir.empty()) throw UsageError("generate: --out is required (the run directory)");
+  // Workers: each worker process takes its shard, its device and its folder from the launcher.
+  std::vector<std::string> worker_devices;
+  if (args.has("gpus") && args.has("workers")) throw UsageError("generate: give --gpus or --workers, not both");
+  if (args.has("gpus") || args.has("workers")) {
+    if (args.has("shard")) throw UsageError("generate: --gpus/--workers make the shards themselves; drop --shard");
+    if (args.has("gpus")) {
+      if (args.has("device")) throw UsageError("generate: --gpus picks the devices (cuda:0 ...); drop --device");
+      const int64_t available = static_cast<int64_t>(torch::cuda::device_count());
+      const int64_t wanted = gpus_flag == "all" ? available : [&] {
+        long long n = 0;
+        if (!parse_int64(gpus_flag, n) || n < 1)
+          throw UsageError("generate: --gpus '" + gpus_flag + "': expected all or N >= 1");
+        return static_cast<int64_t>(n);
+      }();
+      if (available == 0) throw UsageError("generate: --gpus: this host has no CUDA device");
+      if (wanted > available)
+        throw UsageError("generate: --gpus " + gpus_flag + ": this host has " + std::to_string(available) +
+                         " CUDA devices");
+      for (int64_t k = 0; k < wanted; ++k) worker_devices.push_back("cuda:" + std::to_string(k));
+    } else {
+      worker_devices.assign(static_cast<size_t>(workers), s.device);
+    }
+  }
+  std::string shard_source;
+  if (worker_devices.empty()) s.shard = resolve_shard(shard_flag, shard_source);
+  if (s.shard.sharded() && shard_source != "--shard")
+    std::fprintf(stderr, "generate: shard %s of the run (from %s)\n", s.shard.str().c_str(), shard_source.c_str());
   if (!prompts_csv.empty()) {
     if (is_plan_csv(prompts_csv)) {
       const PlannedPrompts planned = read_plan_as_prompts(prompts_csv);
@@ -114,6 +157,15 @@ int run_generate(const std::vector<std::string>& argv) {
   s.intervention =
       table.with_flag_names([&] { return make_mitigation(mitigation, args, s.prompts, templates, s.seed, s.steps); });
 #endif
+  if (!worker_devices.empty()) {
+    validate_model_directory(s.model_dir, s.single_file);
+    int64_t total = 0;
+    for (const auto& p : s.prompts) total += p.images > 0 ? p.images : s.images_per_prompt;
+    const int64_t merged = run_generation_workers(worker_base_arguments(argv), worker_devices, s.out_dir, total);
+    std::printf("generated %lld image(s) with %zu workers -> %s\n", static_cast<long long>(merged),
+                worker_devices.size(), s.out_dir.string().c_str());
+    return 0;
+  }
   const GenerationSummary summary = table.with_flag_names([&] { return run_generation(s, hook); });
   const std::string replaced =
       summary.damaged > 0 ? " (" + std::to_string(summary.damaged) + " of them replacing damaged ones)" : "";
@@ -123,8 +175,33 @@ int run_generate(const std::vector<std::string>& argv) {
   return 0;
 }
 
+int run_merge(const std::vector<std::string>& argv) {
+  std::filesystem::path out;
+  OptionTable table;
+  table.value("out", "DIR", "the merged run's folder (new or empty)", out);
+  Args args("merge",
+            "Join the run folders of `generate --shard K/N` (every shard of one run, finished) into one run folder,\n"
+            "as the unsharded run would have written it.",
+            table.specs(), argv, "SHARD_DIR...");
+  if (args.help_requested()) {
+    std::printf("%s", args.usage().c_str());
+    return 0;
+  }
+  table.read(args);
+  if (out.empty()) throw UsageError("merge: --out is required (the merged run's folder)");
+  if (args.positionals().empty())
+    throw UsageError("merge: give the shards' run folders: fairdiff merge --out DIR A B ...");
+  std::vector<std::filesystem::path> shards(args.positionals().begin(), args.positionals().end());
+  const int64_t images = merge_generation_shards(shards, out);
+  std::printf("merged %zu shards, %lld images -> %s\n", shards.size(), static_cast<long long>(images),
+              out.string().c_str());
+  return 0;
+}
+
 }  // namespace
 
 FAIRDIFF_SUBCOMMAND("generate", "generate images per prompt with Stable Diffusion (resumable)", run_generate);
+FAIRDIFF_SUBCOMMAND("merge", "join the shards of a generation run (generate --shard K/N) into one run folder",
+                    run_merge);
 
 }  // namespace fairdiff::cli

@@ -172,6 +172,14 @@ GenerationSummary run_generation(const GenerationSettings& requested, const Mode
   if (std::filesystem::exists(run_json)) {
     Json previous = read_json_file(run_json);
     Json previous_identity = previous.value("identity", Json());
+    const std::string previous_shard = previous.value("shard", std::string());
+    const std::string shard = s.shard.sharded() ? s.shard.str() : "";
+    if (previous_shard != shard && holds_png(s.out_dir / "images")) {
+      throw FieldInputError("out", s.out_dir.string() + " holds " +
+                                       (previous_shard.empty() ? "the unsharded run" : "shard " + previous_shard) +
+                                       ", not " + (shard.empty() ? "the unsharded run" : "shard " + shard) +
+                                       "; its images are kept: give each shard its own output folder");
+    }
     if (previous_identity != identity && holds_png(s.out_dir / "images")) {
       std::string differences;
       for (auto it = identity.begin(); it != identity.end(); ++it) {
@@ -184,7 +192,9 @@ GenerationSummary run_generation(const GenerationSettings& requested, const Mode
                                        "to resume");
     }
   }
-  write_json_file(run_json, Json{{"identity", identity}, {"images_per_prompt", s.images_per_prompt}});
+  Json run{{"identity", identity}, {"images_per_prompt", s.images_per_prompt}};
+  if (s.shard.sharded()) run["shard"] = s.shard.str();
+  write_json_file(run_json, run);
 
   // Kept images are checked before they count as done: a truncated, emptied or replaced file is made again.
   const auto manifest_path = s.out_dir / "manifest.csv";
@@ -194,8 +204,17 @@ GenerationSummary run_generation(const GenerationSettings& requested, const Mode
   std::vector<std::string> damaged;
   int64_t total = 0, skipped = 0;
   auto images_of = [&](const PromptItem& p) { return p.images > 0 ? p.images : s.images_per_prompt; };
+  // The images this shard owns (all of them unsharded), by their ordinal in the run's order.
+  std::set<std::pair<std::string, int64_t>> owned;
+  int64_t ordinal = 0;
+  for (const auto& p : s.prompts) {
+    for (int64_t i = 0; i < images_of(p); ++i, ++ordinal) {
+      if (s.shard.owns(ordinal)) owned.emplace(p.prompt_id, i);
+    }
+  }
   for (const auto& p : s.prompts) {
     for (int64_t i = 0; i < images_of(p); ++i) {
+      if (!owned.count({p.prompt_id, i})) continue;
       WorkItem item{&p, i, s.seed + static_cast<uint64_t>(i),
                     std::filesystem::path("images") / p.prompt_id / (std::to_string(i) + ".png")};
       ++total;
@@ -232,10 +251,7 @@ GenerationSummary run_generation(const GenerationSettings& requested, const Mode
   // The manifest lists exactly the finished images: rewritten whole (in prompt order) at the start and the end,
   // appended to after each batch, so a long run costs no more than its images (a crash leaves at worst a
   // partial last line, and the next run rewrites it from what is on disk).
-  std::set<std::pair<std::string, int64_t>> finished;
-  for (const auto& p : s.prompts) {
-    for (int64_t i = 0; i < images_of(p); ++i) finished.emplace(p.prompt_id, i);
-  }
+  std::set<std::pair<std::string, int64_t>> finished = owned;
   for (const auto& item : todo) finished.erase({item.prompt->prompt_id, item.index});
   char guidance[32];
   std::snprintf(guidance, sizeof(guidance), "%g", s.guidance_scale);
@@ -325,6 +341,147 @@ GenerationSummary run_generation(const GenerationSettings& requested, const Mode
   progress.finish();
   summary.seconds = progress.elapsed_seconds();
   return summary;
+}
+
+int64_t merge_generation_shards(const std::vector<std::filesystem::path>& shard_dirs,
+                                const std::filesystem::path& out_dir) {
+  namespace fs = std::filesystem;
+  if (shard_dirs.empty()) throw UsageError("merge: give the shards' run folders");
+  // Every check first; nothing is written until all pass.
+  struct ShardRun {
+    fs::path dir;
+    Shard shard;
+    std::map<std::string, std::vector<std::string>> rows;  // file -> manifest fields
+  };
+  std::vector<ShardRun> runs;
+  Json identity;
+  int64_t images_per_prompt = 0;
+  std::vector<std::string> header;
+  for (const fs::path& dir : shard_dirs) {
+    const fs::path run_json = dir / "run.json";
+    if (!fs::is_regular_file(run_json))
+      throw InputError(dir.string() + " is not a generation run folder (no run.json)");
+    const Json run = read_json_file(run_json);
+    if (!run.contains("shard")) {
+      throw InputError(dir.string() +
+                       " holds an unsharded run (its run.json names no shard); merge joins the "
+                       "folders of `generate --shard K/N`");
+    }
+    ShardRun shard_run{dir, parse_shard(run["shard"].get<std::string>(), run_json.string() + " shard"), {}};
+    if (runs.empty()) {
+      identity = run.value("identity", Json());
+      images_per_prompt = run.value("images_per_prompt", int64_t{0});
+    } else {
+      const ShardRun& first = runs.front();
+      if (run.value("identity", Json()) != identity || run.value("images_per_prompt", int64_t{0}) != images_per_prompt)
+        throw InputError(dir.string() + " holds a run with other settings than " + first.dir.string() +
+                         " (run.json's identity differs): shards of one run must share every setting");
+      if (shard_run.shard.count != first.shard.count)
+        throw InputError(dir.string() + " is shard " + shard_run.shard.str() + ", " + first.dir.string() +
+                         " is shard " + first.shard.str() + ": every shard must split the run the same way");
+      for (const ShardRun& other : runs) {
+        if (other.shard.index == shard_run.shard.index)
+          throw InputError(dir.string() + " and " + other.dir.string() + " are both shard " + shard_run.shard.str());
+      }
+    }
+    const CsvTable manifest = read_csv(dir / "manifest.csv");
+    if (header.empty()) header = manifest.header;
+    if (manifest.header != header)
+      throw InputError((dir / "manifest.csv").string() + " has other columns than the first shard's manifest");
+    const int file = manifest.require_column("file");
+    for (const auto& row : manifest.rows) shard_run.rows[row.fields[static_cast<size_t>(file)]] = row.fields;
+    runs.push_back(std::move(shard_run));
+  }
+  const int64_t count = runs.front().shard.count;
+  if (static_cast<int64_t>(runs.size()) != count) {
+    std::string missing;
+    for (int64_t k = 0; k < count; ++k) {
+      bool present = false;
+      for (const ShardRun& r : runs) present = present || r.shard.index == k;
+      if (!present) missing += (missing.empty() ? "" : ", ") + std::to_string(k) + "/" + std::to_string(count);
+    }
+    throw InputError("merge: the run has " + std::to_string(count) + " shards and " + std::to_string(runs.size()) +
+                     " were given; missing: " + missing);
+  }
+  std::map<int64_t, const ShardRun*> by_index;
+  for (const ShardRun& r : runs) by_index[r.shard.index] = &r;
+
+  // The images in the unsharded run's order, each from the shard that owns it, checked against its manifest row.
+  const int bytes_column = [&] {
+    for (size_t c = 0; c < header.size(); ++c)
+      if (header[c] == "bytes") return static_cast<int>(c);
+    return -1;
+  }();
+  const int sha_column = [&] {
+    for (size_t c = 0; c < header.size(); ++c)
+      if (header[c] == "sha256") return static_cast<int>(c);
+    return -1;
+  }();
+  if (bytes_column < 0 || sha_column < 0)
+    throw InputError((runs.front().dir / "manifest.csv").string() + " has no bytes and sha256 columns");
+  struct Entry {
+    const ShardRun* run;
+    std::string file;
+    const std::vector<std::string>* row;
+  };
+  std::vector<Entry> entries;
+  std::map<const ShardRun*, int64_t> unfinished;
+  int64_t ordinal = 0;
+  for (const Json& p : identity.at("prompts")) {
+    const std::string prompt_id = p.at("prompt_id").get<std::string>();
+    const int64_t images = p.value("images", images_per_prompt);
+    for (int64_t i = 0; i < images; ++i, ++ordinal) {
+      const ShardRun* owner = by_index.at(ordinal % count);
+      const std::string file = (fs::path("images") / prompt_id / (std::to_string(i) + ".png")).string();
+      auto row = owner->rows.find(file);
+      if (row == owner->rows.end()) {
+        ++unfinished[owner];
+        continue;
+      }
+      entries.push_back({owner, file, &row->second});
+    }
+  }
+  if (!unfinished.empty()) {
+    std::string which;
+    for (const auto& [run, missing] : unfinished) {
+      which += (which.empty() ? "" : "; ") + run->dir.string() + " (shard " + run->shard.str() + ") lacks " +
+               std::to_string(missing) + " of its images";
+    }
+    throw InputError("merge: unfinished shards: " + which + " (run its generate again: it resumes)");
+  }
+  for (const Entry& e : entries) {
+    const std::string bytes = read_file(e.run->dir / e.file);
+    if (std::to_string(bytes.size()) != (*e.row)[static_cast<size_t>(bytes_column)] ||
+        sha256_hex(bytes) != (*e.row)[static_cast<size_t>(sha_column)]) {
+      throw InputError("merge: " + (e.run->dir / e.file).string() +
+                       " differs from its manifest's record (damaged or replaced; run that shard's generate again)");
+    }
+  }
+  std::error_code ec;
+  if (fs::exists(out_dir, ec) && !(fs::is_directory(out_dir, ec) && fs::is_empty(out_dir, ec)))
+    throw InputError("merge: --out " + out_dir.string() + " exists and is not empty (expected a new folder)");
+
+  // Written into a staging folder beside the output and renamed into place at the end.
+  const fs::path staging = out_dir.string() + ".merging";
+  fs::remove_all(staging);
+  try {
+    std::string manifest = csv_line(header);
+    for (const Entry& e : entries) {
+      const fs::path target = staging / e.file;
+      ensure_directory(target.parent_path(), "merged image folder");
+      fs::create_hard_link(e.run->dir / e.file, target, ec);
+      if (ec) fs::copy_file(e.run->dir / e.file, target);
+      manifest += csv_line(*e.row);
+    }
+    write_file_atomic(staging / "manifest.csv", manifest);
+    write_json_file(staging / "run.json", Json{{"identity", identity}, {"images_per_prompt", images_per_prompt}});
+    if (fs::exists(out_dir)) fs::remove(out_dir);  // the empty folder
+    fs::rename(staging, out_dir);
+  } catch (...) {
+    fs::remove_all(staging, ec);
+    throw;
+  }
+  return static_cast<int64_t>(entries.size());
 }
 
 }  // namespace fairdiff

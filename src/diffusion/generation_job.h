@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/json.h"
+#include "core/shard.h"
 #include "diffusion/intervention.h"
 #include "diffusion/single_file_arch.h"
 
@@ -50,6 +51,9 @@ struct GenerationSettings {
   // A training-free mitigation (mitigate/), or none. Its settings join the run's identity; the manifest's
   // `group` column names the group it steered each image toward.
   Intervention intervention;
+  // This process's shard of the run (core/shard.h): it makes only the images it owns, into its own run folder
+  // (run.json records "shard": "K/N"); `fairdiff merge` joins the shards' folders into the unsharded run's.
+  Shard shard;
 
   // The settings that change pixels (everything but batch size and device), as stored in run.json.
   Json identity() const;
@@ -67,5 +71,12 @@ struct StableDiffusionModel;
 using ModelHook = std::function<void(StableDiffusionModel&)>;
 
 GenerationSummary run_generation(const GenerationSettings& settings, const ModelHook& hook = nullptr);
+
+// `fairdiff merge`: the finished shards of one generation run (every K of N once, the same settings, every image
+// each owns made and intact) joined into `out_dir` (new or empty) as the unsharded run would have written it:
+// the same run.json, manifest.csv and images, byte for byte. Nothing is written when a check fails (InputError
+// naming the shard folder and what is wrong). Returns the number of images.
+int64_t merge_generation_shards(const std::vector<std::filesystem::path>& shard_dirs,
+                                const std::filesystem::path& out_dir);
 
 }  // namespace fairdiff

@@ -27,40 +27,64 @@ Json entry_json(const std::string& key, uintmax_t bytes, int64_t mtime, const Im
 
 }  // namespace
 
-AnalysisJournal::AnalysisJournal(std::filesystem::path file, Json identity) : file_(std::move(file)) {
-  const Json header{{"journal", "fairdiff analyze"}, {"identity", identity}};
+int AnalysisJournal::read_entries(const std::filesystem::path& file, const Json& identity,
+                                  std::map<std::string, Entry>& entries) {
+  std::istringstream in(read_file(file));
+  std::string line;
+  bool first = true;
+  int matches = -1;
+  while (std::getline(in, line)) {
+    if (in.eof()) break;  // the last line had no newline: torn by a crash
+    Json json = Json::parse(line, nullptr, false);
+    if (first) {
+      first = false;
+      matches = !json.is_discarded() && json.is_object() && json.value("identity", Json()) == identity ? 1 : 0;
+      if (matches == 0) return 0;
+      continue;
+    }
+    if (json.is_discarded() || !json.is_object()) continue;
+    try {
+      Entry entry;
+      entry.bytes = json.at("bytes").get<uintmax_t>();
+      entry.mtime = json.at("mtime_ns").get<int64_t>();
+      entry.analysis = analysis_from_json(json.at("analysis"), file.string());
+      entries[json.at("path").get<std::string>()] = std::move(entry);
+    } catch (const std::exception&) {
+      // A line this version cannot read is analysed again.
+    }
+  }
+  return matches;
+}
+
+AnalysisJournal::AnalysisJournal(std::filesystem::path file, Json identity)
+    : file_(std::move(file)), identity_(std::move(identity)) {
+  const Json header{{"journal", "fairdiff analyze"}, {"identity", identity_}};
   std::error_code ec;
   if (std::filesystem::is_regular_file(file_, ec)) {
-    std::istringstream in(read_file(file_));
-    std::string line;
-    bool first = true, matches = false;
-    while (std::getline(in, line)) {
-      if (in.eof()) break;  // the last line had no newline: torn by a crash
-      Json json = Json::parse(line, nullptr, false);
-      if (first) {
-        first = false;
-        matches = !json.is_discarded() && json.is_object() && json.value("identity", Json()) == identity;
-        started_over_ = !matches;
-        if (!matches) break;
-        continue;
-      }
-      if (json.is_discarded() || !json.is_object()) continue;
-      try {
-        Entry entry;
-        entry.bytes = json.at("bytes").get<uintmax_t>();
-        entry.mtime = json.at("mtime_ns").get<int64_t>();
-        entry.analysis = analysis_from_json(json.at("analysis"), file_.string());
-        entries_[json.at("path").get<std::string>()] = std::move(entry);
-      } catch (const std::exception&) {
-        // A line this version cannot read is analysed again.
-      }
-    }
+    // A journal without a whole first line (torn before its header was written) holds nothing to start over.
+    started_over_ = read_entries(file_, identity_, entries_) == 0;
   }
   std::string text = header.dump() + "\n";
   for (const auto& [key, e] : entries_) text += entry_json(key, e.bytes, e.mtime, e.analysis).dump() + "\n";
   write_file_atomic(file_, text);
   out_.open(file_, std::ios::app | std::ios::binary);
   if (!out_) throw InputError("cannot append to " + file_.string() + " (is the folder writable?)");
+}
+
+int64_t AnalysisJournal::absorb(const std::filesystem::path& other) {
+  std::map<std::string, Entry> entries;
+  if (read_entries(other, identity_, entries) != 1) return -1;
+  int64_t taken = 0;
+  for (auto& [key, entry] : entries) {
+    auto it = entries_.find(key);
+    if (it != entries_.end() && it->second.bytes == entry.bytes && it->second.mtime == entry.mtime) continue;
+    out_ << entry_json(key, entry.bytes, entry.mtime, entry.analysis).dump() << '\n';
+    entries_[key] = std::move(entry);
+    ++taken;
+  }
+  out_.flush();
+  if (!out_) throw InputError("failed while appending to " + file_.string() + " (is the disk full?)");
+  return taken;
 }
 
 const ImageAnalysis* AnalysisJournal::find(const std::string& key, const std::filesystem::path& image) const {
