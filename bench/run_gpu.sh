@@ -13,12 +13,7 @@ cd "$(dirname "$0")/.."
 OUT="${1:?usage: bench/run_gpu.sh OUT_DIR [build|generate|finetune|tests|all]}"
 WHAT="${2:-all}"
 mkdir -p "$OUT"
-ROOT="$PWD/.deps/root"
-if [ ! -d "$ROOT/usr/include/unicode" ]; then
-  for f in .deps/debs/*.deb; do dpkg -x "$f" "$ROOT"; done
-fi
-export LD_LIBRARY_PATH="$ROOT/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}"
-TORCH_PREFIX="$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')"
+source bench/gpu_deps.sh  # ROOT, TORCH_PREFIX, LD_LIBRARY_PATH
 if [ "$WHAT" = faces ] || [ "$WHAT" = tests ]; then
   # Everything but OpenCV (absent there), with the tests (GoogleTest from .deps/debs/libgtest-dev): the fused
   # CUDA kernels' GoogleTest cases, and the FairFace ResNet-34 against torchvision.

@@ -15,15 +15,10 @@ cd "$(dirname "$0")/.."
 OUT="${1:?usage: bench/side_by_side.sh OUT_DIR [generate|finetune|batch1|layouts|all]}"
 WHAT="${2:-all}"
 mkdir -p "$OUT"
-ROOT="$PWD/.deps/root"
-if [ ! -d "$ROOT/usr/include/unicode" ]; then
-  for f in .deps/debs/*.deb; do dpkg -x "$f" "$ROOT"; done
-fi
-export LD_LIBRARY_PATH="$ROOT/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}"
+source bench/gpu_deps.sh  # ROOT, TORCH_PREFIX, LD_LIBRARY_PATH
 # The system compiler: the host's default one links libstdc++ statically, which breaks fine-tuning against a
 # PyTorch wheel's LibTorch (README, GPU section).
 if [ -x /usr/bin/g++ ]; then export CXX=/usr/bin/g++ CC=/usr/bin/gcc CUDAHOSTCXX=/usr/bin/g++; fi
-TORCH_PREFIX="$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')"
 start=$(date +%s)
 cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DFAIRDIFF_ENGINE_ONLY=ON -DFAIRDIFF_BUILD_TESTS=ON \
   -DFAIRDIFF_WERROR=OFF -DCMAKE_PREFIX_PATH="$TORCH_PREFIX;$ROOT/usr" -DICU_ROOT="$ROOT/usr" \
