@@ -1,6 +1,7 @@
 #include "audit/builtin_dataset.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <set>
 #include <stdexcept>
@@ -133,6 +134,25 @@ std::vector<std::vector<size_t>> draw_known_truth(const std::vector<LabeledPhoto
     }
   }
   return drawn;
+}
+
+void split_for_calibration(const std::vector<LabeledPhoto>& photos, double fraction, uint64_t seed,
+                           const Taxonomy& taxonomy, std::vector<size_t>& calibration, std::vector<size_t>& rest) {
+  if (!(fraction > 0 && fraction < 1)) throw std::invalid_argument("split_for_calibration: fraction in (0, 1)");
+  const size_t cells = taxonomy.genders.size() * taxonomy.races.size();
+  std::vector<std::vector<size_t>> pools(cells);
+  for (size_t i = 0; i < photos.size(); ++i)
+    pools[static_cast<size_t>(taxonomy.gender_race_index(photos[i].gender, photos[i].race))].push_back(i);
+  std::vector<bool> in_calibration(photos.size(), false);
+  SplitMix64 rng(seed ^ 0xC0FFEE5EEDULL);
+  for (auto& pool : pools) {
+    shuffle(pool, rng);
+    const auto take = static_cast<size_t>(std::llround(fraction * static_cast<double>(pool.size())));
+    for (size_t k = 0; k < take && k < pool.size(); ++k) in_calibration[pool[k]] = true;
+  }
+  calibration.clear();
+  rest.clear();
+  for (size_t i = 0; i < photos.size(); ++i) (in_calibration[i] ? calibration : rest).push_back(i);
 }
 
 BuiltinDataset build_builtin_dataset(const PromptSet& prompts, const std::vector<std::vector<int64_t>>& cell_counts,

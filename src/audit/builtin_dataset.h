@@ -75,6 +75,12 @@ std::vector<std::vector<size_t>> draw_known_truth(const std::vector<LabeledPhoto
                                                   int64_t max_per_prompt, uint64_t seed, const Taxonomy& taxonomy,
                                                   const PromptSet& prompts);
 
+// Splits labeled photos into a calibration part (a confusion matrix is measured on it) and the rest (the audit's
+// pool), per gender x race cell: round(fraction x the cell's photos) go to calibration, chosen in an order seeded
+// by `seed`. Indices into `photos`, each part in the photos' order.
+void split_for_calibration(const std::vector<LabeledPhoto>& photos, double fraction, uint64_t seed,
+                           const Taxonomy& taxonomy, std::vector<size_t>& calibration, std::vector<size_t>& rest);
+
 // Splits `total` in proportion to `weights` (largest remainder, ties to the lower index): the parts sum to
 // `total` and each differs from the exact share by less than 1. std::invalid_argument for negative weights or
 // an all-zero weight vector with total > 0.

@@ -48,6 +48,10 @@ int run_eval_audit(const std::vector<std::string>& argv) {
       .value("confusion", "JSON", "confusion matrices to correct with (default: those the face profile ships)",
              confusion_path)
       .flag("no-correction", "score the raw labels only", no_correction)
+      .value("calibrate-on", "F",
+             "set aside this fraction of the photos (per gender x race group) to measure the classifier's confusion\n"
+             "matrices (OUT/confusion.json, usable as report --confusion) and correct the audit of the rest with them",
+             options.calibrate_fraction, 0.0, 0.9)
       .value("bootstrap", "N", "bootstrap resamples of the intervals", options.bootstrap.resamples, 0, 100000,
              "bootstrap.resamples")
       .flag("no-report", "skip the HTML report (the JSON and CSVs are still written)", no_report)
@@ -72,6 +76,12 @@ int run_eval_audit(const std::vector<std::string>& argv) {
     throw UsageError("eval-audit: --prompts and --target go together (neither: the study's prompts and mix)");
   if (no_correction && !confusion_path.empty())
     throw UsageError("eval-audit: --confusion and --no-correction contradict each other; give one");
+  if (args.has("calibrate-on") && (no_correction || !confusion_path.empty()))
+    throw UsageError(
+        "eval-audit: --calibrate-on measures its own confusion matrices; drop --confusion/--no-correction");
+  if (args.has("calibrate-on") && options.calibrate_fraction <= 0)
+    throw UsageError("eval-audit: --calibrate-on " + std::to_string(options.calibrate_fraction) +
+                     ": expected a fraction above 0");
   if (!confusion_path.empty()) require_file(confusion_path, "--confusion");
   std::optional<RaceTaxonomy> taxonomy_of_labels;
   if (!label_taxonomy.empty())
@@ -102,7 +112,7 @@ int run_eval_audit(const std::vector<std::string>& argv) {
     }
   }
   std::optional<audit::ConfusionSet> confusion;
-  if (!no_correction) {
+  if (!no_correction && options.calibrate_fraction == 0) {
     if (confusion_path.empty()) confusion_path = profile_confusion_file(profile, profile_options);
     if (confusion_path.empty()) {
       std::fprintf(stderr, "eval-audit: profile '%s' ships no confusion matrix; scoring the raw labels only\n",
@@ -125,10 +135,16 @@ int run_eval_audit(const std::vector<std::string>& argv) {
   }
   int64_t total = 0;
   for (int64_t n : result.images) total += n;
+  const std::string correction =
+      result.confusion.empty()
+          ? std::string()
+          : ", corrected with " + result.confusion +
+                (result.calibration_photos > 0
+                     ? " (measured on " + std::to_string(result.calibration_photos) + " photos set aside)"
+                     : "");
   std::printf("%s on %s: %lld photos over %d prompts, against their labels%s\n%s-> %s\n", profile.c_str(),
-              labels.string().c_str(), static_cast<long long>(total), prompts.size(),
-              confusion ? (", corrected with " + confusion->source).c_str() : "", result.summary().c_str(),
-              (out / "eval-audit.json").string().c_str());
+              labels.string().c_str(), static_cast<long long>(total), prompts.size(), correction.c_str(),
+              result.summary().c_str(), (out / "eval-audit.json").string().c_str());
   return 0;
 }
 

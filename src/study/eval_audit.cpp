@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <map>
 
+#include "audit/correction.h"
 #include "core/csv.h"
 #include "core/error.h"
 #include "core/fs.h"
@@ -48,6 +49,60 @@ std::string number(double value) {
   char text[32];
   std::snprintf(text, sizeof(text), "%.6g", value);
   return text;
+}
+
+// The classifier's confusion matrices (gender, race; counts) measured on the photos `chosen` of `photos`, from
+// their analyses, written to `file` and read back as the audit reads a --confusion file. InputError when a class
+// has no photo with a face read (its errors are unknown).
+audit::ConfusionSet measure_confusion(const std::vector<audit::LabeledPhoto>& photos, const std::vector<size_t>& chosen,
+                                      const std::map<std::string, const ImageAnalysis*>& by_file,
+                                      const audit::Taxonomy& taxonomy, const std::string& labels_source,
+                                      const fs::path& file) {
+  PromptSet one;
+  one.source = "calibration";
+  one.ids = {"calibration"};
+  one.texts = {"calibration"};
+  one.templates = {""};
+  FolderAnalysis analysed;
+  for (size_t i : chosen) {
+    AnalyzedImage image;
+    image.entry.prompt = "calibration";
+    image.entry.path = std::to_string(i);
+    image.analysis = *by_file.at(photos[i].file);
+    analysed.images.push_back(std::move(image));
+  }
+  const audit::Run run =
+      audit::parse_detections(study_csv(analysed), "calibration", "calibration", one, audit::DetectionOptions());
+  const size_t genders = taxonomy.genders.size(), races = taxonomy.races.size();
+  std::vector<std::vector<int64_t>> gender(genders, std::vector<int64_t>(genders, 0));
+  std::vector<std::vector<int64_t>> race(races, std::vector<int64_t>(races, 0));
+  for (size_t k = 0; k < chosen.size(); ++k) {
+    const audit::LabeledPhoto& truth = photos[chosen[k]];
+    const audit::ImageRecord& read = run.images[k];
+    if (read.gender >= 0) ++gender[static_cast<size_t>(truth.gender)][static_cast<size_t>(read.gender)];
+    if (read.race >= 0) ++race[static_cast<size_t>(truth.race)][static_cast<size_t>(read.race)];
+  }
+  auto check_rows = [&](const std::vector<std::vector<int64_t>>& counts, const std::vector<std::string>& labels) {
+    for (size_t c = 0; c < counts.size(); ++c) {
+      int64_t row = 0;
+      for (int64_t v : counts[c]) row += v;
+      if (row == 0) {
+        throw InputError(labels_source + ": the calibration photos hold no " + labels[c] +
+                         " face the classifier read, so its errors cannot be measured (more photos of that class, "
+                         "or a larger --calibrate-on)");
+      }
+    }
+  };
+  check_rows(gender, taxonomy.genders);
+  check_rows(race, taxonomy.races);
+  const Json json{
+      {"source", "fairdiff eval-audit: " + std::to_string(chosen.size()) + " calibration photos of " + labels_source},
+      {"photos", chosen.size()},
+      {"gender", {{"labels", taxonomy.genders}, {"confusion", gender}}},
+      {"race", {{"labels", taxonomy.races}, {"confusion", race}}}};
+  ensure_directory(file.parent_path(), "eval-audit output folder");
+  write_file_atomic(file, json.dump(1) + "\n");
+  return audit::read_confusion_json(file, taxonomy);
 }
 
 }  // namespace
@@ -231,6 +286,19 @@ EvalAuditResult run_eval_audit(FaceAnalyzer& analyzer, const LabeledSet& set, co
                               [&](const audit::LabeledPhoto& photo) { return !by_file.count(photo.file); }),
                photos.end());
 
+  std::optional<audit::ConfusionSet> calibrated;
+  int64_t calibration_photos = 0;
+  if (options.calibrate_fraction > 0) {
+    std::vector<size_t> calibration, rest;
+    audit::split_for_calibration(photos, options.calibrate_fraction, options.seed, taxonomy, calibration, rest);
+    calibration_photos = static_cast<int64_t>(calibration.size());
+    calibrated =
+        measure_confusion(photos, calibration, by_file, taxonomy, set.labels_source, out_dir / "confusion.json");
+    std::vector<audit::LabeledPhoto> pool;
+    for (size_t i : rest) pool.push_back(photos[i]);
+    photos = std::move(pool);
+    confusion = &*calibrated;
+  }
   const auto drawn =
       audit::draw_known_truth(photos, cell_weights, options.images_per_prompt, options.seed, taxonomy, prompts);
   const size_t cells = taxonomy.genders.size() * taxonomy.races.size();
@@ -259,6 +327,7 @@ EvalAuditResult run_eval_audit(FaceAnalyzer& analyzer, const LabeledSet& set, co
   audit::AuditResult result =
       audit::run_audit(prompts, runs, taxonomy, audit::Target(taxonomy, prompts.size()), confusion, settings);
   EvalAuditResult scored = score_against_truth(result, truth);
+  scored.calibration_photos = calibration_photos;
   write_file_atomic(out_dir / "shares.csv", scored.shares_csv());
   Json json = scored.to_json();
   json["labels"] = set.labels_source;
@@ -267,6 +336,7 @@ EvalAuditResult run_eval_audit(FaceAnalyzer& analyzer, const LabeledSet& set, co
   json["seed"] = options.seed;
   json["photos_left_out"] = left_out;
   json["photos_unreadable"] = analysis.skipped.size();
+  json["calibration_photos"] = calibration_photos;
   write_file_atomic(out_dir / "eval-audit.json", json.dump(1) + "\n");
   if (audit_out) *audit_out = std::move(result);
   if (runs_out) *runs_out = std::move(runs);

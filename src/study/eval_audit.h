@@ -46,6 +46,7 @@ struct EvalAuditResult {
   std::vector<TruthShare> shares;
   std::vector<ShareErrors> errors;  // gender, race, gender x race
   std::string confusion;            // the correction's source, "" without
+  int64_t calibration_photos = 0;   // photos set aside for the confusion matrices (options.calibrate_fraction)
   Json to_json() const;
   // prompt_id,attribute,group,truth,raw,raw_low,raw_high,corrected,corrected_low,corrected_high
   std::string shares_csv() const;
@@ -69,10 +70,15 @@ struct EvalAuditOptions {
   uint64_t seed = 0;               // the draw
   audit::BootstrapSettings bootstrap;
   bool show_progress = true;
+  // > 0: this fraction of the photos (per gender x race cell) is set aside to measure the classifier's confusion
+  // matrices, written to out_dir/confusion.json, and the audit of the rest is corrected with them: a held-out check
+  // of a matrix made from photos like the user's (their file then serves `report --confusion`).
+  double calibrate_fraction = 0;
 };
 
 // Draws (draw_known_truth), analyzes every drawn photo once with `analyzer`, writes `out_dir`/detections.csv (the
-// study's layout, prompt column = prompt id) and audits it with `confusion` (nullptr: raw only), then scores.
+// study's layout, prompt column = prompt id) and audits it with `confusion` (nullptr: raw only; ignored with
+// options.calibrate_fraction, which measures its own), then scores.
 // Photos that cannot be read are reported and left out before drawing.
 EvalAuditResult run_eval_audit(FaceAnalyzer& analyzer, const LabeledSet& set, const PromptSet& prompts,
                                const std::vector<std::vector<int64_t>>& cell_weights,

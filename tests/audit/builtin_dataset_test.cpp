@@ -232,5 +232,26 @@ TEST(DrawKnownTruthTest, AWantedCellWithoutPhotosIsRefused) {
   }
 }
 
+TEST(SplitForCalibrationTest, EachCellSplitsByTheFractionDisjointAndDeterministic) {
+  Taxonomy taxonomy;
+  const auto pool = photos(taxonomy, 9);
+  std::vector<size_t> calibration, rest;
+  split_for_calibration(pool, 1.0 / 3.0, 4, taxonomy, calibration, rest);
+  EXPECT_EQ(calibration.size() + rest.size(), pool.size());
+  std::set<size_t> all(calibration.begin(), calibration.end());
+  all.insert(rest.begin(), rest.end());
+  EXPECT_EQ(all.size(), pool.size());
+  std::vector<int> per_cell(taxonomy.genders.size() * taxonomy.races.size(), 0);
+  for (size_t i : calibration)
+    ++per_cell[static_cast<size_t>(taxonomy.gender_race_index(pool[i].gender, pool[i].race))];
+  for (int n : per_cell) EXPECT_EQ(n, 3);
+  std::vector<size_t> again, rest_again;
+  split_for_calibration(pool, 1.0 / 3.0, 4, taxonomy, again, rest_again);
+  EXPECT_EQ(again, calibration);
+  split_for_calibration(pool, 1.0 / 3.0, 5, taxonomy, again, rest_again);
+  EXPECT_NE(again, calibration);
+  EXPECT_THROW(split_for_calibration(pool, 1.0, 4, taxonomy, again, rest_again), std::invalid_argument);
+}
+
 }  // namespace
 }  // namespace fairdiff::audit

@@ -157,6 +157,46 @@ TEST(EvalAuditCli, ScoresAKnownTruthAuditRawAndCorrected) {
   EXPECT_EQ(raw["attributes"]["gender"]["mean_abs_error_raw"], json["attributes"]["gender"]["mean_abs_error_raw"]);
 }
 
+// --calibrate-on: part of the photos measures the confusion matrices (written for report --confusion), the rest is
+// audited and corrected with them.
+TEST(EvalAuditCli, CalibratesOnPhotosSetAsideAndAuditsTheRest) {
+  const EvalAuditInputs in = eval_audit_inputs("eval_audit_cli_calibrate");
+  std::string log;
+  ASSERT_EQ(test::run_command(kExe + " eval-audit --images " + faces().string() + " --labels " + in.labels.string() +
+                                  " --prompts " + in.prompts.string() + " --target " + in.target.string() +
+                                  " --images-per-prompt 30 --bootstrap 100 --no-report --calibrate-on 0.3 --out " +
+                                  (in.root / "out").string(),
+                              &log),
+            0)
+      << log;
+  EXPECT_NE(log.find("photos set aside"), std::string::npos) << log;
+  const Json matrices = read_json_file(in.root / "out" / "confusion.json");
+  EXPECT_EQ(matrices["gender"]["labels"].size(), 2U);
+  EXPECT_EQ(matrices["race"]["labels"].size(), 6U);
+  const Json json = read_json_file(in.root / "out" / "eval-audit.json");
+  const int64_t set_aside = json["calibration_photos"].get<int64_t>();
+  EXPECT_GT(set_aside, 40);
+  EXPECT_LT(set_aside, 56);
+  EXPECT_EQ(matrices["photos"].get<int64_t>(), set_aside);
+  EXPECT_TRUE(json["attributes"]["race"]["mean_abs_error_corrected"].is_number());
+  EXPECT_NE(json["confusion"].get<std::string>().find("confusion.json"), std::string::npos);
+  // Fewer photos are left for the draw: the CEO's 18 Male white photos of 30 no longer fit.
+  EXPECT_LT(json["images"].get<int64_t>(), 60);
+  // The matrices serve report --confusion.
+  ASSERT_EQ(test::run_command(kExe + " report --prompts " + in.prompts.string() +
+                                  " --run photos=" + (in.root / "out" / "detections.csv").string() + " --confusion " +
+                                  (in.root / "out" / "confusion.json").string() +
+                                  " --bootstrap 20 --no-thumbnails --out " + (in.root / "report").string(),
+                              &log),
+            0)
+      << log;
+  EXPECT_EQ(test::run_command(kExe + " eval-audit --images " + faces().string() + " --labels " + in.labels.string() +
+                                  " --calibrate-on 0.3 --no-correction --out " + (in.root / "x").string(),
+                              &log),
+            2);
+  EXPECT_NE(log.find("--calibrate-on measures its own"), std::string::npos) << log;
+}
+
 TEST(EvalAuditCli, BadInputsFailBeforeAnyWork) {
   const EvalAuditInputs in = eval_audit_inputs("eval_audit_cli_errors");
   const std::string base = kExe + " eval-audit --images " + faces().string() + " --labels " + in.labels.string();
