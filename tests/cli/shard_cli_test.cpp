@@ -107,6 +107,25 @@ TEST(ShardCli, ShardedThenMergedIsTheUnshardedRun) {
   EXPECT_NE(log.find("--gpus"), std::string::npos) << log;
 }
 
+// A worker that fails is named with the end of its log; the other's images stay, and the same command resumes.
+TEST(ShardCli, AFailedWorkerIsNamedAndTheSameCommandResumes) {
+  const fs::path root = test::scratch_dir("shard_cli_workers");
+  write_file_atomic(root / "prompts.csv", "prompt_id,prompt\nceo,A photo of a CEO\n");
+  std::string log;
+  ASSERT_EQ(test::run_command(generate(root / "prompts.csv", root / "whole"), &log), 0) << log;
+  // Worker 1's shard folder cannot be made: a file stands where it goes.
+  fs::create_directories(root / "out.shards");
+  write_file_atomic(root / "out.shards/1-of-2", "in the way");
+  EXPECT_EQ(test::run_command(generate(root / "prompts.csv", root / "out", " --workers 2"), &log), 3);
+  EXPECT_NE(log.find("worker 1/2 on cpu (exit 3)"), std::string::npos) << log;
+  EXPECT_NE(log.find("cannot create output folder"), std::string::npos) << log;
+  EXPECT_EQ(read_csv(root / "out.shards/0-of-2/manifest.csv").rows.size(), 2U);  // worker 0 finished
+  EXPECT_FALSE(fs::exists(root / "out"));
+  fs::remove(root / "out.shards/1-of-2");
+  ASSERT_EQ(test::run_command(generate(root / "prompts.csv", root / "out", " --workers 2"), &log), 0) << log;
+  expect_same_tree(root / "whole", root / "out");
+}
+
 TEST(ShardCli, MergeRefusesWhatIsNotOneWholeRun) {
   const fs::path root = test::scratch_dir("shard_cli_refusals");
   write_file_atomic(root / "prompts.csv", "prompt_id,prompt\nceo,A photo of a CEO\n");
