@@ -56,6 +56,14 @@ std::string cell_name(const Taxonomy& taxonomy, int gender, int race) {
   return taxonomy.genders[static_cast<size_t>(gender)] + " " + taxonomy.races[static_cast<size_t>(race)];
 }
 
+// Indices into `photos` per gender x race cell (Taxonomy::gender_race_index), in the photos' order.
+std::vector<std::vector<size_t>> indices_by_cell(const std::vector<LabeledPhoto>& photos, const Taxonomy& taxonomy) {
+  std::vector<std::vector<size_t>> pools(taxonomy.genders.size() * taxonomy.races.size());
+  for (size_t i = 0; i < photos.size(); ++i)
+    pools[static_cast<size_t>(taxonomy.gender_race_index(photos[i].gender, photos[i].race))].push_back(i);
+  return pools;
+}
+
 }  // namespace
 
 std::vector<std::vector<int64_t>> measured_cell_counts(const Run& run, const PromptSet& prompts,
@@ -101,9 +109,7 @@ std::vector<std::vector<size_t>> draw_known_truth(const std::vector<LabeledPhoto
                                                   int64_t max_per_prompt, uint64_t seed, const Taxonomy& taxonomy,
                                                   const PromptSet& prompts) {
   const size_t cells = taxonomy.genders.size() * taxonomy.races.size();
-  std::vector<std::vector<size_t>> pools(cells);
-  for (size_t i = 0; i < photos.size(); ++i)
-    pools[static_cast<size_t>(taxonomy.gender_race_index(photos[i].gender, photos[i].race))].push_back(i);
+  std::vector<std::vector<size_t>> pools = indices_by_cell(photos, taxonomy);
   std::vector<std::vector<size_t>> drawn(cell_weights.size());
   for (size_t p = 0; p < cell_weights.size(); ++p) {
     const std::vector<int64_t>& weights = cell_weights[p];
@@ -139,10 +145,7 @@ std::vector<std::vector<size_t>> draw_known_truth(const std::vector<LabeledPhoto
 void split_for_calibration(const std::vector<LabeledPhoto>& photos, double fraction, uint64_t seed,
                            const Taxonomy& taxonomy, std::vector<size_t>& calibration, std::vector<size_t>& rest) {
   if (!(fraction > 0 && fraction < 1)) throw std::invalid_argument("split_for_calibration: fraction in (0, 1)");
-  const size_t cells = taxonomy.genders.size() * taxonomy.races.size();
-  std::vector<std::vector<size_t>> pools(cells);
-  for (size_t i = 0; i < photos.size(); ++i)
-    pools[static_cast<size_t>(taxonomy.gender_race_index(photos[i].gender, photos[i].race))].push_back(i);
+  std::vector<std::vector<size_t>> pools = indices_by_cell(photos, taxonomy);
   std::vector<bool> in_calibration(photos.size(), false);
   SplitMix64 rng(seed ^ 0xC0FFEE5EEDULL);
   for (auto& pool : pools) {

@@ -99,8 +99,7 @@ pid_t start_worker(const std::vector<std::string>& arguments, const fs::path& lo
 
 int64_t run_generation_workers(const std::vector<std::string>& base_arguments, const std::vector<std::string>& devices,
                                const fs::path& out, int64_t total_images) {
-  std::error_code ec;
-  if (fs::exists(out, ec) && !(fs::is_directory(out, ec) && fs::is_empty(out, ec))) {
+  if (!is_new_or_empty_directory(out)) {
     throw FieldInputError("out", out.string() + " exists and is not empty: with --gpus/--workers the shards go to " +
                                      out.string() + ".shards/ and are merged into a new --out folder");
   }
@@ -173,6 +172,7 @@ int64_t run_generation_workers(const std::vector<std::string>& base_arguments, c
   std::vector<fs::path> dirs;
   for (const Worker& w : workers) dirs.push_back(w.dir);
   const int64_t merged = merge_generation_shards(dirs, out);
+  std::error_code ec;
   fs::remove_all(shards_root, ec);  // the merged folder holds (hard links to) every image
   return merged;
 }

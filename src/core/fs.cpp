@@ -70,6 +70,12 @@ std::string read_file(const std::filesystem::path& path) {
   return buffer.str();
 }
 
+bool is_new_or_empty_directory(const std::filesystem::path& path) {
+  std::error_code ec;
+  return !std::filesystem::exists(path, ec) ||
+         (std::filesystem::is_directory(path, ec) && std::filesystem::is_empty(path, ec));
+}
+
 void require_directory(const std::filesystem::path& path, const std::string& what) {
   std::error_code ec;
   if (!std::filesystem::is_directory(path, ec)) {

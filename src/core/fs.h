@@ -14,6 +14,8 @@ std::string read_file(const std::filesystem::path& path);
 // InputError "<what> <path> does not exist (expected ...)" unless `path` is an existing directory.
 void require_directory(const std::filesystem::path& path, const std::string& what);
 void require_file(const std::filesystem::path& path, const std::string& what);
+// Whether `path` does not exist or is an empty directory: where a command may write a new output folder.
+bool is_new_or_empty_directory(const std::filesystem::path& path);
 // Creates the directory (and parents); InputError naming it when that fails.
 void ensure_directory(const std::filesystem::path& path, const std::string& what);
 

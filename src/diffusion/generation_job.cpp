@@ -32,6 +32,11 @@ bool holds_png(const std::filesystem::path& dir) {
   return false;
 }
 
+// Where a run keeps image `index` of a prompt, relative to the run folder.
+std::filesystem::path image_file(const std::string& prompt_id, int64_t index) {
+  return std::filesystem::path("images") / prompt_id / (std::to_string(index) + ".png");
+}
+
 struct WorkItem {
   const PromptItem* prompt;
   int64_t index;
@@ -174,13 +179,14 @@ GenerationSummary run_generation(const GenerationSettings& requested, const Mode
     Json previous_identity = previous.value("identity", Json());
     const std::string previous_shard = previous.value("shard", std::string());
     const std::string shard = s.shard.sharded() ? s.shard.str() : "";
-    if (previous_shard != shard && holds_png(s.out_dir / "images")) {
+    const bool has_images = holds_png(s.out_dir / "images");
+    if (previous_shard != shard && has_images) {
       throw FieldInputError("out", s.out_dir.string() + " holds " +
                                        (previous_shard.empty() ? "the unsharded run" : "shard " + previous_shard) +
                                        ", not " + (shard.empty() ? "the unsharded run" : "shard " + shard) +
                                        "; its images are kept: give each shard its own output folder");
     }
-    if (previous_identity != identity && holds_png(s.out_dir / "images")) {
+    if (previous_identity != identity && has_images) {
       std::string differences;
       for (auto it = identity.begin(); it != identity.end(); ++it) {
         if (!previous_identity.contains(it.key()) || previous_identity[it.key()] != *it) {
@@ -208,15 +214,10 @@ GenerationSummary run_generation(const GenerationSettings& requested, const Mode
   std::set<std::pair<std::string, int64_t>> owned;
   int64_t ordinal = 0;
   for (const auto& p : s.prompts) {
-    for (int64_t i = 0; i < images_of(p); ++i, ++ordinal) {
-      if (s.shard.owns(ordinal)) owned.emplace(p.prompt_id, i);
-    }
-  }
-  for (const auto& p : s.prompts) {
     for (int64_t i = 0; i < images_of(p); ++i) {
-      if (!owned.count({p.prompt_id, i})) continue;
-      WorkItem item{&p, i, s.seed + static_cast<uint64_t>(i),
-                    std::filesystem::path("images") / p.prompt_id / (std::to_string(i) + ".png")};
+      if (!s.shard.owns(ordinal++)) continue;
+      owned.emplace(p.prompt_id, i);
+      WorkItem item{&p, i, s.seed + static_cast<uint64_t>(i), image_file(p.prompt_id, i)};
       ++total;
       if (!std::filesystem::exists(s.out_dir / item.file)) {
         todo.push_back(item);
@@ -258,7 +259,7 @@ GenerationSummary run_generation(const GenerationSettings& requested, const Mode
   char lora_scale[32];
   std::snprintf(lora_scale, sizeof(lora_scale), "%g", s.lora_scale);
   auto manifest_row = [&](const PromptItem& p, int64_t i) {
-    const auto file = std::filesystem::path("images") / p.prompt_id / (std::to_string(i) + ".png");
+    const auto file = image_file(p.prompt_id, i);
     const FileDigest& digest = digests.at(file.string());
     return csv_line({p.prompt_id, p.prompt, std::to_string(i), std::to_string(s.seed + static_cast<uint64_t>(i)),
                      file.string(), s.negative_prompt, s.scheduler, std::to_string(s.steps), guidance,
@@ -357,6 +358,7 @@ int64_t merge_generation_shards(const std::vector<std::filesystem::path>& shard_
   Json identity;
   int64_t images_per_prompt = 0;
   std::vector<std::string> header;
+  int bytes_column = -1, sha_column = -1;
   for (const fs::path& dir : shard_dirs) {
     const fs::path run_json = dir / "run.json";
     if (!fs::is_regular_file(run_json))
@@ -385,7 +387,11 @@ int64_t merge_generation_shards(const std::vector<std::filesystem::path>& shard_
       }
     }
     const CsvTable manifest = read_csv(dir / "manifest.csv");
-    if (header.empty()) header = manifest.header;
+    if (header.empty()) {
+      header = manifest.header;
+      bytes_column = manifest.column("bytes");
+      sha_column = manifest.column("sha256");
+    }
     if (manifest.header != header)
       throw InputError((dir / "manifest.csv").string() + " has other columns than the first shard's manifest");
     const int file = manifest.require_column("file");
@@ -407,16 +413,6 @@ int64_t merge_generation_shards(const std::vector<std::filesystem::path>& shard_
   for (const ShardRun& r : runs) by_index[r.shard.index] = &r;
 
   // The images in the unsharded run's order, each from the shard that owns it, checked against its manifest row.
-  const int bytes_column = [&] {
-    for (size_t c = 0; c < header.size(); ++c)
-      if (header[c] == "bytes") return static_cast<int>(c);
-    return -1;
-  }();
-  const int sha_column = [&] {
-    for (size_t c = 0; c < header.size(); ++c)
-      if (header[c] == "sha256") return static_cast<int>(c);
-    return -1;
-  }();
   if (bytes_column < 0 || sha_column < 0)
     throw InputError((runs.front().dir / "manifest.csv").string() + " has no bytes and sha256 columns");
   struct Entry {
@@ -425,17 +421,17 @@ int64_t merge_generation_shards(const std::vector<std::filesystem::path>& shard_
     const std::vector<std::string>* row;
   };
   std::vector<Entry> entries;
-  std::map<const ShardRun*, int64_t> unfinished;
+  std::map<int64_t, int64_t> unfinished;  // shard index -> images it lacks
   int64_t ordinal = 0;
   for (const Json& p : identity.at("prompts")) {
     const std::string prompt_id = p.at("prompt_id").get<std::string>();
     const int64_t images = p.value("images", images_per_prompt);
     for (int64_t i = 0; i < images; ++i, ++ordinal) {
       const ShardRun* owner = by_index.at(ordinal % count);
-      const std::string file = (fs::path("images") / prompt_id / (std::to_string(i) + ".png")).string();
+      const std::string file = image_file(prompt_id, i).string();
       auto row = owner->rows.find(file);
       if (row == owner->rows.end()) {
-        ++unfinished[owner];
+        ++unfinished[owner->shard.index];
         continue;
       }
       entries.push_back({owner, file, &row->second});
@@ -443,7 +439,8 @@ int64_t merge_generation_shards(const std::vector<std::filesystem::path>& shard_
   }
   if (!unfinished.empty()) {
     std::string which;
-    for (const auto& [run, missing] : unfinished) {
+    for (const auto& [index, missing] : unfinished) {
+      const ShardRun* run = by_index.at(index);
       which += (which.empty() ? "" : "; ") + run->dir.string() + " (shard " + run->shard.str() + ") lacks " +
                std::to_string(missing) + " of its images";
     }
@@ -458,7 +455,7 @@ int64_t merge_generation_shards(const std::vector<std::filesystem::path>& shard_
     }
   }
   std::error_code ec;
-  if (fs::exists(out_dir, ec) && !(fs::is_directory(out_dir, ec) && fs::is_empty(out_dir, ec)))
+  if (!is_new_or_empty_directory(out_dir))
     throw InputError("merge: --out " + out_dir.string() + " exists and is not empty (expected a new folder)");
 
   // Written into a staging folder beside the output and renamed into place at the end.

@@ -56,12 +56,9 @@ fs::path find_human_models_dir() {
 
 fs::path profile_confusion_file(const std::string& profile, const ProfileOptions& options) {
   if (profile != "default") return {};
-  const fs::path heads = options.heads.empty() ? find_default_heads() : options.heads;
-  std::string name = heads.filename().string();
-  const std::string suffix = ".safetensors";
-  if (name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0)
-    name.resize(name.size() - suffix.size());
-  const fs::path confusion = heads.parent_path() / (name + ".confusion.json");
+  fs::path confusion = options.heads.empty() ? find_default_heads() : options.heads;
+  if (confusion.extension() == ".safetensors") confusion.replace_extension();
+  confusion += ".confusion.json";
   std::error_code ec;
   return fs::is_regular_file(confusion, ec) ? fs::absolute(confusion, ec).lexically_normal() : fs::path();
 }

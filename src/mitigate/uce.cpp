@@ -193,7 +193,7 @@ fs::path normal_output_path(const fs::path& out_dir) {
 
 void require_new_output(const fs::path& out) {
   if (out.empty()) throw FieldError("out", "is empty: expected a folder to write the edited model to");
-  if (fs::exists(out) && !(fs::is_directory(out) && fs::is_empty(out))) {
+  if (!is_new_or_empty_directory(out)) {
     throw FieldError("out", out.string() + " exists and is not an empty folder: UCE writes a new model folder");
   }
 }

@@ -160,7 +160,7 @@ void validate_finetune_inputs(const FinetuneConfig& c) {
     if (fs::exists(concept_.data) && !fs::is_directory(concept_.data))
       throw FieldInputError("class_data", concept_.data.string() + " is not a folder");
   }
-  if (fs::exists(c.out) && !(fs::is_directory(c.out) && fs::is_empty(c.out))) {
+  if (!is_new_or_empty_directory(c.out)) {
     throw FieldError("out",
                      c.out.string() + " already exists; choose a new folder (a finished run is never overwritten)");
   }
