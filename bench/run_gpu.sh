@@ -3,7 +3,7 @@
 # bench/RESULTS.md. Runs on a CUDA host without a package registry: the header/library dependencies travel
 # as Debian .deb files in .deps/debs (apt-get download nlohmann-json3-dev libicu-dev libicu72 libpng-dev
 # libpng16-16 libjpeg62-turbo-dev libjpeg62-turbo zlib1g-dev) and the CLIP tokenizer files in .deps/tokenizer.
-# libgtest-dev joins them for the `faces` mode.
+# libgtest-dev joins them for the `faces` mode, libgloo-dev for data-parallel fine-tuning (bench/data_parallel_gpu.sh).
 # Usage: bash bench/run_gpu.sh OUT_DIR [build|generate|finetune|tests|all]
 #   generate: the generation rows; finetune: the DreamBooth rows (full / LoRA, with and without gradient
 #   checkpointing); tests (or faces): a full build's GPU test cases: the fused CUDA kernels (test_diffusion)

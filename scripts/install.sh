@@ -55,6 +55,7 @@ if [ ${#PREFIXES[@]} -gt 0 ]; then
   CMAKE_ARGS+=("-DCMAKE_PREFIX_PATH=$(IFS=';'; echo "${PREFIXES[*]}")")
 fi
 
+# libgloo-dev: the Gloo headers of data-parallel fine-tuning on the CPU (Debian's libtorch links Gloo itself).
 # clang, libclang-rt-14-dev: the libFuzzer harnesses (scripts/fuzz.sh; ASan, UBSan and libFuzzer's runtime).
 # libopenblas0-openmp: Debian's libtorch links the generic libblas.so.3, which is the unoptimised reference BLAS
 # unless an optimised one is installed (measured: a 12544x64x128 matmul 51 ms -> 6 ms on one core).
@@ -62,7 +63,7 @@ APT_PACKAGES=(
   build-essential cmake ninja-build pkg-config
   libtorch-dev libopenblas0-openmp nlohmann-json3-dev libpng-dev libjpeg-dev libicu-dev libsqlite3-dev libtomlplusplus-dev
   libopencv-dev libhdf5-dev libcurl4-openssl-dev libcpp-httplib-dev
-  libgtest-dev clang-format
+  libgloo-dev libgtest-dev clang-format
   clang libclang-rt-14-dev
   chromium
 )

@@ -2,11 +2,15 @@
 // preservation, as the study's mitigation step. Every flag is bound to a field of train::FinetuneConfig, whose
 // initialisers are the defaults --help prints.
 #include <cstdio>
+#include <cstdlib>
 
 #include "cli/args.h"
+#include "cli/finetune_workers.h"
 #include "cli/model_options.h"
 #include "cli/options.h"
 #include "cli/subcommand.h"
+#include "cli/worker_processes.h"
+#include "core/device.h"
 #include "core/error.h"
 #include "core/hub_cache.h"
 #include "core/interrupt.h"
@@ -17,6 +21,8 @@ namespace {
 
 int run_finetune_command(const std::vector<std::string>& argv) {
   train::FinetuneConfig c;
+  std::string gpus_flag;
+  int64_t workers = 1;
   OptionTable table;
   table
       .value("model", "PATH",
@@ -42,8 +48,9 @@ int run_finetune_command(const std::vector<std::string>& argv) {
       .value("lr-warmup-steps", "N", "linear warm-up steps", c.lr.warmup_steps, 0, 100000000, "lr.warmup_steps")
       .value("lr-power", "P", "polynomial schedule power", c.lr.polynomial_power, 1e-6, 100.0, "lr.polynomial_power")
       .value("max-train-steps", "N", "optimizer steps", c.max_train_steps, 1, 100000000)
-      .value("train-batch-size", "N", "instance images per step (as many class images are added)", c.train_batch_size,
-             1, 4096)
+      .value("train-batch-size", "N",
+             "instance images per step, over all ranks when data-parallel (as many class images are added)",
+             c.train_batch_size, 1, 4096)
       .value("gradient-accumulation-steps", "N", "micro-batches per optimizer step", c.gradient_accumulation_steps, 1,
              4096)
       .value("resolution", "PX", "training resolution: resize + center crop (default: the model's native size)",
@@ -56,6 +63,7 @@ int run_finetune_command(const std::vector<std::string>& argv) {
             c.train_text_encoder)
       .value("max-grad-norm", "N", "gradient clipping norm", c.max_grad_norm, 1e-12, 1e12)
       .value("adam-weight-decay", "W", "AdamW weight decay", c.adam.weight_decay, 0.0, 10.0, "adam.weight_decay")
+      .value("adam-epsilon", "E", "AdamW epsilon (the denominator's floor)", c.adam.eps, 1e-30, 1.0, "adam.eps")
       .value("seed", "N", "random seed", c.seed, 0, 1LL << 53)
       .flag("no-cache-latents", "VAE-encode each batch at every step (slower; the cache encodes each image once)",
             c.cache_latents, "cache_latents", false)
@@ -70,6 +78,11 @@ int run_finetune_command(const std::vector<std::string>& argv) {
       .value("lora-alpha", "A", "LoRA alpha; the update is scaled by alpha/rank (default: the rank)", c.lora.alpha,
              1e-6, 1e6, "lora.alpha")
       .value("device", "DEV", "auto, cpu, cuda or cuda:N (auto: CUDA when present)", c.device)
+      .value("gpus", "all|N",
+             "data-parallel over this host's GPUs: one rank per GPU (NCCL), --train-batch-size split over them;\n"
+             "torchrun's environment (RANK, WORLD_SIZE, MASTER_ADDR, ...) does the same across hosts",
+             gpus_flag)
+      .value("workers", "N", "data-parallel over N processes on --device (Gloo on the CPU)", workers, 1, 1024)
       .reports("lr.total_steps", "max-train-steps")
       .reports("steps", "class-steps");  // the pipeline's steps, when it generates class images
   bind_single_file_options(table, c.single_file);
@@ -96,6 +109,24 @@ int run_finetune_command(const std::vector<std::string>& argv) {
   if (c.out.empty()) throw UsageError("finetune: --out is required");
 
   install_interrupt_handler();
+  if (args.has("gpus") || args.has("workers")) {
+    if (args.has("gpus") && args.has("workers")) throw UsageError("finetune: give --gpus or --workers, not both");
+    if (args.has("gpus") && args.has("device"))
+      throw UsageError("finetune: --gpus picks the devices (cuda:0 ...); drop --device");
+    if (std::getenv("WORLD_SIZE") && std::string(std::getenv("WORLD_SIZE")) != "1")
+      throw UsageError("finetune: --gpus/--workers start the ranks themselves; WORLD_SIZE is already set (torchrun?)");
+    const std::vector<std::string> devices =
+        args.has("gpus") ? gpu_devices("finetune", gpus_flag)
+                         : std::vector<std::string>(static_cast<size_t>(workers),
+                                                    c.device == "auto" ? resolve_device_name("auto") : c.device);
+    if (c.train_batch_size < static_cast<int64_t>(devices.size())) {
+      throw UsageError("finetune: --train-batch-size " + std::to_string(c.train_batch_size) + " is below the " +
+                       std::to_string(devices.size()) +
+                       " ranks: it is the global batch, split over them; raise it or start fewer ranks");
+    }
+    run_finetune_workers(without_options(argv, {"--gpus", "--workers", "--device"}), devices, c.work_dir());
+    return 0;
+  }
   const train::FinetuneResult result = table.with_flag_names([&] { return train::run_finetune(c); });
   std::printf("wrote %s: %s after %lld steps (%lld in this run, %.1f s), final loss %.5f\n",
               result.out.string().c_str(), c.use_lora ? "LoRA weights" : "fine-tuned model",

@@ -1,6 +1,4 @@
 // fairdiff generate: images for a prompt or a prompts CSV, resumable (see diffusion/generation_job.h).
-#include <torch/cuda.h>
-
 #include <cstdio>
 #include <string>
 
@@ -9,6 +7,7 @@
 #include "cli/model_options.h"
 #include "cli/options.h"
 #include "cli/subcommand.h"
+#include "cli/worker_processes.h"
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/hub_cache.h"
@@ -110,18 +109,7 @@ int run_generate(const std::vector<std::string>& argv) {
     if (args.has("shard")) throw UsageError("generate: --gpus/--workers make the shards themselves; drop --shard");
     if (args.has("gpus")) {
       if (args.has("device")) throw UsageError("generate: --gpus picks the devices (cuda:0 ...); drop --device");
-      const int64_t available = static_cast<int64_t>(torch::cuda::device_count());
-      const int64_t wanted = gpus_flag == "all" ? available : [&] {
-        long long n = 0;
-        if (!parse_int64(gpus_flag, n) || n < 1)
-          throw UsageError("generate: --gpus '" + gpus_flag + "': expected all or N >= 1");
-        return static_cast<int64_t>(n);
-      }();
-      if (available == 0) throw UsageError("generate: --gpus: this host has no CUDA device");
-      if (wanted > available)
-        throw UsageError("generate: --gpus " + gpus_flag + ": this host has " + std::to_string(available) +
-                         " CUDA devices");
-      for (int64_t k = 0; k < wanted; ++k) worker_devices.push_back("cuda:" + std::to_string(k));
+      worker_devices = gpu_devices("generate", gpus_flag);
     } else {
       worker_devices.assign(static_cast<size_t>(workers), s.device);
     }

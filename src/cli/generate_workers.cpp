@@ -1,6 +1,5 @@
 #include "cli/generate_workers.h"
 
-#include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -10,6 +9,7 @@
 #include <fstream>
 #include <thread>
 
+#include "cli/worker_processes.h"
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/interrupt.h"
@@ -21,24 +21,7 @@ namespace fairdiff::cli {
 namespace fs = std::filesystem;
 
 std::vector<std::string> worker_base_arguments(const std::vector<std::string>& argv) {
-  static const std::vector<std::string> set_by_launcher = {"--gpus", "--workers", "--shard", "--device", "--out"};
-  std::vector<std::string> out;
-  for (size_t i = 0; i < argv.size(); ++i) {
-    bool dropped = false;
-    for (const std::string& name : set_by_launcher) {
-      if (argv[i] == name) {
-        ++i;  // and its value
-        dropped = true;
-        break;
-      }
-      if (argv[i].rfind(name + "=", 0) == 0) {
-        dropped = true;
-        break;
-      }
-    }
-    if (!dropped) out.push_back(argv[i]);
-  }
-  return out;
+  return without_options(argv, {"--gpus", "--workers", "--shard", "--device", "--out"});
 }
 
 namespace {
@@ -60,39 +43,6 @@ int64_t finished_images(const fs::path& dir) {
   std::string line;
   while (std::getline(in, line)) lines += !in.eof();
   return lines > 0 ? lines - 1 : 0;
-}
-
-std::string last_lines(const fs::path& file, size_t count) {
-  std::ifstream in(file, std::ios::binary);
-  std::vector<std::string> lines;
-  std::string line;
-  while (std::getline(in, line)) {
-    lines.push_back(line);
-    if (lines.size() > count) lines.erase(lines.begin());
-  }
-  std::string text;
-  for (const auto& l : lines) text += "    " + l + "\n";
-  return text;
-}
-
-pid_t start_worker(const std::vector<std::string>& arguments, const fs::path& log) {
-  std::vector<char*> args;
-  for (const auto& a : arguments) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  const pid_t pid = fork();
-  if (pid < 0) throw InputError("generate: could not start a worker process (fork failed)");
-  if (pid == 0) {
-    const int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    if (fd >= 0) {
-      dup2(fd, STDOUT_FILENO);
-      dup2(fd, STDERR_FILENO);
-      close(fd);
-    }
-    execv("/proc/self/exe", args.data());
-    std::fprintf(stderr, "generate: could not run /proc/self/exe\n");
-    _exit(127);
-  }
-  return pid;
 }
 
 }  // namespace
@@ -123,7 +73,7 @@ int64_t run_generation_workers(const std::vector<std::string>& base_arguments, c
     for (const std::string& a :
          {std::string("--shard"), w.shard, std::string("--device"), w.device, std::string("--out"), w.dir.string()})
       arguments.push_back(a);
-    w.pid = start_worker(arguments, w.log);
+    w.pid = start_worker("generate", arguments, w.log);
     w.running = true;
   }
   std::fprintf(stderr, "generate: %lld workers (%s ... %s), logs in %s\n", static_cast<long long>(n),
@@ -158,8 +108,7 @@ int64_t run_generation_workers(const std::vector<std::string>& base_arguments, c
   std::string failed;
   for (const Worker& w : workers) {
     if (WIFEXITED(w.status) && WEXITSTATUS(w.status) == 0) continue;
-    const std::string how = WIFEXITED(w.status) ? "exit " + std::to_string(WEXITSTATUS(w.status))
-                                                : "signal " + std::to_string(WTERMSIG(w.status));
+    const std::string how = describe_exit(w.status);
     failed += "  worker " + w.shard + " on " + w.device + " (" + how + "), log " + w.log.string() + ":\n" +
               last_lines(w.log, 5);
   }

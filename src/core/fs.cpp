@@ -7,7 +7,9 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <sstream>
+#include <thread>
 
 #include "core/error.h"
 
@@ -28,7 +30,10 @@ void sync_path(const std::filesystem::path& path) {
 
 void write_file_atomic(const std::filesystem::path& path, const std::string& contents) {
   std::filesystem::path temporary = path;
-  temporary += ".tmp" + std::to_string(::getpid());
+  // Unique per process and thread: ranks (or threads) writing the same file each rename a whole copy
+  // (digits only: study_runner.cpp recognises what a killed process left by them).
+  temporary += ".tmp" + std::to_string(::getpid()) +
+               std::to_string(std::hash<std::thread::id>()(std::this_thread::get_id()) % 1000000);
   std::error_code ec;
   const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) {

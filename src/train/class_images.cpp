@@ -44,9 +44,15 @@ int64_t generate_missing_class_images(StableDiffusionModel& model, const ClassIm
   for (int64_t i = 0; static_cast<int64_t>(indices.size()) < missing; ++i) {
     if (!fs::exists(request.dir / ("class-" + std::to_string(i) + ".png"))) indices.push_back(i);
   }
+  // This shard's blocks only; the others' names stay free for their ranks (which write no other names).
+  const auto mine = [&](int64_t index) {
+    return (index / request.batch_size) % request.shard_count == request.shard_index;
+  };
+  indices.erase(std::remove_if(indices.begin(), indices.end(), [&](int64_t i) { return !mine(i); }), indices.end());
+  if (indices.empty()) return 0;
   model.unet->eval();
   StableDiffusionPipeline pipeline(model);
-  Progress progress("class images", missing, 0, "img");
+  Progress progress("class images", static_cast<long long>(indices.size()), 0, "img");
   for (size_t begin = 0, end = 0; begin < indices.size(); begin = end) {
     check_interrupt();  // images already written are kept
     // The batch: the missing indices of the same fixed block [k B, (k + 1) B).
@@ -68,7 +74,7 @@ int64_t generate_missing_class_images(StableDiffusionModel& model, const ClassIm
     progress.advance(static_cast<long long>(end - begin));
   }
   progress.finish();
-  return missing;
+  return static_cast<int64_t>(indices.size());
 }
 
 }  // namespace fairdiff::train

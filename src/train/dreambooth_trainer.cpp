@@ -51,12 +51,14 @@ torch::Dtype mixed_precision_dtype(const std::string& mixed_precision) {
 }
 
 DreamBoothTrainer::DreamBoothTrainer(const FinetuneConfig& config, StableDiffusionModel& model,
-                                     std::vector<TrainingExample> instance, std::vector<TrainingExample> class_examples)
+                                     std::vector<TrainingExample> instance, std::vector<TrainingExample> class_examples,
+                                     DataParallel* parallel)
     : config_(config),
       model_(model),
       instance_(std::move(instance)),
       class_(std::move(class_examples)),
-      dtype_(mixed_precision_dtype(config.mixed_precision)) {
+      dtype_(mixed_precision_dtype(config.mixed_precision)),
+      parallel_(parallel ? *parallel : single_process_) {
   if (model.dtype != torch::kFloat32) throw std::invalid_argument("DreamBoothTrainer: load the model in fp32");
   if (instance_.empty()) throw std::invalid_argument("DreamBoothTrainer: no instance examples");
   if (config_.with_prior_preservation && class_.empty())
@@ -184,6 +186,12 @@ void DreamBoothTrainer::cache_latents() {
   latents_cached_ = true;
 }
 
+std::vector<int64_t> DreamBoothTrainer::latent_shape() const {
+  const auto& vae = model_.vae->config();
+  const int64_t f = vae.latent_scale_factor();  // the encoder halves odd sizes rounding down: floor(size / f)
+  return {vae.latent_channels, instance_.front().pixels.size(1) / f, instance_.front().pixels.size(2) / f};
+}
+
 const LossRecord& DreamBoothTrainer::train_step() {
   const int64_t accumulation = config_.gradient_accumulation_steps;
   const double loss_scale = state_.loss_scale;
@@ -191,34 +199,53 @@ const LossRecord& DreamBoothTrainer::train_step() {
   record.step = state_.step + 1;
   record.lr = learning_rate_at(config_.lr, state_.step);
   optimizer_->zero_grad();
+  torch::Tensor losses = torch::zeros({3}, torch::kFloat64);  // total, instance, prior: this rank's share
   for (int64_t a = 0; a < accumulation; ++a) {
     const int64_t micro = state_.step * accumulation + a;
-    const std::vector<int64_t> indices = batch_indices(micro);
+    const std::vector<int64_t> indices = batch_indices(micro);  // the global batch
     if (config_.cache_latents && !latents_cached_) cache_latents();
+    // Every random draw is the global batch's, so that each row gets the same numbers whatever the world size;
+    // this rank keeps rows [begin, end) of the instance rows and the same rows of the class rows.
+    const auto global_rows = static_cast<int64_t>(indices.size());
+    const auto [begin, end] = parallel_.rows(global_rows);
+    const bool prior = config_.with_prior_preservation;
+    std::vector<bool> dropped(indices.size(), false);
+    if (config_.caption_dropout > 0) {
+      // Its own stream, so runs without dropout draw exactly what they did before the option existed.
+      auto dropout = at::make_generator<at::CPUGeneratorImpl>(
+          derive_seed(config_.seed, kStreamCaption, static_cast<uint64_t>(micro)));
+      torch::Tensor u = torch::rand({global_rows}, dropout);
+      for (int64_t i = 0; i < global_rows; ++i)
+        dropped[static_cast<size_t>(i)] = u[i].item<double>() < config_.caption_dropout;
+    }
+    auto generator =
+        at::make_generator<at::CPUGeneratorImpl>(derive_seed(config_.seed, kStreamBatch, static_cast<uint64_t>(micro)));
+    const int64_t all_rows = prior ? 2 * global_rows : global_rows;
+    std::vector<int64_t> shape = latent_shape();
+    shape.insert(shape.begin(), all_rows);
+    torch::Tensor sample_noise_all = torch::randn(shape, generator, torch::kFloat32);
+    torch::Tensor noise_all = torch::randn(shape, generator, torch::kFloat32);
+    torch::Tensor timesteps_all = torch::randint(0, model_.scheduler_config.num_train_timesteps, {all_rows}, generator,
+                                                 torch::TensorOptions().dtype(torch::kInt64));
+    if (begin == end) continue;  // a short last batch leaves this rank no rows: it adds a zero gradient
+
     std::vector<torch::Tensor> means, stds, images;
     std::vector<std::string> prompts;
+    std::vector<int64_t> rows;  // this rank's rows of the draws above
     for (bool is_class : {false, true}) {
-      if (is_class && !config_.with_prior_preservation) break;
+      if (is_class && !prior) break;
       const auto& examples = is_class ? class_ : instance_;
       const auto& cache = is_class ? class_latents_ : instance_latents_;
-      for (int64_t i : indices) {
-        const auto k = static_cast<size_t>(i % static_cast<int64_t>(examples.size()));
+      for (int64_t i = begin; i < end; ++i) {
+        const auto k = static_cast<size_t>(indices[static_cast<size_t>(i)] % static_cast<int64_t>(examples.size()));
         if (config_.cache_latents) {
           means.push_back(cache[k].first);
           stds.push_back(cache[k].second);
         } else {
           images.push_back(examples[k].pixels);
         }
-        prompts.push_back(examples[k].prompt);
-      }
-    }
-    if (config_.caption_dropout > 0) {
-      // Its own stream, so runs without dropout draw exactly what they did before the option existed.
-      auto dropout = at::make_generator<at::CPUGeneratorImpl>(
-          derive_seed(config_.seed, kStreamCaption, static_cast<uint64_t>(micro)));
-      torch::Tensor u = torch::rand({static_cast<int64_t>(indices.size())}, dropout);
-      for (size_t i = 0; i < indices.size(); ++i) {
-        if (u[static_cast<int64_t>(i)].item<double>() < config_.caption_dropout) prompts[i] = "";  // instance rows
+        prompts.push_back(!is_class && dropped[static_cast<size_t>(i)] ? std::string() : examples[k].prompt);
+        rows.push_back(is_class ? global_rows + i : i);
       }
     }
     torch::Tensor mean, std;  // [B, Cl, h, w]
@@ -228,29 +255,34 @@ const LossRecord& DreamBoothTrainer::train_step() {
     } else {
       encode_pixels(images, mean, std);  // the batch (instance rows, then class rows) in one call
     }
-    auto generator =
-        at::make_generator<at::CPUGeneratorImpl>(derive_seed(config_.seed, kStreamBatch, static_cast<uint64_t>(micro)));
-    const auto shape = mean.sizes().vec();
-    torch::Tensor sample_noise = torch::randn(shape, generator, torch::kFloat32).to(model_.device);
-    torch::Tensor noise = torch::randn(shape, generator, torch::kFloat32).to(model_.device);
-    torch::Tensor timesteps = torch::randint(0, model_.scheduler_config.num_train_timesteps, {mean.size(0)}, generator,
-                                             torch::TensorOptions().dtype(torch::kInt64))
-                                  .to(model_.device);
+    torch::Tensor pick = torch::tensor(rows, torch::kInt64);
+    torch::Tensor sample_noise = sample_noise_all.index_select(0, pick).to(model_.device);
     DreamBoothBatch batch;
     batch.latents = (mean + std * sample_noise) * model_.vae->config().scaling_factor;  // the VAE posterior's sample
-    batch.noise = noise;
-    batch.timesteps = timesteps;
-    batch.num_instance = static_cast<int64_t>(indices.size());
+    batch.noise = noise_all.index_select(0, pick).to(model_.device);
+    batch.timesteps = timesteps_all.index_select(0, pick).to(model_.device);
+    batch.num_instance = end - begin;
     if (lora_) lora_->refresh();  // before the text encoder too, which may carry adapters
     batch.context = text_states(prompts);
     DreamBoothLoss loss = dreambooth_loss(*model_.unet, *noise_scheduler_, batch,
                                           {config_.prior_loss_weight, config_.gradient_checkpointing});
-    (loss.total * (loss_scale / static_cast<double>(accumulation))).backward();
+    // This rank's rows' share of the global batch's mean: the ranks' gradients then sum to the batch's.
+    const double share = static_cast<double>(end - begin) / static_cast<double>(global_rows);
+    (loss.total * (loss_scale * share / static_cast<double>(accumulation))).backward();
     optimizer_->accumulate();
-    record.loss += loss.total.item<double>() / static_cast<double>(accumulation);
-    record.loss_instance += loss.instance.item<double>() / static_cast<double>(accumulation);
-    if (loss.prior.defined()) record.loss_prior += loss.prior.item<double>() / static_cast<double>(accumulation);
+    const double weight = share / static_cast<double>(accumulation);
+    losses[0] += loss.total.item<double>() * weight;
+    losses[1] += loss.instance.item<double>() * weight;
+    if (loss.prior.defined()) losses[2] += loss.prior.item<double>() * weight;
   }
+  if (parallel_.distributed()) {
+    torch::Tensor grad = optimizer_->flat_grad();
+    parallel_.all_reduce_sum(grad);
+    parallel_.all_reduce_sum(losses);
+  }
+  record.loss = losses[0].item<double>();
+  record.loss_instance = losses[1].item<double>();
+  record.loss_prior = losses[2].item<double>();
   torch::Tensor norm = optimizer_->grad_norm(1.0 / loss_scale);
   record.grad_norm = norm.item<double>();
   if (dtype_ == torch::kFloat16) {

@@ -24,6 +24,9 @@ std::vector<ClassConcept> FinetuneConfig::concepts() const {
 Json FinetuneConfig::fingerprint() const {
   Json j = to_json();
   for (const char* key : {"resume", "checkpointing_steps", "checkpoints_total_limit", "out"}) j.erase(key);
+  // The device's type: the ranks of a data-parallel run (cuda:0, cuda:1, ...) resume each other's checkpoints.
+  const std::string device = j["device"].get<std::string>();
+  j["device"] = device.substr(0, device.find(':'));
   return j;
 }
 
@@ -177,7 +180,8 @@ void validate_finetune_inputs(const FinetuneConfig& c) {
     }
     for (const auto& entry : fs::directory_iterator(c.work_dir())) {
       const std::string name = entry.path().filename().string();
-      const bool ours = name == "settings.json" || name == "output.partial" || name.rfind("checkpoint-", 0) == 0;
+      const bool ours =
+          name == "settings.json" || name == "output.partial" || name == "logs" || name.rfind("checkpoint-", 0) == 0;
       if (!ours) {
         throw FieldInputError("out",
                               "its work folder " + c.work_dir().string() + " holds " + name +

@@ -2,12 +2,15 @@
 // generation from the output, LoRA, kill-and-resume to bit-identical weights, and bad inputs.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <sstream>
 #include <string>
 
 #include "core/csv.h"
@@ -269,6 +272,80 @@ TEST(FinetuneCli, KillAndResumeGivesBitIdenticalWeights) {
     EXPECT_TRUE(file_bytes(w.dir / "straight" / f) == file_bytes(out / f)) << f << " differs after resume";
   }
   EXPECT_EQ(read_json_file(out / "finetune_settings.json").at("result").at("resumed_from_step"), 3);
+}
+
+// The loss curve's rows as numbers (step, loss, loss_instance, loss_prior, lr, grad_norm).
+std::vector<std::vector<double>> loss_curve(const fs::path& file) {
+  std::vector<std::vector<double>> rows;
+  std::istringstream in(read_file(file));
+  std::string line;
+  std::getline(in, line);
+  while (std::getline(in, line)) {
+    std::vector<double> row;
+    std::istringstream fields(line);
+    std::string field;
+    while (std::getline(fields, field, ',')) row.push_back(std::stod(field));
+    rows.push_back(row);
+  }
+  return rows;
+}
+
+// `--workers 2`: two processes meeting through torchrun's environment (the launcher sets RANK, WORLD_SIZE,
+// MASTER_ADDR, MASTER_PORT), Gloo on the CPU. Interrupted after step 2, resumed in one process: the same training
+// as one uninterrupted process with the whole batch (--train-batch-size is the global batch).
+TEST(FinetuneCli, WorkersTrainAsOneProcessAndResumeAtAnotherWorldSize) {
+  Workspace w = make_workspace("finetune_workers", 3);
+  // AdamW's eps raised from 1e-8: a weight whose gradient is zero but for rounding moves by the learning rate
+  // with the rounding's sign (which depends on the order of the sums); with 1e-4 such noise leaves it still.
+  const std::string common =
+      base_flags(w) + prior_flags(w, 3) + " --use-lora --max-train-steps 3 --adam-epsilon 1e-4 --device cpu";
+  const std::string flags = common + " --train-batch-size 2";
+  std::string output;
+  ASSERT_EQ(run(" finetune" + flags + " --out " + q(w.dir / "single"), &output), 0) << output;
+
+  const fs::path out = w.dir / "two";
+  if (output = ""; run(" finetune --workers 2" + common + " --train-batch-size 1 --out " + q(out), &output) != 2)
+    ADD_FAILURE() << output;
+  EXPECT_NE(output.find("--train-batch-size 1 is below the 2 ranks"), std::string::npos) << output;
+
+  ASSERT_EQ(test::run_command("FAIRDIFF_FINETUNE_INTERRUPT_AFTER_STEP=2 " + exe() + " finetune --workers 2" + flags +
+                                  " --out " + q(out),
+                              &output),
+            130)
+      << output;
+  EXPECT_NE(output.find("data-parallel over 2 ranks (gloo), global batch 2"), std::string::npos) << output;
+  EXPECT_TRUE(fs::exists(w.dir / "two.work" / "checkpoint-2" / "training_state.safetensors")) << output;
+  EXPECT_TRUE(fs::exists(w.dir / "two.work" / "logs" / "rank-1.log"));
+  EXPECT_FALSE(fs::exists(out));
+
+  ASSERT_EQ(run(" finetune" + flags + " --resume --out " + q(out), &output), 0) << output;
+  const auto a = loss_curve(w.dir / "single" / "loss_curve.csv"), b = loss_curve(out / "loss_curve.csv");
+  ASSERT_EQ(a.size(), 3u);
+  ASSERT_EQ(b.size(), 3u);
+  for (size_t i = 0; i < a.size(); ++i) {
+    ASSERT_EQ(a[i].size(), b[i].size());
+    for (size_t k = 0; k < a[i].size(); ++k)
+      EXPECT_NEAR(a[i][k], b[i][k], 1e-5 * std::abs(a[i][k])) << "step " << i + 1 << " column " << k;
+  }
+  // Every LoRA factor, within float rounding of the sums' order.
+  const fs::path lora_a = w.dir / "single" / "pytorch_lora_weights.safetensors";
+  const fs::path lora_b = out / "pytorch_lora_weights.safetensors";
+  float scale = 0, diff = 0;
+  const Json header = safetensors_header(lora_a);
+  std::vector<std::string> keys;
+  for (auto it = header.begin(); it != header.end(); ++it)
+    if (it.key() != "__metadata__") keys.push_back(it.key());
+  ASSERT_FALSE(keys.empty());
+  for (const std::string& key : keys) {
+    const std::vector<float> x = safetensors_f32(lora_a, key), y = safetensors_f32(lora_b, key);
+    ASSERT_EQ(x.size(), y.size()) << key;
+    for (size_t i = 0; i < x.size(); ++i) {
+      scale = std::max(scale, std::abs(x[i]));
+      diff = std::max(diff, std::abs(x[i] - y[i]));
+    }
+  }
+  EXPECT_GT(scale, 0.0f);
+  EXPECT_LT(diff, 1e-5f * scale) << diff << " of " << scale;
 }
 
 TEST(FinetuneCli, BadInputsFailClearlyWithoutOutput) {
