@@ -11,6 +11,7 @@
 #include "core/assets.h"
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/shard.h"
 #include "study/study_runner.h"
 
 namespace fairdiff::cli {
@@ -21,6 +22,7 @@ struct StudyCommandOptions {
   fs::path config;
   fs::path dir;  // empty: the config file's folder
   bool dry_run = false;
+  std::string shard;
 };
 
 fs::path study_dir_of(const StudyCommandOptions& o, const study::StudyConfig& config) {
@@ -46,7 +48,12 @@ int run_study_command(const std::vector<std::string>& argv, bool mitigate) {
              o.config)
       .value("dir", "DIR", "the study folder: images, run store, models, report (default: the config file's folder)",
              o.dir)
-      .flag("dry-run", "list every stage with its amount of work and whether it is done, then stop", o.dry_run);
+      .flag("dry-run", "list every stage with its amount of work and whether it is done, then stop", o.dry_run)
+      .value("shard", "K/N",
+             "generate and analyze only shard K of N (from 0) of the base audit's images, in DIR/shards/K-of-N;\n"
+             "the same command without a shard then takes the finished shards' work and goes on (default: from\n"
+             "SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX, as generate --shard; FAIRDIFF_NO_SHARD=1 turns that off)",
+             o.shard);
   Args args(name,
             mitigate ? "The whole study: audit the base model (reused when done), plan the under-represented groups,\n"
                        "generate them with rewritten prompts, fine-tune the model over the grid, audit every\n"
@@ -61,7 +68,13 @@ int run_study_command(const std::vector<std::string>& argv, bool mitigate) {
   table.read(args);
   if (o.config.empty()) throw UsageError(name + ": --config FILE is required (`fairdiff study init` writes one)");
   const study::StudyConfig config = study::read_study_config(o.config);
-  const fs::path dir = study_dir_of(o, config);
+  std::string shard_source;
+  const Shard shard = resolve_shard(o.shard, shard_source);
+  if (shard.sharded() && shard_source != "--shard")
+    std::fprintf(stderr, "%s: shard %s of the base audit (from %s)\n", name.c_str(), shard.str().c_str(),
+                 shard_source.c_str());
+  const fs::path dir =
+      shard.sharded() ? study::StudyRunner::shard_folder(study_dir_of(o, config), shard) : study_dir_of(o, config);
   if (o.dry_run) {
     std::error_code ec;
     const bool exists = fs::is_regular_file(study::RunStore::file_in(dir), ec);
@@ -82,6 +95,11 @@ int run_study_command(const std::vector<std::string>& argv, bool mitigate) {
     return 0;
   }
   study::StudyRunner runner(config, dir);
+  runner.set_shard(shard);
+  if (shard.sharded()) {
+    for (const auto& line : runner.run_shard().lines) std::printf("%s\n", line.c_str());
+    return 0;
+  }
   const study::StudySummary summary = mitigate ? runner.run_mitigate() : runner.run_audit();
   for (const auto& line : summary.lines) std::printf("%s\n", line.c_str());
   std::printf("report: %s\n", summary.report_html.string().c_str());

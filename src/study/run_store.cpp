@@ -46,19 +46,6 @@ double read_real(const Statement& s, int column) {
   return s.is_null(column) ? std::numeric_limits<double>::quiet_NaN() : s.real(column);
 }
 
-std::string differing_keys(const Json& a, const Json& b) {
-  std::string keys;
-  auto add = [&keys](const std::string& key) { keys += (keys.empty() ? "" : ", ") + key; };
-  if (!a.is_object() || !b.is_object()) return "settings";
-  for (auto it = a.begin(); it != a.end(); ++it) {
-    if (!b.contains(it.key()) || b[it.key()] != *it) add(it.key());
-  }
-  for (auto it = b.begin(); it != b.end(); ++it) {
-    if (!a.contains(it.key())) add(it.key());
-  }
-  return keys.empty() ? "settings" : keys;
-}
-
 }  // namespace
 
 std::string utc_now() {
@@ -76,6 +63,19 @@ std::string settings_hash(const Json& settings) {
 
 fs::path RunStore::file_in(const fs::path& study_dir) {
   return study_dir / "study.sqlite";
+}
+
+std::string differing_keys(const Json& a, const Json& b) {
+  std::string keys;
+  auto add = [&keys](const std::string& key) { keys += (keys.empty() ? "" : ", ") + key; };
+  if (!a.is_object() || !b.is_object()) return "settings";
+  for (auto it = a.begin(); it != a.end(); ++it) {
+    if (!b.contains(it.key()) || b[it.key()] != *it) add(it.key());
+  }
+  for (auto it = b.begin(); it != b.end(); ++it) {
+    if (!a.contains(it.key())) add(it.key());
+  }
+  return keys.empty() ? "settings" : keys;
 }
 
 RunStore::RunStore(const fs::path& study_dir) {

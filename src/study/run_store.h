@@ -68,6 +68,10 @@ struct ModelRow {
   double seconds = 0;
 };
 
+// The top-level keys whose values differ between two settings objects, comma-separated ("settings" when none
+// can be named).
+std::string differing_keys(const Json& a, const Json& b);
+
 class RunStore {
  public:
   // Opens DIR/study.sqlite, creating it and its tables when missing. InputError for a folder that cannot be

@@ -119,6 +119,8 @@ void remove_stale_temporaries(const fs::path& dir) {
   std::error_code ec;
   std::vector<fs::path> stale;
   for (fs::recursive_directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    // Shards may be running: their folders are theirs to clean.
+    if (it.depth() == 0 && it->path().filename() == "shards") it.disable_recursion_pending();
     if (!it->is_regular_file(ec)) continue;
     const std::string ext = it->path().extension().string();
     if (ext.size() > 4 && ext.compare(0, 4, ".tmp") == 0 && ext.find_first_not_of("0123456789", 4) == std::string::npos)
@@ -175,6 +177,15 @@ void StudyRunner::generate_stage(const std::string& run, const std::vector<Study
       {"dtype", generation_dtype()}};
   Json stage_settings = settings;
   if (!intervention.empty()) stage_settings["mitigation"] = intervention.settings;
+  const size_t batch = static_cast<size_t>(g.batch_size);
+  // A shard owns the fixed batches b with b % N == K (the batching is the unsharded run's).
+  const auto owned = [&](size_t begin) { return shard_.owns(static_cast<int64_t>(begin / batch)); };
+  if (shard_.sharded()) {
+    int64_t mine = 0;
+    for (size_t begin = 0; begin < static_cast<size_t>(total); begin += batch)
+      if (owned(begin)) mine += static_cast<int64_t>(std::min(static_cast<size_t>(total), begin + batch) - begin);
+    total = mine;
+  }
   store_.begin_stage(stage, stage_settings, total);
   if (store_.stage_done(stage)) return;
   Json info{{"model", settings["model"]}, {"lora", settings["lora"]}, {"generation", settings}};
@@ -185,14 +196,15 @@ void StudyRunner::generate_stage(const std::string& run, const std::vector<Study
   std::vector<WorkItem> items;
   for (const auto& p : prompts)
     for (int64_t i = 0; i < p.n_images; ++i) items.push_back({&p, i});
+  absorb_shards(run);
   const auto done = store_.image_keys(run);
   const auto started = std::chrono::steady_clock::now();
   std::optional<StableDiffusionModel> model;
   std::optional<StableDiffusionPipeline> pipeline;
   Progress progress(stage, total, static_cast<long long>(done.size()), "img");
-  const size_t batch = static_cast<size_t>(g.batch_size);
   // Fixed batches (items [kB, (k+1)B) of the run's order): a resumed run batches exactly as an uninterrupted one.
   for (size_t begin = 0; begin < items.size(); begin += batch) {
+    if (!owned(begin)) continue;
     const size_t end = std::min(items.size(), begin + batch);
     bool all_done = true;
     for (size_t k = begin; k < end; ++k)
@@ -238,12 +250,75 @@ void StudyRunner::generate_stage(const std::string& run, const std::vector<Study
   store_.finish_stage(stage, Json{{"images", total}}, seconds_since(started));
 }
 
+Json StudyRunner::analyze_settings(const std::string& run) {
+  return Json{{"profile", config_.analysis.profile},
+              {"batch_size", config_.analysis.batch_size},
+              {"images", store_.stage(generate_stage_name(run))->settings_hash}};
+}
+
+fs::path StudyRunner::shard_folder(const fs::path& study_dir, const Shard& shard) {
+  return study_dir / "shards" / (std::to_string(shard.index) + "-of-" + std::to_string(shard.count));
+}
+
+void StudyRunner::absorb_shards(const std::string& run) {
+  const fs::path root = dir_ / "shards";
+  std::error_code ec;
+  if (shard_.sharded() || !fs::is_directory(root, ec)) return;
+  const std::string generate = generate_stage_name(run), analyze = analyze_stage_name(run);
+  const StageRecord ours = *store_.stage(generate);
+  std::vector<fs::path> folders;
+  for (const auto& entry : fs::directory_iterator(root, ec))
+    if (fs::is_regular_file(RunStore::file_in(entry.path()), ec)) folders.push_back(entry.path());
+  std::sort(folders.begin(), folders.end());
+  int64_t images = 0, analyses = 0;
+  for (const fs::path& folder : folders) {
+    RunStore shard(folder);
+    const auto theirs = shard.stage(generate);
+    if (!theirs) continue;
+    if (theirs->settings_hash != ours.settings_hash) {
+      throw InputError("shard folder " + folder.string() + " holds images of '" + run + "' made with other settings (" +
+                       differing_keys(theirs->settings, ours.settings) +
+                       "); run it again with this study's config, or move it out of " + root.string());
+    }
+    const auto present = store_.image_keys(run);
+    std::vector<ImageRow> rows;
+    for (const ImageRow& row : shard.images(run)) {
+      if (present.count({row.prompt_id, row.index})) continue;
+      // The shard's file at the same place in this folder: a hard link where the file system allows.
+      const fs::path from = folder / row.file, to = dir_ / row.file;
+      ensure_directory(to.parent_path(), "image folder");
+      fs::remove(to, ec);
+      fs::create_hard_link(from, to, ec);
+      if (ec) fs::copy_file(from, to, fs::copy_options::overwrite_existing);
+      rows.push_back(row);
+    }
+    store_.add_images(rows);
+    images += static_cast<int64_t>(rows.size());
+    // Its analyses, when made with the analysis settings this folder uses.
+    const auto their_analysis = shard.stage(analyze);
+    if (their_analysis && their_analysis->settings == analyze_settings(run)) {
+      const auto analyzed = store_.analysis_keys(run);
+      std::vector<AnalysisRow> found;
+      for (AnalysisRow& row : shard.analyses(run))
+        if (!analyzed.count({row.prompt_id, row.index})) found.push_back(std::move(row));
+      store_.add_analyses(found);
+      analyses += static_cast<int64_t>(found.size());
+      if (!found.empty() && !store_.run_info(run).contains("face_profile")) {
+        Json info = store_.run_info(run);
+        info["face_profile"] = shard.run_info(run).value("face_profile", Json());
+        store_.put_run(run, info);
+      }
+    }
+  }
+  if (images + analyses > 0)
+    std::fprintf(stderr, "%s: took %lld images and %lld analyses from the shard folders in %s\n", generate.c_str(),
+                 static_cast<long long>(images), static_cast<long long>(analyses), root.string().c_str());
+}
+
 void StudyRunner::analyze_stage(const std::string& run) {
   const std::string stage = analyze_stage_name(run);
   const auto images = store_.images(run);
-  const Json settings{{"profile", config_.analysis.profile},
-                      {"batch_size", config_.analysis.batch_size},
-                      {"images", store_.stage(generate_stage_name(run))->settings_hash}};
+  const Json settings = analyze_settings(run);
   store_.begin_stage(stage, settings, static_cast<int64_t>(images.size()));
   if (store_.stage_done(stage)) return;
   const auto done = store_.analysis_keys(run);
@@ -697,6 +772,16 @@ std::vector<PlannedStage> StudyRunner::planned_stages(bool mitigate) {
   }
   add("report:study", "compare every model with the base: report.html", 1, "report");
   return stages;
+}
+
+StudySummary StudyRunner::run_shard() {
+  check_inputs();
+  audit_run(kBaseRun, config_.model_dir(), {}, config_.generation.images_per_prompt);
+  StudySummary summary;
+  summary.lines.push_back("shard " + shard_.str() + ": " + std::to_string(store_.images(kBaseRun).size()) +
+                          " images generated and analyzed in " + dir_.string() +
+                          "; when every shard is done, run the same command without a shard on the study folder");
+  return summary;
 }
 
 StudySummary StudyRunner::run_audit() {

@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "core/shard.h"
 #include "diffusion/intervention.h"
 #include "study/run_store.h"
 #include "study/study_config.h"
@@ -53,6 +54,15 @@ class StudyRunner {
   StudySummary run_audit();
   StudySummary run_mitigate();
 
+  // Sharding (core/shard.h) of the base audit's per-image work, for large audits on a cluster: a runner made for
+  // shard K of N works in its own folder, shard_folder(DIR, shard) (its own run store), and run_shard() generates
+  // its fixed batches of the base run (batch b when b % N == K) and analyzes them, then stops. An unsharded runner
+  // on DIR absorbs every finished shard folder's images and analyses (same settings, else InputError naming the
+  // folder) before it generates what is left: shards, then `audit` or `mitigate` on DIR, equal the unsharded run.
+  void set_shard(const Shard& shard) { shard_ = shard; }
+  StudySummary run_shard();
+  static std::filesystem::path shard_folder(const std::filesystem::path& study_dir, const Shard& shard);
+
   const StudyConfig& config() const { return config_; }
   RunStore& store() { return store_; }
 
@@ -64,6 +74,8 @@ class StudyRunner {
                       const std::filesystem::path& model_dir, const std::filesystem::path& lora_file,
                       uint64_t seed_base, const Intervention& intervention = {});
   void analyze_stage(const std::string& run);
+  Json analyze_settings(const std::string& run);
+  void absorb_shards(const std::string& run);
   void export_run(const std::string& run);
   void plan_stage();
   void augment_stage();
@@ -82,6 +94,7 @@ class StudyRunner {
   StudyConfig config_;
   std::filesystem::path dir_;
   RunStore store_;
+  Shard shard_;
   std::vector<std::pair<std::string, std::string>> prompts_;  // id, text of the study's prompts
   std::filesystem::path report_confusion_;                    // what the reports correct with (check_inputs)
 };

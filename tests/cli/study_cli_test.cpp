@@ -342,6 +342,49 @@ TEST(StudyCli, WriteErrorStopsWithAClearErrorAndTheRerunLosesNothing) {
 
 // kill -9 at random moments of a whole mitigation study; each interrupted study is rerun until it completes and
 // must equal the uninterrupted one: nothing lost, duplicated, half-written or different.
+// `audit --shard K/N` on two "machines", then `audit` on the study folder: the store, images, exports and report
+// of the unsharded audit. A shard made with other settings is refused by name.
+TEST(StudyCli, ShardedAuditThenAuditEqualsTheUnshardedAudit) {
+  const fs::path root = test::scratch_dir("StudyCli.Shards");
+  std::string output;
+  const fs::path reference_config = write_tiny_study(root / "reference");
+  ASSERT_EQ(test::run_command(exe() + " audit --config " + q(reference_config), &output), 0) << output;
+  const StudyState reference = read_state(root / "reference");
+
+  const fs::path dir = root / "sharded";
+  const fs::path config = write_tiny_study(dir);
+  for (const char* shard : {"1/2", "0/2"}) {
+    ASSERT_EQ(test::run_command(exe() + " audit --config " + q(config) + " --shard " + shard, &output), 0) << output;
+    EXPECT_NE(output.find("shard " + std::string(shard) + ": "), std::string::npos) << output;
+  }
+  // Batches of 2 over 6 images: shard 0 owns batches 0 and 2, shard 1 batch 1.
+  EXPECT_EQ(study::RunStore(dir / "shards" / "0-of-2").images("base").size(), 4u);
+  EXPECT_EQ(study::RunStore(dir / "shards" / "1-of-2").images("base").size(), 2u);
+  EXPECT_FALSE(fs::exists(study::RunStore::file_in(dir))) << "a shard writes only its own folder";
+  ASSERT_EQ(test::run_command("FAIRDIFF_NO_SHARD=1 " + exe() + " audit --config " + q(config), &output), 0) << output;
+  EXPECT_NE(output.find("took 6 images and 6 analyses from the shard folders"), std::string::npos) << output;
+  StudyState state = read_state(dir);
+  for (auto it = state.files.begin(); it != state.files.end();)
+    it = it->first.rfind("shards/", 0) == 0 ? state.files.erase(it) : std::next(it);
+  EXPECT_EQ(state.store_dump, reference.store_dump);
+  ASSERT_EQ(state.files.size(), reference.files.size());
+  for (const auto& [file, digest] : reference.files) {
+    auto it = state.files.find(file);
+    ASSERT_NE(it, state.files.end()) << "missing: " << file;
+    EXPECT_EQ(it->second, digest) << "differs: " << file;
+  }
+
+  const fs::path other = root / "other";
+  const fs::path other_config = write_tiny_study(other);
+  ASSERT_EQ(test::run_command(exe() + " audit --config " + q(other_config) + " --shard 0/2", &output), 0) << output;
+  std::string text = read_file(other_config);
+  text.replace(text.find("steps = 2"), 9, "steps = 3");
+  write_file_atomic(other_config, text);
+  EXPECT_EQ(test::run_command(exe() + " audit --config " + q(other_config), &output), 3) << output;
+  EXPECT_NE(output.find("shard folder " + (other / "shards" / "0-of-2").string()), std::string::npos) << output;
+  EXPECT_NE(output.find("other settings (steps)"), std::string::npos) << output;
+}
+
 TEST(StudyCli, KillNineAnywhereThenRerunGivesTheUninterruptedResult) {
   const int trials = std::getenv("FAIRDIFF_KILL_TRIALS") ? std::atoi(std::getenv("FAIRDIFF_KILL_TRIALS")) : 20;
   const fs::path root = test::scratch_dir("StudyCli.KillNine");
