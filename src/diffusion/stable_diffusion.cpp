@@ -129,7 +129,7 @@ void validate_request(const GenerationRequest& r, const StableDiffusionModel& mo
 }
 
 bool channels_last_pays(const torch::Device& device, int64_t images_per_batch) {
-  return device.is_cuda() && images_per_batch == 1;
+  return device.is_cuda() && images_per_batch >= 1;
 }
 
 StableDiffusionPipeline::StableDiffusionPipeline(StableDiffusionModel& model)

@@ -51,10 +51,9 @@ ModelArchitecture read_model_architecture(const std::filesystem::path& model,
                                           const SingleFileOptions& single_file = {});
 
 struct PipelineLoadOptions {
-  // On CUDA: convolution weights and activations channels-last. Off by default: from 4 images per batch up the
-  // UNet runs 7-14% slower channels-last on the H200 (GroupNorm, fused or LibTorch's, converts to NCHW), while at
-  // one image per batch it runs 15% faster (cuDNN's own layout conversions dominate there): see
-  // channels_last_pays and bench/RESULTS.md.
+  // On CUDA: convolution weights and activations channels-last (the fused GroupNorm, residual and token kernels
+  // read and write NHWC, so no layout conversion is left). `generate` turns it on for CUDA (channels_last_pays:
+  // faster at every batch size on the H200, bench/RESULTS.md); off for callers that do not ask.
   bool channels_last = false;
   // The VAE's dtype; unset: float32 when the compute dtype is fp16 and the VAE config says force_upcast
   // (as the reference does, to avoid fp16 overflow in the decoder), else the compute dtype.
@@ -63,9 +62,9 @@ struct PipelineLoadOptions {
   SingleFileOptions single_file;
 };
 
-// Whether channels-last activations are the faster layout for `images_per_batch` images on `device`: CUDA and one
-// image per batch (measured on the H200, PNDM 20 steps, guided: 4.81 against 4.18 images/s at batch 1, even at 2,
-// slower from 4 up; bench/RESULTS.md).
+// Whether channels-last activations are the faster layout for `images_per_batch` images on `device`: on CUDA, at
+// every batch size since the fused kernels read NHWC (H200, PNDM 20 steps, guided, one call: 5.37 against 4.14
+// images/s at batch 1, 9.03 against 8.67 at batch 32; bench/RESULTS.md).
 bool channels_last_pays(const torch::Device& device, int64_t images_per_batch);
 
 StableDiffusionModel load_stable_diffusion(const std::filesystem::path& dir, torch::Device device, torch::Dtype dtype,

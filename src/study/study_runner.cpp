@@ -212,7 +212,9 @@ void StudyRunner::generate_stage(const std::string& run, const std::vector<Study
     if (all_done) continue;
     check_interrupt();
     if (!model) {
-      model = load_stable_diffusion(model_dir, parse_device(device()), parse_dtype(generation_dtype()));
+      PipelineLoadOptions load;
+      load.channels_last = channels_last_pays(parse_device(device()), g.batch_size);  // as `generate` does
+      model = load_stable_diffusion(model_dir, parse_device(device()), parse_dtype(generation_dtype()), load);
       if (!lora_file.empty()) train::apply_lora(*model, lora_file, 1.0);
       if (intervention.prepare) intervention.prepare(*model);
       pipeline.emplace(*model);

@@ -21,7 +21,19 @@ struct Case {
   std::function<torch::Tensor(const Inputs&)> op;
   Inputs inputs;
   bool large = false;  // a UNet-sized shape (batch 32 with guidance)
+  // The output's layout: NHWC when the activations are channels-last (group_norm_tokens: [N, HW, C] always).
+  torch::MemoryFormat format = torch::MemoryFormat::Contiguous;
 };
+
+// The case with its 4-d activations (every input shaped like the first) in channels-last memory.
+Case channels_last(Case c, bool tokens_out = false) {
+  const auto shape = c.inputs[0].sizes().vec();
+  for (auto& t : c.inputs)
+    if (t.defined() && t.sizes().vec() == shape) t = t.contiguous(torch::MemoryFormat::ChannelsLast);
+  c.name += " channels-last";
+  if (!tokens_out) c.format = torch::MemoryFormat::ChannelsLast;
+  return c;
+}
 
 double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {
   return (a.to(torch::kFloat32) - b.to(torch::kFloat32)).abs().max().item<double>();
@@ -71,6 +83,18 @@ std::vector<Case> make_cases(torch::Device device) {
   cases.push_back(gn_case("group_norm_silu fp32 [4,128,256,256] g32 (VAE, split)", {4, 128, 256, 256}, 32, true, 1, f32,
                           true, 1e-6));
   cases.push_back(gn_case("group_norm fp32 [3,30,7,9] g6", {3, 30, 7, 9}, 6, false, 0, f32, false));
+  // Channels-last (batch 1 runs the UNet in NHWC): the NHWC kernels, vectorised and not, with both shifts.
+  cases.push_back(channels_last(
+      gn_case("group_norm_silu+shift[B,C] fp16 [2,320,64,64] g32", {2, 320, 64, 64}, 32, true, 2, f16, true)));
+  cases.push_back(
+      channels_last(gn_case("group_norm_silu fp16 [2,1280,8,8] g32", {2, 1280, 8, 8}, 32, true, 0, f16, false)));
+  cases.push_back(channels_last(
+      gn_case("group_norm_silu fp16 [64,640,32,32] g32 (batch 32)", {64, 640, 32, 32}, 32, true, 1, f16, true)));
+  cases.push_back(channels_last(
+      gn_case("group_norm+shift[C] fp16 [1,30,7,9] g6 (scalar)", {1, 30, 7, 9}, 6, false, 1, f16, false)));
+  cases.push_back(channels_last(
+      gn_case("group_norm_silu+shift[B,C] bf16 [3,64,9,7] g32", {3, 64, 9, 7}, 32, true, 2, bf16, false)));
+  cases.push_back(channels_last(gn_case("group_norm fp32 [2,96,5,6] g32", {2, 96, 5, 6}, 32, false, 0, f32, false)));
 
   auto tokens_case = [&](std::string name, std::vector<int64_t> shape, int64_t groups, torch::ScalarType t,
                          bool large) {
@@ -97,6 +121,8 @@ std::vector<Case> make_cases(torch::Device device) {
   cases.push_back(tokens_case("group_norm_tokens fp16 [64,320,64,64] g32", {64, 320, 64, 64}, 32, f16, true));
   cases.push_back(tokens_case("group_norm_tokens fp16 [3,96,7,9] g32", {3, 96, 7, 9}, 32, f16, false));
   cases.push_back(tokens_case("group_norm_tokens bf16 [1,30,5,5] g6", {1, 30, 5, 5}, 6, bf16, false));
+  cases.push_back(
+      channels_last(tokens_case("group_norm_tokens fp16 [2,640,32,32] g32", {2, 640, 32, 32}, 32, f16, true), true));
 
   auto geglu_op = [](const Inputs& in) { return geglu(in[0]); };
   cases.push_back(Case{"geglu fp16 [64,4096,2x1280]", geglu_op, {small({64, 4096, 2560}, f16) * 4}, true});
@@ -117,6 +143,10 @@ std::vector<Case> make_cases(torch::Device device) {
   cases.push_back(res_case("bias_residual_add fp16 [64,320,64,64]", {64, 320, 64, 64}, true, 1.0, f16, true));
   cases.push_back(res_case("bias_residual_add fp16 [3,30,7,9] /2", {3, 30, 7, 9}, true, 2.0, f16, false));
   cases.push_back(res_case("bias_residual_add fp32 [1,96,8,8]", {1, 96, 8, 8}, false, 1.0, f32, false));
+  cases.push_back(
+      channels_last(res_case("bias_residual_add fp16 [2,320,64,64]", {2, 320, 64, 64}, true, 1.0, f16, true)));
+  cases.push_back(
+      channels_last(res_case("bias_residual_add fp16 [3,30,7,9] /2", {3, 30, 7, 9}, false, 2.0, f16, false)));
 
   auto tokens_add = [](const Inputs& in) { return add_tokens_to_nchw(in[0], in[1]); };
   auto add_case = [&](std::string name, int64_t n, int64_t c, int64_t h, int64_t w, torch::ScalarType t, bool large) {
@@ -125,6 +155,13 @@ std::vector<Case> make_cases(torch::Device device) {
   cases.push_back(add_case("add_tokens_to_nchw fp16 [64,320,64,64]", 64, 320, 64, 64, f16, true));
   cases.push_back(add_case("add_tokens_to_nchw fp16 [3,30,7,9]", 3, 30, 7, 9, f16, false));
   cases.push_back(add_case("add_tokens_to_nchw bf16 [2,40,33,31]", 2, 40, 33, 31, bf16, false));
+  {
+    Case c = add_case("add_tokens_to_nchw fp16 [2,320,64,64]", 2, 320, 64, 64, f16, true);
+    c.inputs[0] = c.inputs[0].contiguous(torch::MemoryFormat::ChannelsLast);
+    c.name += " channels-last";
+    c.format = torch::MemoryFormat::ChannelsLast;
+    cases.push_back(c);
+  }
   return cases;
 }
 
@@ -147,7 +184,7 @@ TEST(FusedOpsCudaShapes, KernelsMatchLibTorchWithinItsRounding) {
     set_fused_ops("all");
     const torch::Tensor fused = c.op(c.inputs);
     EXPECT_EQ(fused.sizes(), reference.sizes()) << c.name;
-    EXPECT_TRUE(fused.is_contiguous()) << c.name;
+    EXPECT_TRUE(fused.is_contiguous(c.format)) << c.name;
     const double d_torch_exact = max_abs_diff(reference, exact);
     const double d_fused_exact = max_abs_diff(fused, exact);
     const double magnitude = std::max(1.0, exact.abs().max().item<double>());

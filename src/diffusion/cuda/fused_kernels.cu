@@ -22,8 +22,9 @@
 namespace fairdiff::cuda_kernels {
 namespace {
 
-constexpr int kMaxSplits = 32;  // blocks that share one group's statistics in the split path
-constexpr int kUnroll = 4;      // independent 16-byte loads in flight per thread
+constexpr int kMaxSplits = 32;       // blocks that share one group's statistics in the split path
+constexpr int kMaxSplitsNhwc = 128;  // blocks that share one image's channel statistics in the NHWC path
+constexpr int kUnroll = 4;           // independent 16-byte loads in flight per thread
 constexpr float kSqrtHalf = 0.70710678118654752440f;
 
 template <typename T>
@@ -297,6 +298,140 @@ __global__ void group_norm_tokens_kernel(const T* __restrict__ x, const float* _
   }
 }
 
+// ---- GroupNorm on channels-last activations [N, HW, C]. ----
+// A group's elements are Cg consecutive channels of every pixel, so a block reads whole pixel rows (coalesced):
+// blocks split an image's pixels, each thread keeps per-channel sums of the W channels of its pack, and the sums
+// of the block's threads go to a workspace row per (n, split, channel). The finalize kernel adds a group's
+// channels over the splits. Sums are about the group's first element (pixel 0, channel c0), as in the NCHW path.
+
+template <typename T>
+__device__ __forceinline__ float group_pivot_nhwc(const T* x_image, const T* shift_row, int c0) {
+  return shift_row ? round_to<T>(to_float(x_image[c0]) + to_float(shift_row[c0])) : to_float(x_image[c0]);
+}
+
+template <typename T, int W>
+__global__ void __launch_bounds__(256)
+    group_norm_nhwc_stats_kernel(const T* __restrict__ x, const T* __restrict__ shift, int64_t shift_stride,
+                                 float* __restrict__ partial, int c, int hw, int groups, int pixels_per_split) {
+  using P = Pack<T, W>;
+  extern __shared__ float sums[];  // [rows][c] first sums, then [rows][c] second sums
+  const int n = blockIdx.x, split = blockIdx.y, splits = gridDim.y;
+  const int packs = c / W, rows = static_cast<int>(blockDim.x) / packs, cg = c / groups;
+  const int pack = static_cast<int>(threadIdx.x) % packs, row = static_cast<int>(threadIdx.x) / packs;
+  const T* image = x + static_cast<int64_t>(n) * hw * c;
+  const T* shift_row = shift ? shift + n * shift_stride : nullptr;
+  float s1[W], s2[W], pivot[W], sh[W];
+#pragma unroll
+  for (int k = 0; k < W; ++k) {
+    const int ch = pack * W + k;
+    s1[k] = s2[k] = 0.f;
+    pivot[k] = group_pivot_nhwc(image, shift_row, ch / cg * cg);
+    sh[k] = shift_row ? to_float(shift_row[ch]) : 0.f;
+  }
+  const int begin = split * pixels_per_split, end = min(hw, begin + pixels_per_split);
+  if (row < rows) {
+    const P* src = reinterpret_cast<const P*>(image);
+    for (int p = begin + row; p < end; p += rows) {
+      const P v = src[static_cast<int64_t>(p) * packs + pack];
+#pragma unroll
+      for (int k = 0; k < W; ++k) {
+        const float value = shift_row ? round_to<T>(to_float(v.v[k]) + sh[k]) : to_float(v.v[k]);
+        const float d = value - pivot[k];
+        s1[k] += d;
+        s2[k] += d * d;
+      }
+    }
+#pragma unroll
+    for (int k = 0; k < W; ++k) {
+      sums[row * c + pack * W + k] = s1[k];
+      sums[(rows + row) * c + pack * W + k] = s2[k];
+    }
+  }
+  __syncthreads();
+  float* out = partial + (static_cast<int64_t>(n) * splits + split) * 2 * c;
+  for (int ch = threadIdx.x; ch < c; ch += blockDim.x) {
+    float a = 0.f, b = 0.f;
+    for (int r = 0; r < rows; ++r) {
+      a += sums[r * c + ch];
+      b += sums[(rows + r) * c + ch];
+    }
+    out[ch] = a;
+    out[c + ch] = b;
+  }
+}
+
+// One block per (n, g): the group's Cg channels over every split, summed by the block (a thread per (n, c) adding
+// Cg x splits partials one after another made this the slowest kernel of a batch-1 step).
+template <typename T>
+__global__ void __launch_bounds__(256)
+    group_norm_nhwc_finalize_kernel(const T* __restrict__ x, const T* __restrict__ shift, int64_t shift_stride,
+                                    const float* __restrict__ partial, const T* __restrict__ weight,
+                                    const T* __restrict__ bias, float* __restrict__ scale, float* __restrict__ offset,
+                                    int c, int hw, int groups, int splits, float eps) {
+  __shared__ float scratch[32];
+  const int n = blockIdx.x / groups, g = blockIdx.x % groups;
+  const int cg = c / groups, c0 = g * cg;
+  float s1 = 0.f, s2 = 0.f;
+  for (int i = threadIdx.x; i < splits * cg; i += blockDim.x) {
+    const float* p = partial + (static_cast<int64_t>(n) * splits + i / cg) * 2 * c + c0 + i % cg;
+    s1 += p[0];
+    s2 += p[c];
+  }
+  s1 = block_sum(s1, scratch);
+  s2 = block_sum(s2, scratch);
+  const float inv_len = 1.f / (static_cast<float>(cg) * static_cast<float>(hw));
+  const float mean_about_pivot = s1 * inv_len;
+  const float var = fmaxf(s2 * inv_len - mean_about_pivot * mean_about_pivot, 0.f);
+  const float mean =
+      group_pivot_nhwc(x + static_cast<int64_t>(n) * hw * c, shift ? shift + n * shift_stride : nullptr, c0) +
+      mean_about_pivot;
+  const float rstd = rsqrtf(var + eps);
+  for (int k = threadIdx.x; k < cg; k += blockDim.x) {
+    const int ch = c0 + k;
+    const float a = rstd * to_float(weight[ch]);
+    scale[static_cast<int64_t>(n) * c + ch] = a;
+    offset[static_cast<int64_t>(n) * c + ch] = to_float(bias[ch]) - mean * a;
+  }
+}
+
+template <typename T, int W, bool kSilu>
+__global__ void __launch_bounds__(256)
+    group_norm_nhwc_apply_kernel(const T* __restrict__ x, const T* __restrict__ shift, int64_t shift_stride,
+                                 const float* __restrict__ scale, const float* __restrict__ offset, T* __restrict__ out,
+                                 int c, int64_t image_elements, int64_t packs) {
+  using P = Pack<T, W>;
+  const P* src = reinterpret_cast<const P*>(x);
+  P* dst = reinterpret_cast<P*>(out);
+  const int64_t i0 = blockIdx.x * static_cast<int64_t>(blockDim.x) * kUnroll + threadIdx.x;
+  P p[kUnroll];
+#pragma unroll
+  for (int u = 0; u < kUnroll; ++u) {
+    const int64_t i = i0 + u * blockDim.x;
+    if (i < packs) p[u] = src[i];
+  }
+#pragma unroll
+  for (int u = 0; u < kUnroll; ++u) {
+    const int64_t i = i0 + u * blockDim.x;
+    if (i >= packs) continue;
+    const int64_t e = i * W;
+    const int64_t n = e / image_elements;
+    const int ch0 = static_cast<int>(e % c);
+    const float* sc = scale + n * c + ch0;
+    const float* of = offset + n * c + ch0;
+    const T* sh = shift ? shift + n * shift_stride + ch0 : nullptr;
+    P o;
+#pragma unroll
+    for (int k = 0; k < W; ++k) {
+      float v = to_float(p[u].v[k]);
+      if (sh) v = round_to<T>(v + to_float(sh[k]));
+      float y = v * sc[k] + of[k];
+      if (kSilu) y = silu<T>(y);
+      o.v[k] = from_float<T>(y);
+    }
+    dst[i] = o;
+  }
+}
+
 // ---- GEGLU, residual, token add. ----
 
 template <typename T, int W>
@@ -332,7 +467,7 @@ __global__ void __launch_bounds__(256)
   }
 }
 
-template <typename T, int W>
+template <typename T, int W, bool kChannelsLast>
 __global__ void __launch_bounds__(256)
     bias_residual_kernel(const T* __restrict__ shortcut, const T* __restrict__ h, const T* __restrict__ h_bias,
                          const T* __restrict__ shortcut_bias, T* __restrict__ out, int c, int64_t hw, int64_t packs,
@@ -355,12 +490,14 @@ __global__ void __launch_bounds__(256)
   for (int u = 0; u < 2; ++u) {
     const int64_t i = i0 + u * blockDim.x;
     if (i >= packs) continue;
-    const int ch = static_cast<int>((i / packs_per_row) % c);
-    const float hb = h_bias ? to_float(h_bias[ch]) : 0.f;
-    const float sb = shortcut_bias ? to_float(shortcut_bias[ch]) : 0.f;
+    // NCHW: a pack lies in one channel's row; NHWC: its W elements are channels ch .. ch + W - 1 of one pixel.
+    const int ch = kChannelsLast ? static_cast<int>((i * W) % c) : static_cast<int>((i / packs_per_row) % c);
     P o;
 #pragma unroll
     for (int k = 0; k < W; ++k) {
+      const int channel = kChannelsLast ? ch + k : ch;
+      const float hb = h_bias ? to_float(h_bias[channel]) : 0.f;
+      const float sb = shortcut_bias ? to_float(shortcut_bias[channel]) : 0.f;
       float hv = to_float(b[u].v[k]);
       if (h_bias) hv = round_to<T>(hv + hb);
       float sv = to_float(a[u].v[k]);
@@ -473,8 +610,43 @@ const char* group_norm_split(const GroupNormArgs& a, cudaStream_t stream) {
 }
 
 template <typename T, int W>
+const char* group_norm_nhwc(const GroupNormArgs& a, cudaStream_t stream) {
+  const int packs_per_pixel = static_cast<int>(a.c / W);
+  if (packs_per_pixel > 256) return "group_norm: channels-last needs C / W <= 256";
+  // Blocks over each image's pixels: every SM several times, at least 16 pixels each.
+  const int64_t target_blocks = 4 * static_cast<int64_t>(sm_count());
+  int64_t splits = std::min<int64_t>(kMaxSplitsNhwc, (target_blocks + a.n - 1) / a.n);
+  splits = std::max<int64_t>(1, std::min<int64_t>(splits, a.hw / 16));
+  const int64_t per_split = (a.hw + splits - 1) / splits;
+  splits = (a.hw + per_split - 1) / per_split;
+  float* partial = a.workspace;
+  float* scale = partial + a.n * kMaxSplitsNhwc * 2 * a.c;
+  float* offset = scale + a.n * a.c;
+  const T* x = static_cast<const T*>(a.x);
+  const T* shift = static_cast<const T*>(a.channel_shift);
+  const int rows = 256 / packs_per_pixel;
+  const size_t smem = static_cast<size_t>(2 * rows * a.c) * sizeof(float);
+  group_norm_nhwc_stats_kernel<T, W>
+      <<<dim3(static_cast<unsigned>(a.n), static_cast<unsigned>(splits)), 256, smem, stream>>>(
+          x, shift, a.shift_batch_stride, partial, static_cast<int>(a.c), static_cast<int>(a.hw),
+          static_cast<int>(a.groups), static_cast<int>(per_split));
+  const int64_t rows_nc = a.n * a.c;
+  group_norm_nhwc_finalize_kernel<T><<<static_cast<unsigned>(a.n * a.groups), 256, 0, stream>>>(
+      x, shift, a.shift_batch_stride, partial, static_cast<const T*>(a.weight), static_cast<const T*>(a.bias), scale,
+      offset, static_cast<int>(a.c), static_cast<int>(a.hw), static_cast<int>(a.groups), static_cast<int>(splits),
+      a.eps);
+  const int64_t packs = rows_nc * a.hw / W;
+  const unsigned blocks = static_cast<unsigned>((packs + 256 * kUnroll - 1) / (256 * kUnroll));
+  auto apply = a.silu ? group_norm_nhwc_apply_kernel<T, W, true> : group_norm_nhwc_apply_kernel<T, W, false>;
+  apply<<<blocks, 256, 0, stream>>>(x, shift, a.shift_batch_stride, scale, offset, static_cast<T*>(a.out),
+                                    static_cast<int>(a.c), a.hw * a.c, packs);
+  return launch_error();
+}
+
+template <typename T, int W>
 const char* group_norm_typed(const GroupNormArgs& a) {
   auto stream = static_cast<cudaStream_t>(a.stream);
+  if (a.channels_last) return group_norm_nhwc<T, W>(a, stream);
   const int64_t bytes = a.c / a.groups * a.hw * static_cast<int64_t>(sizeof(T));
   if (!a.tokens_out && bytes <= resident_smem_limit()) {
     return a.silu ? group_norm_resident<T, W, true>(a, bytes, stream)
@@ -498,13 +670,15 @@ const char* geglu_typed(const void* proj, void* out, int64_t rows, int64_t featu
 
 template <typename T, int W>
 const char* residual_typed(const void* shortcut, const void* h, const void* h_bias, const void* shortcut_bias,
-                           void* out, int64_t n, int64_t c, int64_t hw, float output_scale, cudaStream_t stream) {
+                           void* out, int64_t n, int64_t c, int64_t hw, float output_scale, cudaStream_t stream,
+                           bool channels_last) {
   const int64_t packs = n * c * hw / W;
   const unsigned blocks = static_cast<unsigned>((packs + 511) / 512);
-  bias_residual_kernel<T, W><<<blocks, 256, 0, stream>>>(
-      static_cast<const T*>(shortcut), static_cast<const T*>(h), static_cast<const T*>(h_bias),
-      static_cast<const T*>(shortcut_bias), static_cast<T*>(out), static_cast<int>(c), hw, packs, 1.f / output_scale,
-      output_scale != 1.f);
+  auto kernel = channels_last ? bias_residual_kernel<T, W, true> : bias_residual_kernel<T, W, false>;
+  kernel<<<blocks, 256, 0, stream>>>(static_cast<const T*>(shortcut), static_cast<const T*>(h),
+                                     static_cast<const T*>(h_bias), static_cast<const T*>(shortcut_bias),
+                                     static_cast<T*>(out), static_cast<int>(c), hw, packs, 1.f / output_scale,
+                                     output_scale != 1.f);
   return launch_error();
 }
 
@@ -521,8 +695,8 @@ const char* add_tokens_typed(const void* x, const void* tokens, void* out, int64
 
 }  // namespace
 
-int64_t group_norm_workspace_floats(int64_t n, int64_t c, int64_t groups) {
-  return n * groups * kMaxSplits * 2 + 2 * n * c;
+int64_t group_norm_workspace_floats(int64_t n, int64_t c, int64_t groups, bool channels_last) {
+  return (channels_last ? n * kMaxSplitsNhwc * 2 * c : n * groups * kMaxSplits * 2) + 2 * n * c;
 }
 
 const char* group_norm(const GroupNormArgs& args) {
@@ -556,19 +730,24 @@ const char* geglu(const void* proj, void* out, int64_t rows, int64_t features, b
 
 const char* bias_residual_add(const void* shortcut, const void* h, const void* h_bias, const void* shortcut_bias,
                               void* out, int64_t n, int64_t c, int64_t hw, float output_scale, bool vectorized,
-                              DType dtype, void* stream) {
+                              DType dtype, void* stream, bool channels_last) {
   auto s = static_cast<cudaStream_t>(stream);
   switch (dtype) {
     case DType::kFloat32:
-      return vectorized ? residual_typed<float, 4>(shortcut, h, h_bias, shortcut_bias, out, n, c, hw, output_scale, s)
-                        : residual_typed<float, 1>(shortcut, h, h_bias, shortcut_bias, out, n, c, hw, output_scale, s);
+      return vectorized ? residual_typed<float, 4>(shortcut, h, h_bias, shortcut_bias, out, n, c, hw, output_scale, s,
+                                                   channels_last)
+                        : residual_typed<float, 1>(shortcut, h, h_bias, shortcut_bias, out, n, c, hw, output_scale, s,
+                                                   channels_last);
     case DType::kFloat16:
-      return vectorized ? residual_typed<__half, 8>(shortcut, h, h_bias, shortcut_bias, out, n, c, hw, output_scale, s)
-                        : residual_typed<__half, 1>(shortcut, h, h_bias, shortcut_bias, out, n, c, hw, output_scale, s);
+      return vectorized ? residual_typed<__half, 8>(shortcut, h, h_bias, shortcut_bias, out, n, c, hw, output_scale, s,
+                                                    channels_last)
+                        : residual_typed<__half, 1>(shortcut, h, h_bias, shortcut_bias, out, n, c, hw, output_scale, s,
+                                                    channels_last);
     case DType::kBFloat16:
-      return vectorized
-                 ? residual_typed<__nv_bfloat16, 8>(shortcut, h, h_bias, shortcut_bias, out, n, c, hw, output_scale, s)
-                 : residual_typed<__nv_bfloat16, 1>(shortcut, h, h_bias, shortcut_bias, out, n, c, hw, output_scale, s);
+      return vectorized ? residual_typed<__nv_bfloat16, 8>(shortcut, h, h_bias, shortcut_bias, out, n, c, hw,
+                                                           output_scale, s, channels_last)
+                        : residual_typed<__nv_bfloat16, 1>(shortcut, h, h_bias, shortcut_bias, out, n, c, hw,
+                                                           output_scale, s, channels_last);
   }
   return "bias_residual_add: unknown dtype";
 }

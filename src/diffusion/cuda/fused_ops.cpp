@@ -104,6 +104,12 @@ int64_t vector_width(const torch::Tensor& t) {
   return 16 / static_cast<int64_t>(t.element_size());
 }
 
+// Channels-last activations (NHWC memory), which the kernels read and write as they are; other layouts are made
+// NCHW-contiguous first.
+bool is_nhwc(const torch::Tensor& t) {
+  return t.dim() == 4 && !t.is_contiguous() && t.is_contiguous(torch::MemoryFormat::ChannelsLast);
+}
+
 void check_kernel(const char* error, const char* op) {
   if (error) throw std::runtime_error(std::string(op) + ": CUDA kernel failed: " + error);
 }
@@ -130,12 +136,18 @@ torch::Tensor group_norm_kernel(const torch::Tensor& input, int64_t groups, cons
                                 const torch::Tensor& bias, double eps, bool silu, const torch::Tensor& shift,
                                 bool tokens_out) {
   c10::cuda::CUDAGuard guard(input.device());
-  const torch::Tensor x = input.contiguous();
-  const int64_t n = x.size(0), c = x.size(1), hw = x.numel() / (n * c);
-  torch::Tensor out = tokens_out ? torch::empty({n, hw, c}, x.options()) : torch::empty_like(x);
+  const int64_t c = input.size(1);
+  // NHWC read as it is when a pixel's channels fit one block's threads (C / W <= 256).
+  const int64_t width = c % vector_width(input) == 0 && aligned16(input) ? vector_width(input) : 1;
+  const bool channels_last = is_nhwc(input) && c / width <= 256;
+  const torch::Tensor x = channels_last ? input : input.contiguous();
+  const int64_t n = x.size(0), hw = x.numel() / (n * c);
+  torch::Tensor out = tokens_out      ? torch::empty({n, hw, c}, x.options())
+                      : channels_last ? torch::empty_like(x, x.options(), torch::MemoryFormat::ChannelsLast)
+                                      : torch::empty_like(x, x.options(), torch::MemoryFormat::Contiguous);
   const torch::Tensor w = kernel_param(weight, x), b = kernel_param(bias, x), s = kernel_param(shift, x);
   torch::Tensor workspace =
-      torch::empty({ck::group_norm_workspace_floats(n, c, groups)}, x.options().dtype(torch::kFloat32));
+      torch::empty({ck::group_norm_workspace_floats(n, c, groups, channels_last)}, x.options().dtype(torch::kFloat32));
   ck::GroupNormArgs args;
   args.x = x.data_ptr();
   args.out = out.data_ptr();
@@ -150,7 +162,9 @@ torch::Tensor group_norm_kernel(const torch::Tensor& input, int64_t groups, cons
   args.eps = static_cast<float>(eps);
   args.silu = silu;
   args.tokens_out = tokens_out;
-  args.vectorized = hw % vector_width(x) == 0 && aligned16(x) && aligned16(out);
+  args.channels_last = channels_last;
+  args.vectorized =
+      channels_last ? width > 1 && aligned16(out) : hw % vector_width(x) == 0 && aligned16(x) && aligned16(out);
   kernel_dtype(x.scalar_type(), &args.dtype);
   args.workspace = workspace.data_ptr<float>();
   args.stream = current_stream(x);
@@ -257,14 +271,19 @@ torch::Tensor bias_residual_add(const torch::Tensor& shortcut, const torch::Tens
       (!h_bias.defined() || h_bias.numel() == h.size(1)) &&
       (!shortcut_bias.defined() || shortcut_bias.numel() == h.size(1))) {
     c10::cuda::CUDAGuard guard(h.device());
-    const torch::Tensor a = shortcut.contiguous(), b = h.contiguous();
+    // Both channels-last: read and written as they are; otherwise NCHW.
+    const bool channels_last = is_nhwc(h) && is_nhwc(shortcut);
+    const torch::Tensor a = channels_last ? shortcut : shortcut.contiguous(), b = channels_last ? h : h.contiguous();
     const torch::Tensor hb = kernel_param(h_bias, b), sb = kernel_param(shortcut_bias, b);
-    torch::Tensor out = torch::empty_like(b);
+    torch::Tensor out = torch::empty_like(
+        b, b.options(), channels_last ? torch::MemoryFormat::ChannelsLast : torch::MemoryFormat::Contiguous);
     const int64_t n = b.size(0), c = b.size(1), hw = b.numel() / (n * c);
-    const bool vectorized = hw % vector_width(b) == 0 && aligned16(a) && aligned16(b) && aligned16(out);
+    const int64_t row = channels_last ? c : hw;  // the contiguous run a 16-byte access must not cross
+    const bool vectorized = row % vector_width(b) == 0 && aligned16(a) && aligned16(b) && aligned16(out);
     check_kernel(ck::bias_residual_add(a.data_ptr(), b.data_ptr(), hb.defined() ? hb.data_ptr() : nullptr,
                                        sb.defined() ? sb.data_ptr() : nullptr, out.data_ptr(), n, c, hw,
-                                       static_cast<float>(output_scale_factor), vectorized, dtype, current_stream(b)),
+                                       static_cast<float>(output_scale_factor), vectorized, dtype, current_stream(b),
+                                       channels_last),
                  "bias_residual_add");
     return out;
   }
@@ -279,7 +298,8 @@ torch::Tensor add_tokens_to_nchw(const torch::Tensor& x, const torch::Tensor& to
   const int64_t b = x.size(0), c = x.size(1), height = x.size(2), width = x.size(3);
 #ifdef FAIRDIFF_HAVE_CUDA_KERNELS
   ck::DType dtype = ck::DType::kFloat32;
-  if (use_kernel(FusedOp::kTokens, {&x, &tokens}) && kernel_dtype(x.scalar_type(), &dtype) &&
+  // Channels-last x has the tokens' memory order: LibTorch's add below is one coalesced pass (no transpose).
+  if (!is_nhwc(x) && use_kernel(FusedOp::kTokens, {&x, &tokens}) && kernel_dtype(x.scalar_type(), &dtype) &&
       tokens.scalar_type() == x.scalar_type() && tokens.numel() == x.numel() && x.numel() > 0 && b <= 65535 &&
       (c + 31) / 32 <= 65535) {
     c10::cuda::CUDAGuard guard(x.device());
