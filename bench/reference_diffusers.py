@@ -8,7 +8,10 @@ DreamBooth: the UNet step of diffusers' train_dreambooth.py under accelerate's b
 weights, autocast bf16 forward, torch.optim.AdamW), batch instance + class = 2 at 64x64 latents, the latents and
 text states given (as fairdiff's cached-latents row).
 
-Usage: python3 bench/reference_diffusers.py --model DIR --out JSON [--what generate|finetune|all]
+Profile (--what profile): the reference's kernel time by kind (the same name rules as fairdiff's
+`--profile-kernels`) for one guided UNet step at batch 32 in fp16 and one DreamBooth step.
+
+Usage: python3 bench/reference_diffusers.py --model DIR --out JSON [--what generate|finetune|all|profile]
 """
 import argparse
 import json
@@ -68,7 +71,7 @@ def time_generation(model, rows):
     return out
 
 
-def time_dreambooth(model, warmup=5, iterations=30):
+def time_dreambooth(model, warmup=5, iterations=30, profile=False):
     from diffusers import DDPMScheduler, UNet2DConditionModel
 
     unet = UNet2DConditionModel.from_pretrained(model, subfolder="unet", torch_dtype=torch.float32).to("cuda")
@@ -95,6 +98,8 @@ def time_dreambooth(model, warmup=5, iterations=30):
 
     for _ in range(warmup):
         step()
+    if profile:
+        return profile_kernels("DreamBooth step", step)
     torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
@@ -110,11 +115,69 @@ def time_dreambooth(model, warmup=5, iterations=30):
     return result
 
 
+def kernel_category(name):
+    has = lambda *parts: any(p in name for p in parts)
+    if has("flash", "fmha", "attention", "sdpa"):
+        return "attention (SDPA)"
+    if has("nchwToNhwc", "nhwcToNchw", "transpose", "Transpose"):
+        return "layout conversions"
+    if has("conv", "Conv", "fprop", "dgrad", "wgrad", "cudnn"):
+        return "convolutions (cuDNN)"
+    if has("gemm", "Gemm", "nvjet", "cutlass", "xmma", "Kernel2", "splitK"):
+        return "matrix multiplies (cuBLAS)"
+    if has("copy", "Copy", "cat", "Cat"):
+        return "copies"
+    if has("norm", "Norm", "welford", "Welford"):
+        return "normalisations (LibTorch)"
+    if has("reduce", "Reduce"):
+        return "reductions"
+    if has("elementwise", "vectorized"):
+        return "element-wise (LibTorch)"
+    return "other"
+
+
+def profile_kernels(label, work):
+    from torch.profiler import ProfilerActivity, profile
+
+    work()
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        work()
+        torch.cuda.synchronize()
+    kinds, total = {}, 0.0
+    for event in prof.events():
+        if event.device_type != torch.autograd.DeviceType.CUDA:
+            continue
+        us = event.device_time
+        kinds[kernel_category(event.name)] = kinds.get(kernel_category(event.name), 0.0) + us
+        total += us
+    print(f"reference {label}: total kernel time {total / 1000:.1f} ms\nby kind:")
+    for kind, us in sorted(kinds.items(), key=lambda item: -item[1]):
+        print(f"{100 * us / total:6.1f}% {us / 1000:9.2f} ms  {kind}")
+    return {"total_ms": total / 1000, "by_kind_ms": {k: v / 1000 for k, v in kinds.items()}}
+
+
+def profile_reference(model):
+    from diffusers import UNet2DConditionModel
+
+    out = {}
+    unet = UNet2DConditionModel.from_pretrained(model, subfolder="unet", torch_dtype=torch.float16).to("cuda")
+    sample = torch.randn(64, unet.config.in_channels, 64, 64, device="cuda", dtype=torch.float16)
+    states = torch.randn(64, 77, unet.config.cross_attention_dim, device="cuda", dtype=torch.float16)
+    t = torch.tensor([500.0], device="cuda")
+    with torch.no_grad():
+        out["unet_b32_guided"] = profile_kernels("guided UNet step, batch 32", lambda: unet(sample, t, states))
+    del unet
+    torch.cuda.empty_cache()
+    out["dreambooth_step"] = time_dreambooth(model, profile=True)
+    return out
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True)
     parser.add_argument("--out", required=True)
-    parser.add_argument("--what", default="all", choices=["generate", "finetune", "all"])
+    parser.add_argument("--what", default="all", choices=["generate", "finetune", "all", "profile"])
     args = parser.parse_args()
     import diffusers
 
@@ -124,6 +187,8 @@ def main():
         result["generate"] = time_generation(args.model, GENERATE_ROWS)
     if args.what in ("finetune", "all"):
         result["dreambooth"] = time_dreambooth(args.model)
+    if args.what == "profile":
+        result["profile"] = profile_reference(args.model)
     with open(args.out, "w") as f:
         json.dump(result, f, indent=1)
 

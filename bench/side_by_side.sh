@@ -6,13 +6,15 @@
 # diffusers' public source carried as .ref/diffusers-src.tar.gz; `git archive` of huggingface/diffusers, the commit
 # in .ref/diffusers-commit.txt). Writes OUT/side_by_side.md (the ratio table) and the raw JSON.
 # Carried: .deps (the .deb files of bench/run_gpu.sh, libgtest-dev among them) and .ref.
-# Usage: bash bench/side_by_side.sh OUT_DIR [generate|finetune|batch1|layouts|all]
+# Usage: bash bench/side_by_side.sh OUT_DIR [generate|finetune|batch1|layouts|profile|all]
 #   batch1: where batch 1's time goes: fairdiff's fixed cost (1 step), channels-last, a bf16 VAE, the top kernels of
 #   one guided UNet step, beside the reference's batch-1 row (not part of all); layouts: PNDM 20 steps at batch
-#   1 to 32, contiguous against channels-last activations (not part of all).
+#   1 to 32, contiguous against channels-last activations (not part of all); profile: kernel time by kind (vendor
+#   GEMMs / convolutions / attention against everything else) of a guided UNet step at batch 32 and of a
+#   DreamBooth step, fairdiff's beside the reference's (not part of all).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-OUT="${1:?usage: bench/side_by_side.sh OUT_DIR [generate|finetune|batch1|layouts|all]}"
+OUT="${1:?usage: bench/side_by_side.sh OUT_DIR [generate|finetune|batch1|layouts|profile|all]}"
 WHAT="${2:-all}"
 mkdir -p "$OUT"
 source bench/gpu_deps.sh  # ROOT, TORCH_PREFIX, LD_LIBRARY_PATH
@@ -23,10 +25,13 @@ start=$(date +%s)
 cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DFAIRDIFF_ENGINE_ONLY=ON -DFAIRDIFF_BUILD_TESTS=ON \
   -DFAIRDIFF_WERROR=OFF -DCMAKE_PREFIX_PATH="$TORCH_PREFIX;$ROOT/usr" -DICU_ROOT="$ROOT/usr" \
   -DCMAKE_CUDA_ARCHITECTURES=90 -DTORCH_CUDA_ARCH_LIST=9.0 > "$OUT/cmake.log" 2>&1 || { tail -40 "$OUT/cmake.log"; exit 1; }
-cmake --build build-gpu -j "$(nproc)" --target fairdiff test_diffusion > "$OUT/build.log" 2>&1 ||
+cmake --build build-gpu -j "$(nproc)" --target fairdiff test_diffusion test_train > "$OUT/build.log" 2>&1 ||
   { grep -E "error" -A5 "$OUT/build.log" | head -60; exit 1; }
 echo "build: $(( $(date +%s) - start )) s"
-build-gpu/tests/test_diffusion --gtest_filter='UNetGraphsCuda*:FusedOps*' 2>&1 | tee "$OUT/gpu_tests.txt" | tail -4
+{
+  build-gpu/tests/test_diffusion --gtest_filter='UNetGraphsCuda*:FusedOps*' 2>&1
+  build-gpu/tests/test_train --gtest_filter='TrainingGraphsCuda*' 2>&1
+} | tee "$OUT/gpu_tests.txt" | grep -E "^\[  (PASSED|FAILED) |Failure|Expected|Which is|actual|eager vs" | head -40 || true
 
 FD=build-gpu/fairdiff
 MODEL=/tmp/sd21-base
@@ -50,6 +55,16 @@ fi
 if [ "$WHAT" = finetune ] || [ "$WHAT" = all ]; then
   $FD bench finetune --model $MODEL --resolution 512 --mixed-precision bf16 --iterations 30 --device cuda \
     --json "$OUT/fd_dreambooth.json" | tail -1
+  # Before/after of the training levers in the same call: no CUDA graph for the step, then also no fused AdamW.
+  FAIRDIFF_CUDA_GRAPHS=0 $FD bench finetune --model $MODEL --resolution 512 --mixed-precision bf16 --iterations 30 \
+    --device cuda --json "$OUT/fd_dreambooth_no_graphs.json" | tail -1
+  FAIRDIFF_CUDA_GRAPHS=0 FAIRDIFF_FUSED_OPS=groupnorm,residual,geglu,tokens $FD bench finetune --model $MODEL \
+    --resolution 512 --mixed-precision bf16 --iterations 30 --device cuda \
+    --json "$OUT/fd_dreambooth_no_graphs_no_fused_adamw.json" | tail -1
+  $FD bench finetune --model $MODEL --resolution 512 --mixed-precision bf16 --iterations 30 --device cuda \
+    --no-cache-latents --json "$OUT/fd_dreambooth_vae.json" | tail -1
+  $FD bench finetune --model $MODEL --resolution 512 --mixed-precision bf16 --iterations 30 --device cuda \
+    --use-lora --json "$OUT/fd_lora.json" | tail -1
   PYTHONPATH="$REF/src" python3 bench/reference_diffusers.py --model "$MODEL" --what finetune --out "$OUT/ref_finetune.json"
 fi
 if [ "$WHAT" = layouts ]; then
@@ -61,6 +76,15 @@ if [ "$WHAT" = layouts ]; then
 print('batch $batch $layout', round(d['images_per_s'], 3), 'images/s')"
     done
   done
+  exit 0
+fi
+if [ "$WHAT" = profile ]; then
+  $FD bench generate --model $MODEL --device cuda --dtype fp16 --scheduler pndm --steps 1 --batch-size 32 \
+    --iterations 1 --profile-kernels | tee "$OUT/profile_unet_b32.txt" | grep -v "^bench"
+  $FD bench finetune --model $MODEL --resolution 512 --mixed-precision bf16 --iterations 1 --device cuda \
+    --profile-kernels | tee "$OUT/profile_dreambooth.txt"
+  PYTHONPATH="$REF/src" python3 bench/reference_diffusers.py --model "$MODEL" --what profile \
+    --out "$OUT/ref_profile.json" | tee "$OUT/ref_profile.txt"
   exit 0
 fi
 if [ "$WHAT" = batch1 ]; then

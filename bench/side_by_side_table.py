@@ -25,14 +25,25 @@ def main():
                  f"{on['images_per_s'] / r['images_per_s']:.2f}x" if r else "-",
                  f"{off['images_per_s'] / r['images_per_s']:.2f}x" if r and off else "-"]
         lines.append("| " + " | ".join(cells) + " |")
-    fd, rf = load(os.path.join(out, "fd_dreambooth.json")), load(os.path.join(out, "ref_finetune.json"))
-    if fd:
-        r = rf["dreambooth"] if rf else None
+    rf = load(os.path.join(out, "ref_finetune.json"))
+    r = rf["dreambooth"] if rf else None
+    off = load(os.path.join(out, "fd_dreambooth_no_graphs.json"))
+    # The reference's row is a full-UNet step: LoRA gets no ratio against it.
+    training_rows = [("fd_dreambooth.json", "DreamBooth, full UNet, bf16, batch 1+1, cached latents", off, True),
+                     ("fd_dreambooth_no_graphs_no_fused_adamw.json", "same, graphs off and LibTorch's AdamW", None,
+                      True),
+                     ("fd_dreambooth_vae.json", "same, VAE encode every step", None, True),
+                     ("fd_lora.json", "LoRA rank 4, cached latents", None, False)]
+    for name, title, graphs_off, comparable in training_rows:
+        fd = load(os.path.join(out, name))
+        if not fd:
+            continue
         memory = fd.get("peak_allocated_gib", fd.get("peak_memory_gib"))
-        cells = ["DreamBooth, full UNet, bf16, batch 1+1, cached latents",
-                 f"{fd['steps_per_second']:.2f} steps/s" + (f", {memory:.2f} GiB" if memory else ""), "-",
+        ratio = (lambda x: f"{x['steps_per_second'] / r['steps_per_s']:.2f}x") if r and comparable else (lambda x: "-")
+        cells = [title, f"{fd['steps_per_second']:.2f} steps/s" + (f", {memory:.2f} GiB" if memory else ""),
+                 f"{graphs_off['steps_per_second']:.2f}" if graphs_off else "-",
                  f"{r['steps_per_s']:.2f} steps/s, {r['peak_allocated_gib']:.2f} GiB" if r else "-",
-                 f"{fd['steps_per_second'] / r['steps_per_s']:.2f}x" if r else "-", "-"]
+                 ratio(fd), ratio(graphs_off) if graphs_off else "-"]
         lines.append("| " + " | ".join(cells) + " |")
     if ref:
         lines.append("")

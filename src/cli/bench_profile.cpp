@@ -23,6 +23,26 @@ double duration_us(const Event& e, long) {
   return static_cast<double>(e.durationUs());
 }
 
+// A kernel's kind, from its name, to see how much of a step runs in vendor libraries that fairdiff and the
+// reference share (cuBLAS GEMMs, cuDNN convolutions, fused attention) and how much in the rest.
+std::string kernel_category(const std::string& name) {
+  auto has = [&](const char* part) { return name.find(part) != std::string::npos; };
+  if (has("fairdiff::cuda_kernels")) return "fairdiff's fused kernels";
+  if (has("flash") || has("fmha") || has("attention") || has("sdpa")) return "attention (SDPA)";
+  if (has("nchwToNhwc") || has("nhwcToNchw") || has("transpose") || has("Transpose")) return "layout conversions";
+  if (has("conv") || has("Conv") || has("fprop") || has("dgrad") || has("wgrad") || has("cudnn")) {
+    return "convolutions (cuDNN)";
+  }
+  if (has("gemm") || has("Gemm") || has("nvjet") || has("cutlass") || has("xmma") || has("Kernel2") || has("splitK")) {
+    return "matrix multiplies (cuBLAS)";
+  }
+  if (has("copy") || has("Copy") || has("cat") || has("Cat")) return "copies";
+  if (has("norm") || has("Norm") || has("welford") || has("Welford")) return "normalisations (LibTorch)";
+  if (has("reduce") || has("Reduce")) return "reductions";
+  if (has("elementwise") || has("vectorized")) return "element-wise (LibTorch)";
+  return "other";
+}
+
 }  // namespace
 
 std::string profile_top_kernels(const std::function<void()>& work, bool cuda, int top) {
@@ -34,26 +54,37 @@ std::string profile_top_kernels(const std::function<void()>& work, bool cuda, in
   work();
   auto result = prof::disableProfiler();
   std::map<std::string, std::pair<double, int>> totals;
+  std::map<std::string, double> categories;
   double all = 0;
   for (const auto& e : result->events()) {
     const bool on_device = e.deviceType() != c10::DeviceType::CPU;
     if (on_device != cuda) continue;
     double us = duration_us(e, 0);
-    auto& slot = totals[e.name().substr(0, 90)];
+    auto& slot = totals[e.name().substr(0, 200)];  // long enough to show an element-wise kernel's functor
     slot.first += us;
     slot.second += 1;
+    if (cuda) categories[kernel_category(e.name())] += us;
     all += us;
   }
   std::vector<std::pair<std::string, std::pair<double, int>>> sorted(totals.begin(), totals.end());
   std::sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) { return a.second.first > b.second.first; });
   std::string out;
-  char line[256];
+  char line[320];
   std::snprintf(line, sizeof(line), "total %s time %.1f ms\n", cuda ? "kernel" : "operator", all / 1000.0);
   out += line;
   for (int i = 0; i < top && i < static_cast<int>(sorted.size()); ++i) {
     std::snprintf(line, sizeof(line), "%6.1f%% %9.2f ms %6d  %s\n", 100.0 * sorted[i].second.first / all,
                   sorted[i].second.first / 1000.0, sorted[i].second.second, sorted[i].first.c_str());
     out += line;
+  }
+  if (!categories.empty()) {
+    std::vector<std::pair<std::string, double>> kinds(categories.begin(), categories.end());
+    std::sort(kinds.begin(), kinds.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
+    out += "by kind:\n";
+    for (const auto& [kind, us] : kinds) {
+      std::snprintf(line, sizeof(line), "%6.1f%% %9.2f ms  %s\n", 100.0 * us / all, us / 1000.0, kind.c_str());
+      out += line;
+    }
   }
   return out;
 }

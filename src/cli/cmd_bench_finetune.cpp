@@ -2,6 +2,7 @@
 #include <cstdio>
 
 #include "cli/args.h"
+#include "cli/bench_profile.h"
 #include "cli/options.h"
 #include "cli/subcommand.h"
 #include "core/error.h"
@@ -20,6 +21,7 @@ int run_bench_finetune(const std::vector<std::string>& argv) {
   c.device = "cuda";
   c.lr.base_lr = 5e-6;
   std::filesystem::path json_path;
+  bool profile_kernels = false;
   OptionTable table;
   table
       .value("model", "PATH", "model directory (diffusers layout), single-file .safetensors, or Hub id ORG/NAME",
@@ -37,6 +39,8 @@ int run_bench_finetune(const std::vector<std::string>& argv) {
       .flag("no-cache-latents", "VAE-encode the images at every step, as the reference trainer does", c.cache_latents,
             "cache_latents", false)
       .value("device", "DEV", "cpu, cuda or cuda:N", c.device)
+      .flag("profile-kernels", "print the kernels taking the most time in one training step (after the warm-up)",
+            profile_kernels)
       .value("json", "FILE", "also write the result as JSON", json_path);
   Args args("bench finetune",
             "Times DreamBooth steps with prior preservation (train-batch-size instance + as many class images, AdamW,\n"
@@ -50,6 +54,12 @@ int run_bench_finetune(const std::vector<std::string>& argv) {
   if (c.model_dir.empty()) throw UsageError("bench finetune: --model is required");
   c.model_dir = resolve_model_path(c.model_dir.string());  // a Hub id: its snapshot in the Hugging Face cache
   c.lora.alpha = static_cast<double>(c.lora.rank);
+  if (profile_kernels) {
+    const bool cuda = c.device.rfind("cuda", 0) == 0;
+    b.around_profiled_step = [cuda](const std::function<void()>& step) {
+      std::printf("%s", profile_top_kernels(step, cuda).c_str());
+    };
+  }
 
   const train::FinetuneBenchmarkResult r = table.with_flag_names([&] { return train::run_finetune_benchmark(b); });
   c.resolution = train::training_resolution(c);  // the size used (the model's native size when not given)

@@ -20,7 +20,8 @@ int run_train_classifier(const std::vector<std::string>& argv) {
       .value("labels", "CSV", "labels: file,gender,race,age with FairFace's classes (default: DIR/labels.csv)",
              c.labels)
       .value("embedder", "NAME",
-             "face embedding: faceres or mobileface; NAME@flip averages over the mirror image; A+B joins several, "
+             "face embedding: faceres, faceres-deep or mobileface; NAME@flip averages over the mirror image; A+B joins "
+             "several, "
              "one cache per part (the committed heads')",
              c.embedder)
       .value("out", "FILE", "where to write the heads (.safetensors); the card goes to FILE's stem + .card.json", c.out)

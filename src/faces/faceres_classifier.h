@@ -15,7 +15,7 @@
 namespace fairdiff {
 
 struct FaceresConfig {
-  std::string model = "faceres";  // or "faceres-deep" (same network, float32 weights)
+  std::string model = "faceres";  // or "faceres-deep" (same network, other weights)
   float crop_scale = 1.4f;        // crop side / detector box side (measured, docs/classifiers.md)
   float crop_shift_y = 0.0f;
 };

@@ -176,8 +176,15 @@ std::string base_name(const std::string& part) {
   return flip_averaged(part) ? part.substr(0, part.size() - kFlipSuffix.size()) : part;
 }
 
-FaceresConfig faceres_config(const ProfileOptions& options) {
+// "faceres" and "faceres-deep" are one MobileNet architecture; faceres-deep's weights are another training's
+// (float32 in the file, where faceres' are float16).
+bool is_faceres(const std::string& base) {
+  return base == "faceres" || base == "faceres-deep";
+}
+
+FaceresConfig faceres_config(const ProfileOptions& options, const std::string& base) {
   FaceresConfig config;
+  config.model = base;
   if (options.embedder_crop_scale > 0) config.crop_scale = options.embedder_crop_scale;
   return config;
 }
@@ -185,8 +192,8 @@ FaceresConfig faceres_config(const ProfileOptions& options) {
 std::shared_ptr<FaceEmbedder> make_part(const std::string& part, const ProfileOptions& options) {
   const std::string base = base_name(part);
   std::shared_ptr<FaceEmbedder> embedder;
-  if (base == "faceres") {
-    embedder = std::make_shared<FaceresClassifier>(options.human_models_dir, faceres_config(options));
+  if (is_faceres(base)) {
+    embedder = std::make_shared<FaceresClassifier>(options.human_models_dir, faceres_config(options, base));
   } else {
     embedder = std::make_shared<RecognitionEmbedder>(options.human_models_dir, RecognitionEmbedderConfig::named(base));
   }
@@ -202,9 +209,9 @@ Json part_settings(const std::string& part, const ProfileOptions& options) {
                 {"score_threshold", options.score_threshold >= 0 ? options.score_threshold : detector.score_threshold},
                 {"pad_fraction", options.analyzer.pad_fraction}};
   const std::string base = base_name(part);
-  if (base == "faceres") {
+  if (is_faceres(base)) {
     // faceres keeps the keys it always had (caches made before other embedders existed stay valid).
-    const FaceresConfig faceres = faceres_config(options);
+    const FaceresConfig faceres = faceres_config(options, base);
     settings["embedder_model"] = faceres.model;
     settings["crop_scale"] = faceres.crop_scale;
     settings["crop_shift_y"] = faceres.crop_shift_y;
@@ -235,9 +242,9 @@ std::vector<std::string> face_embedder_parts(const std::string& name) {
   }
   for (const auto& part : parts) {
     const std::string base = base_name(part);
-    if (base != "faceres" && base != "mobileface") {
+    if (!is_faceres(base) && base != "mobileface") {
       throw UsageError("unknown face embedder '" + part + "' in '" + name +
-                       "' (expected faceres or mobileface, each "
+                       "' (expected faceres, faceres-deep or mobileface, each "
                        "optionally followed by @flip, several joined by '+')");
     }
   }

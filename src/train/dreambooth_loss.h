@@ -33,7 +33,22 @@ struct DreamBoothLossOptions {
   bool gradient_checkpointing = false;
 };
 
-// The noisy input, the model's prediction and the losses, in the UNet's dtype (losses in fp32).
+// What the UNet sees and is compared with, computed from a batch without autograd-relevant state (the noise
+// schedule's lookups copy from host memory, so a captured training step takes these as its static inputs).
+struct DreamBoothUNetInputs {
+  torch::Tensor noisy;      // [B, Cl, h, w] fp32 (channels-last on CUDA)
+  torch::Tensor timesteps;  // [B] int64
+  torch::Tensor context;    // [B, L, E]
+  torch::Tensor target;     // [B, Cl, h, w] fp32
+  int64_t num_instance = 0;
+};
+DreamBoothUNetInputs dreambooth_unet_inputs(const Scheduler& noise_scheduler, const DreamBoothBatch& batch,
+                                            bool channels_last);
+
+// The model's prediction and the losses, the forward pass in the UNet's dtype (losses in fp32).
+DreamBoothLoss dreambooth_loss(UNet2DConditionModelImpl& unet, const DreamBoothUNetInputs& inputs,
+                               const DreamBoothLossOptions& options);
+// dreambooth_unet_inputs, then the loss.
 DreamBoothLoss dreambooth_loss(UNet2DConditionModelImpl& unet, const Scheduler& noise_scheduler,
                                const DreamBoothBatch& batch, const DreamBoothLossOptions& options);
 

@@ -4,9 +4,11 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <optional>
 
 #include "core/device.h"
 #include "core/error.h"
+#include "diffusion/cuda/captured_work.h"
 #include "train/dreambooth_loss.h"
 
 namespace fairdiff::train {
@@ -192,7 +194,74 @@ std::vector<int64_t> DreamBoothTrainer::latent_shape() const {
   return {vae.latent_channels, instance_.front().pixels.size(1) / f, instance_.front().pixels.size(2) / f};
 }
 
+struct DreamBoothTrainer::MicroBatchGraph {
+  explicit MicroBatchGraph(const torch::Device& device) : stream(device) {}
+  SideStream stream;       // the whole step runs on it (capture cannot use the default stream)
+  int64_t eager_runs = 0;  // warm-up: cuDNN and cuBLAS choose and create their state eagerly first
+  std::vector<int64_t> key;
+  DreamBoothUNetInputs inputs;  // static: each replay reads them
+  DreamBoothLoss loss;          // static: each replay writes them
+  CapturedWork work;
+};
+
+bool DreamBoothTrainer::micro_batch_graphs() const {
+  // Excluded: fp16 (a step whose gradient overflowed is skipped, decided on the host between backward and the
+  // update), the text encoder's training (tokenisation on the host), gradient checkpointing (its recomputation
+  // is not validated under capture) and data parallelism (collectives between the passes).
+  return CapturedWork::available() && model_.device.is_cuda() && dtype_ != torch::kFloat16 &&
+         !config_.train_text_encoder && !config_.gradient_checkpointing && !parallel_.distributed();
+}
+
+DreamBoothLoss DreamBoothTrainer::eager_micro_batch(const DreamBoothUNetInputs& inputs, double gradient_factor) {
+  if (lora_ && !config_.train_text_encoder) lora_->refresh();  // else done before the text encoder ran
+  DreamBoothLoss loss =
+      dreambooth_loss(*model_.unet, inputs, {config_.prior_loss_weight, config_.gradient_checkpointing});
+  (loss.total * gradient_factor).backward();
+  optimizer_->accumulate();
+  return loss;
+}
+
+DreamBoothLoss DreamBoothTrainer::micro_batch(const DreamBoothUNetInputs& inputs, double gradient_factor) {
+  if (!graph_) return eager_micro_batch(inputs, gradient_factor);
+  MicroBatchGraph& g = *graph_;
+  std::vector<int64_t> key{inputs.num_instance, static_cast<int64_t>(inputs.context.scalar_type())};
+  for (const torch::Tensor* t : {&inputs.noisy, &inputs.timesteps, &inputs.context, &inputs.target}) {
+    key.push_back(t->dim());
+    for (int64_t s : t->sizes()) key.push_back(s);
+  }
+  key.push_back(static_cast<int64_t>(std::llround(gradient_factor * 1e12)));  // baked into the graph
+  if (!g.work.captured()) {
+    if (g.eager_runs < 2) {
+      ++g.eager_runs;
+      return eager_micro_batch(inputs, gradient_factor);
+    }
+    g.key = key;
+    g.inputs = inputs;
+    g.inputs.noisy = inputs.noisy.clone();  // keeps the layout
+    g.inputs.timesteps = inputs.timesteps.clone();
+    g.inputs.context = inputs.context.clone();
+    g.inputs.target = inputs.target.clone();
+    g.work.capture(model_.device, [&] { g.loss = eager_micro_batch(g.inputs, gradient_factor); });
+  } else {
+    if (key != g.key) return eager_micro_batch(inputs, gradient_factor);
+    g.inputs.noisy.copy_(inputs.noisy);
+    g.inputs.timesteps.copy_(inputs.timesteps);
+    g.inputs.context.copy_(inputs.context);
+    g.inputs.target.copy_(inputs.target);
+  }
+  g.work.replay();
+  ++replayed_;
+  return g.loss;
+}
+
+int64_t DreamBoothTrainer::replayed_micro_batches() const {
+  return replayed_;
+}
+
 const LossRecord& DreamBoothTrainer::train_step() {
+  if (!graph_ && micro_batch_graphs()) graph_ = std::make_unique<MicroBatchGraph>(model_.device);
+  std::optional<SideStream::Use> on_side_stream;
+  if (graph_) on_side_stream.emplace(graph_->stream);
   const int64_t accumulation = config_.gradient_accumulation_steps;
   const double loss_scale = state_.loss_scale;
   LossRecord record;
@@ -262,14 +331,12 @@ const LossRecord& DreamBoothTrainer::train_step() {
     batch.noise = noise_all.index_select(0, pick).to(model_.device);
     batch.timesteps = timesteps_all.index_select(0, pick).to(model_.device);
     batch.num_instance = end - begin;
-    if (lora_) lora_->refresh();  // before the text encoder too, which may carry adapters
+    if (lora_ && config_.train_text_encoder) lora_->refresh();  // the text encoder's adapters
     batch.context = text_states(prompts);
-    DreamBoothLoss loss = dreambooth_loss(*model_.unet, *noise_scheduler_, batch,
-                                          {config_.prior_loss_weight, config_.gradient_checkpointing});
+    const DreamBoothUNetInputs inputs = dreambooth_unet_inputs(*noise_scheduler_, batch, model_.device.is_cuda());
     // This rank's rows' share of the global batch's mean: the ranks' gradients then sum to the batch's.
     const double share = static_cast<double>(end - begin) / static_cast<double>(global_rows);
-    (loss.total * (loss_scale * share / static_cast<double>(accumulation))).backward();
-    optimizer_->accumulate();
+    const DreamBoothLoss loss = micro_batch(inputs, loss_scale * share / static_cast<double>(accumulation));
     const double weight = share / static_cast<double>(accumulation);
     losses[0] += loss.total.item<double>() * weight;
     losses[1] += loss.instance.item<double>() * weight;

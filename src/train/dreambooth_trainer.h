@@ -20,6 +20,7 @@
 #include "diffusion/stable_diffusion.h"
 #include "train/checkpoint.h"
 #include "train/data_parallel.h"
+#include "train/dreambooth_loss.h"
 #include "train/finetune_config.h"
 #include "train/flat_adamw.h"
 #include "train/lora.h"
@@ -44,6 +45,8 @@ class DreamBoothTrainer {
   const LossRecord& train_step();
   TrainingState& state() { return state_; }
   FlatAdamW& optimizer() { return *optimizer_; }
+  // Micro-batches replayed from the captured CUDA graph so far (0 where steps run eagerly).
+  int64_t replayed_micro_batches() const;
   // Micro-batches per epoch and the dataset indices of micro-batch `micro` (the global batch, all ranks').
   int64_t batches_per_epoch() const;
   std::vector<int64_t> batch_indices(int64_t micro) const;
@@ -57,6 +60,17 @@ class DreamBoothTrainer {
   void encode_pixels(const std::vector<torch::Tensor>& images, torch::Tensor& mean, torch::Tensor& std);
   void cache_latents();                       // every example, before the first step
   std::vector<int64_t> latent_shape() const;  // [Cl, h, w] of a training image's latents
+  // One micro-batch's forward, loss, backward (gradient scaled by `gradient_factor`) and gradient accumulation:
+  // eagerly, or replayed from a CUDA graph (graphed_micro_batch).
+  DreamBoothLoss micro_batch(const DreamBoothUNetInputs& inputs, double gradient_factor);
+  DreamBoothLoss eager_micro_batch(const DreamBoothUNetInputs& inputs, double gradient_factor);
+  bool micro_batch_graphs() const;  // whether this configuration's micro-batches are captured
+  int64_t replayed_ = 0;
+
+  // The captured micro-batch (CUDA, graphs on; see micro_batch_graphs): its static inputs and losses, and the
+  // shapes and factor it was captured for (other micro-batches, such as an epoch's short last one, run eagerly).
+  struct MicroBatchGraph;
+  std::unique_ptr<MicroBatchGraph> graph_;
 
   FinetuneConfig config_;
   StableDiffusionModel& model_;

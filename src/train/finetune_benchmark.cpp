@@ -79,7 +79,7 @@ FinetuneBenchmarkResult run_finetune_benchmark(const FinetuneBenchmarkConfig& in
   validate_model_directory(config.model_dir, config.single_file);
   config.resolution = training_resolution(config);
   config.with_prior_preservation = true;
-  config.max_train_steps = input.steps + input.warmup_steps;
+  config.max_train_steps = input.steps + input.warmup_steps + (input.around_profiled_step ? 1 : 0);
   config.lr.total_steps = config.max_train_steps;
   const torch::Device device = parse_device(config.device);
   const torch::Dtype dtype = mixed_precision_dtype(config.mixed_precision);
@@ -97,6 +97,12 @@ FinetuneBenchmarkResult run_finetune_benchmark(const FinetuneBenchmarkConfig& in
   DreamBoothTrainer trainer(config, model, instance, class_examples);
   for (int64_t i = 0; i < input.warmup_steps; ++i) trainer.train_step();
   synchronize(device);
+  if (input.around_profiled_step) {
+    input.around_profiled_step([&] {
+      trainer.train_step();
+      synchronize(device);
+    });
+  }
   reset_peak_memory(device);
   const auto start = std::chrono::steady_clock::now();
   for (int64_t i = 0; i < input.steps; ++i) trainer.train_step();

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "core/json.h"
@@ -14,6 +15,9 @@ struct FinetuneBenchmarkConfig {
   FinetuneConfig training;  // model_dir, resolution, mixed_precision, use_lora, gradient_checkpointing, device...
   int64_t steps = 20;
   int64_t warmup_steps = 3;
+  // When set, one extra training step after the warm-up runs inside it (`bench finetune --profile-kernels`
+  // passes a profiler); that step is not timed.
+  std::function<void(const std::function<void()>& step)> around_profiled_step;
 };
 
 struct FinetuneBenchmarkResult {

@@ -4,6 +4,7 @@
 #include <stdexcept>
 
 #include "core/error.h"
+#include "diffusion/cuda/fused_ops.h"
 
 namespace fairdiff::train {
 namespace {
@@ -105,6 +106,21 @@ void FlatAdamW::step(double lr, const torch::Tensor& grad_multiplier) {
   const double step_size = lr / bias_correction1;
   const double bias_correction2_sqrt = std::sqrt(bias_correction2);
   const torch::Tensor grad = flat_grad();
+  FusedAdamWStep fused;  // one CUDA kernel for the whole update where it is compiled in
+  fused.master = master_;
+  fused.exp_avg = exp_avg_;
+  fused.exp_avg_sq = exp_avg_sq_;
+  fused.grad = grad;
+  if (!model_buffer_.is_same(master_)) fused.model = model_buffer_;
+  fused.grad_multiplier = grad_multiplier;
+  fused.lr = lr;
+  fused.weight_decay = config_.weight_decay;
+  fused.beta1 = config_.beta1;
+  fused.beta2 = config_.beta2;
+  fused.eps = config_.eps;
+  fused.step_size = step_size;
+  fused.bias_correction2_sqrt = bias_correction2_sqrt;
+  if (fused_adamw_step(fused)) return;
   const torch::Tensor multiplier = grad_multiplier.to(master_.device(), torch::kFloat32);
   for (int64_t begin = 0; begin < numel_; begin += kChunk) {
     const int64_t n = std::min(kChunk, numel_ - begin);

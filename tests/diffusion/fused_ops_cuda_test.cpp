@@ -7,7 +7,9 @@
 #include <torch/cuda.h>
 
 #include <algorithm>
+#include <cmath>
 #include <functional>
+#include <string>
 
 #include "diffusion/cuda/fused_ops.h"
 
@@ -165,8 +167,6 @@ std::vector<Case> make_cases(torch::Device device) {
   return cases;
 }
 
-}  // namespace
-
 TEST(FusedOpsCudaShapes, KernelsMatchLibTorchWithinItsRounding) {
   if (!fused_kernels_compiled()) {
     GTEST_SKIP() << "this build has no fused CUDA kernels (configure with a CUDA LibTorch and nvcc, "
@@ -195,4 +195,60 @@ TEST(FusedOpsCudaShapes, KernelsMatchLibTorchWithinItsRounding) {
   set_fused_ops(previous);
 }
 
+// The fused AdamW update against AdamW's formula evaluated in float64 on the CPU from the same inputs (not
+// LibTorch's composition): masters, both moments and the compute-dtype copy, over an odd length (the grid's tail),
+// gradients in fp32 and bf16, a late step (bias corrections near 1) and the first.
+TEST(FusedOpsCudaShapes, AdamWStepMatchesTheFormulaInFloat64) {
+  if (!fused_kernels_compiled()) GTEST_SKIP() << "this build has no fused CUDA kernels";
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(3);
+  const torch::Device cuda(torch::kCUDA);
+  const int64_t n = 1000003;
+  for (torch::Dtype grad_dtype : {torch::kFloat32, torch::kBFloat16}) {
+    for (int64_t step : {1, 40}) {
+      const torch::Tensor master0 = torch::randn({n}) * 0.1;
+      const torch::Tensor m0 = step == 1 ? torch::zeros({n}) : torch::randn({n}) * 1e-3;
+      const torch::Tensor v0 = step == 1 ? torch::zeros({n}) : torch::rand({n}) * 1e-6;
+      const torch::Tensor grad = (torch::randn({n}) * 1e-3).to(grad_dtype);
+      FusedAdamWStep s;
+      s.master = master0.to(cuda);
+      s.exp_avg = m0.to(cuda);
+      s.exp_avg_sq = v0.to(cuda);
+      s.grad = grad.to(cuda);
+      s.model = torch::empty({n}, torch::TensorOptions().device(cuda).dtype(torch::kBFloat16));
+      s.grad_multiplier = torch::full({}, 0.75f);
+      s.lr = 1e-4;
+      s.weight_decay = 1e-2;
+      s.eps = 1e-8;
+      const double bc1 = 1.0 - std::pow(s.beta1, static_cast<double>(step));
+      const double bc2 = 1.0 - std::pow(s.beta2, static_cast<double>(step));
+      s.step_size = s.lr / bc1;
+      s.bias_correction2_sqrt = std::sqrt(bc2);
+      ASSERT_TRUE(fused_adamw_step(s)) << "the kernel should take flat CUDA buffers";
+
+      const torch::Tensor g = grad.to(torch::kFloat64) * 0.75;
+      const torch::Tensor m = m0.to(torch::kFloat64) * s.beta1 + g * (1.0 - s.beta1);
+      const torch::Tensor v = v0.to(torch::kFloat64) * s.beta2 + g * g * (1.0 - s.beta2);
+      const torch::Tensor p = master0.to(torch::kFloat64) * (1.0 - s.lr * s.weight_decay) -
+                              s.step_size * m / (v.sqrt() / s.bias_correction2_sqrt + s.eps);
+      const std::string what = std::string("grad ") + c10::toString(grad_dtype) + ", step " + std::to_string(step);
+      // float32 arithmetic on each element: a few ulps of each quantity.
+      EXPECT_LT((s.exp_avg.cpu().to(torch::kFloat64) - m).abs().max().item<double>(),
+                4e-7 * m.abs().max().item<double>())
+          << what;
+      EXPECT_LT((s.exp_avg_sq.cpu().to(torch::kFloat64) - v).abs().max().item<double>(),
+                4e-7 * v.abs().max().item<double>())
+          << what;
+      // Updates are about lr = 1e-4 per element; the masters' float32 rounding is a few ulps (6e-8 relative), far
+      // below any error in the formula.
+      EXPECT_LT((s.master.cpu().to(torch::kFloat64) - p).abs().max().item<double>(),
+                3e-7 * p.abs().max().item<double>())
+          << what;
+      EXPECT_TRUE(torch::equal(s.model.cpu(), s.master.cpu().to(torch::kBFloat16))) << what;
+    }
+  }
+}
+
+}  // namespace
 }  // namespace fairdiff

@@ -693,6 +693,55 @@ const char* add_tokens_typed(const void* x, const void* tokens, void* out, int64
   return launch_error();
 }
 
+// One AdamW update over flat buffers (train/flat_adamw.h), every element once: the operations and their order
+// are torch.optim.AdamW's single-tensor path, which FlatAdamW's LibTorch fallback also runs.
+template <typename G, typename W>
+__global__ void __launch_bounds__(256)
+    adamw_kernel(float* __restrict__ master, float* __restrict__ exp_avg, float* __restrict__ exp_avg_sq,
+                 const G* __restrict__ grad, W* __restrict__ model, const float* __restrict__ multiplier, int64_t n,
+                 AdamWStepArgs a) {
+  const float mult = *multiplier;
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
+    const float g = to_float(grad[i]) * mult;
+    float p = master[i] * a.decay;
+    float m = exp_avg[i];
+    m = m + a.one_minus_beta1 * (g - m);  // lerp with weight < 0.5
+    float v = exp_avg_sq[i] * a.beta2;
+    v = v + a.one_minus_beta2 * (g * g);
+    const float denom = sqrtf(v) / a.bias_correction2_sqrt + a.eps;
+    p = p + a.neg_step_size * (m / denom);
+    master[i] = p;
+    exp_avg[i] = m;
+    exp_avg_sq[i] = v;
+    if (model != nullptr) model[i] = from_float<W>(p);
+  }
+}
+
+template <typename G, typename W>
+const char* adamw_typed(const AdamWStepArgs& a, cudaStream_t stream) {
+  if (a.n == 0) return nullptr;
+  const int64_t blocks = std::min<int64_t>((a.n + 255) / 256, int64_t{132} * 16);
+  adamw_kernel<G, W><<<static_cast<unsigned>(blocks), 256, 0, stream>>>(
+      static_cast<float*>(a.master), static_cast<float*>(a.exp_avg), static_cast<float*>(a.exp_avg_sq),
+      static_cast<const G*>(a.grad), static_cast<W*>(a.model), static_cast<const float*>(a.multiplier), a.n, a);
+  return launch_error();
+}
+
+template <typename G>
+const char* adamw_model_dispatch(const AdamWStepArgs& a, cudaStream_t stream) {
+  if (a.model == nullptr) return adamw_typed<G, float>(a, stream);
+  switch (a.model_dtype) {
+    case DType::kFloat32:
+      return adamw_typed<G, float>(a, stream);
+    case DType::kFloat16:
+      return adamw_typed<G, __half>(a, stream);
+    case DType::kBFloat16:
+      return adamw_typed<G, __nv_bfloat16>(a, stream);
+  }
+  return "adamw_step: unknown model dtype";
+}
+
 }  // namespace
 
 int64_t group_norm_workspace_floats(int64_t n, int64_t c, int64_t groups, bool channels_last) {
@@ -764,6 +813,19 @@ const char* add_tokens_to_nchw(const void* x, const void* tokens, void* out, int
       return add_tokens_typed<__nv_bfloat16>(x, tokens, out, n, c, hw, s);
   }
   return "add_tokens_to_nchw: unknown dtype";
+}
+
+const char* adamw_step(const AdamWStepArgs& args) {
+  auto s = static_cast<cudaStream_t>(args.stream);
+  switch (args.grad_dtype) {
+    case DType::kFloat32:
+      return adamw_model_dispatch<float>(args, s);
+    case DType::kFloat16:
+      return adamw_model_dispatch<__half>(args, s);
+    case DType::kBFloat16:
+      return adamw_model_dispatch<__nv_bfloat16>(args, s);
+  }
+  return "adamw_step: unknown gradient dtype";
 }
 
 }  // namespace fairdiff::cuda_kernels

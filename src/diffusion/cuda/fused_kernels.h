@@ -1,8 +1,8 @@
-// Launchers for the fused inference kernels of fused_kernels.cu. Plain pointers and sizes, no LibTorch types,
-// so that nvcc never compiles LibTorch's headers; fused_ops.cpp checks shapes, dtypes and alignment and calls
-// these on the current stream. Every tensor is contiguous, in NCHW unless `channels_last` says NHWC; `vectorized`
-// promises 16-byte aligned pointers and row lengths (HW, F; C for NHWC) divisible by the 16-byte vector width (8
-// halves or 4 floats).
+// Launchers for the fused kernels of fused_kernels.cu (inference, and the training step's AdamW update). Plain pointers
+// and sizes, no LibTorch types, so that nvcc never compiles LibTorch's headers; fused_ops.cpp checks shapes, dtypes and
+// alignment and calls these on the current stream. Every tensor is contiguous, in NCHW unless `channels_last` says
+// NHWC; `vectorized` promises 16-byte aligned pointers and row lengths (HW, F; C for NHWC) divisible by the 16-byte
+// vector width (8 halves or 4 floats).
 //
 // Shape legend: N batch, C channels, G groups, HW spatial positions, F GEGLU features.
 // Each launcher returns nullptr on success, else the CUDA error string.
@@ -50,5 +50,24 @@ const char* bias_residual_add(const void* shortcut, const void* h, const void* h
 // out [N, C, HW] = x [N, C, HW] + tokens [N, HW, C] (the transpose through shared memory).
 const char* add_tokens_to_nchw(const void* x, const void* tokens, void* out, int64_t n, int64_t c, int64_t hw,
                                DType dtype, void* stream);
+
+// One AdamW step over flat fp32 buffers (training): g = grad * *multiplier; master *= decay; exp_avg lerps to g;
+// exp_avg_sq = exp_avg_sq * beta2 + (1 - beta2) g^2; master += neg_step_size * exp_avg / (sqrt(exp_avg_sq) /
+// bias_correction2_sqrt + eps); model (if not null) = master in model_dtype. The kernel's only argument struct.
+struct AdamWStepArgs {
+  void* master = nullptr;            // [n] fp32
+  void* exp_avg = nullptr;           // [n] fp32
+  void* exp_avg_sq = nullptr;        // [n] fp32
+  const void* grad = nullptr;        // [n] grad_dtype
+  void* model = nullptr;             // [n] model_dtype, or null
+  const void* multiplier = nullptr;  // 0-d fp32 on the device
+  int64_t n = 0;
+  float decay = 1, one_minus_beta1 = 0, beta2 = 0, one_minus_beta2 = 0, bias_correction2_sqrt = 1, eps = 0,
+        neg_step_size = 0;
+  DType grad_dtype = DType::kFloat32;
+  DType model_dtype = DType::kFloat32;
+  void* stream = nullptr;  // cudaStream_t
+};
+const char* adamw_step(const AdamWStepArgs& args);
 
 }  // namespace fairdiff::cuda_kernels

@@ -18,7 +18,7 @@
 namespace fairdiff {
 namespace {
 
-constexpr unsigned kAllOps = 0xF;
+constexpr unsigned kAllOps = 0x1F;
 
 unsigned op_bit(FusedOp op) {
   return 1u << static_cast<unsigned>(op);
@@ -39,9 +39,11 @@ unsigned parse_spec(const std::string& spec) {
       mask |= op_bit(FusedOp::kGeglu);
     } else if (name == "tokens") {
       mask |= op_bit(FusedOp::kTokens);
+    } else if (name == "adamw") {
+      mask |= op_bit(FusedOp::kAdamW);
     } else {
       throw UsageError("fused ops: unknown op '" + name +
-                       "' (expected all, none or a comma list of groupnorm, residual, geglu, tokens)");
+                       "' (expected all, none or a comma list of groupnorm, residual, geglu, tokens, adamw)");
     }
   }
   return mask;
@@ -312,6 +314,51 @@ torch::Tensor add_tokens_to_nchw(const torch::Tensor& x, const torch::Tensor& to
   }
 #endif
   return tokens.reshape({b, height, width, c}).permute({0, 3, 1, 2}) + x;  // [B, N, C] -> [B, C, H, W]
+}
+
+bool fused_adamw_step(const FusedAdamWStep& step) {
+#ifdef FAIRDIFF_HAVE_CUDA_KERNELS
+  const torch::Tensor& master = step.master;
+  ck::DType grad_dtype, model_dtype = ck::DType::kFloat32;
+  if (!fused_op_active(FusedOp::kAdamW, master) || !kernel_dtype(step.grad.scalar_type(), &grad_dtype) ||
+      (step.model.defined() && !kernel_dtype(step.model.scalar_type(), &model_dtype))) {
+    return false;
+  }
+  for (const torch::Tensor* t : {&step.master, &step.exp_avg, &step.exp_avg_sq, &step.grad, &step.model}) {
+    if (!t->defined()) continue;
+    if (t->device() != master.device() || !t->is_contiguous() || t->numel() != master.numel()) return false;
+  }
+  if (step.master.scalar_type() != torch::kFloat32 || step.exp_avg.scalar_type() != torch::kFloat32 ||
+      step.exp_avg_sq.scalar_type() != torch::kFloat32) {
+    return false;
+  }
+  const c10::cuda::CUDAGuard guard(master.device());
+  const torch::Tensor multiplier = step.grad_multiplier.to(master.device(), torch::kFloat32).contiguous();
+  ck::AdamWStepArgs a;
+  a.master = master.data_ptr();
+  a.exp_avg = step.exp_avg.data_ptr();
+  a.exp_avg_sq = step.exp_avg_sq.data_ptr();
+  a.grad = step.grad.data_ptr();
+  a.model = step.model.defined() ? step.model.data_ptr() : nullptr;
+  a.multiplier = multiplier.data_ptr();
+  a.n = master.numel();
+  // The scalars as LibTorch passes them to its kernels: computed in double, rounded to float once.
+  a.decay = static_cast<float>(1.0 - step.lr * step.weight_decay);
+  a.one_minus_beta1 = static_cast<float>(1.0 - step.beta1);
+  a.beta2 = static_cast<float>(step.beta2);
+  a.one_minus_beta2 = static_cast<float>(1.0 - step.beta2);
+  a.bias_correction2_sqrt = static_cast<float>(step.bias_correction2_sqrt);
+  a.eps = static_cast<float>(step.eps);
+  a.neg_step_size = static_cast<float>(-step.step_size);
+  a.grad_dtype = grad_dtype;
+  a.model_dtype = model_dtype;
+  a.stream = current_stream(master);
+  check_kernel(ck::adamw_step(a), "adamw_step");
+  return true;
+#else
+  (void)step;
+  return false;
+#endif
 }
 
 }  // namespace fairdiff

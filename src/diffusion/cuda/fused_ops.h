@@ -16,13 +16,13 @@
 
 namespace fairdiff {
 
-enum class FusedOp { kGroupNorm, kResidual, kGeglu, kTokens };
+enum class FusedOp { kGroupNorm, kResidual, kGeglu, kTokens, kAdamW };
 
 // Whether this build has the CUDA kernels at all.
 bool fused_kernels_compiled();
 
 // Which ops may use their kernels: "all" (the default), "none", or a comma list of groupnorm, residual, geglu,
-// tokens. The environment variable FAIRDIFF_FUSED_OPS sets it at start (before/after benchmarks).
+// tokens, adamw. The environment variable FAIRDIFF_FUSED_OPS sets it at start (before/after benchmarks).
 void set_fused_ops(const std::string& spec);
 std::string fused_ops_spec();
 
@@ -48,5 +48,21 @@ torch::Tensor bias_residual_add(const torch::Tensor& shortcut, const torch::Tens
 // x [B, C, H, W] + tokens [B, N, C] read as [B, C, H, W]; the kernel's result is NCHW-contiguous (LibTorch's
 // fallback keeps the channels-last strides of the permuted tokens).
 torch::Tensor add_tokens_to_nchw(const torch::Tensor& x, const torch::Tensor& tokens);
+
+// One AdamW step of train/flat_adamw.h over its flat buffers (all [n], contiguous, on one CUDA device): the
+// update torch.optim.AdamW makes, in one kernel that reads and writes each element once, where the LibTorch
+// sequence makes about ten passes over the 866 million values of SD 2.1's UNet. `model` (the compute-dtype
+// weights) is written from the updated masters when defined. Returns false, having done nothing, unless the
+// kernel is compiled in and enabled (FAIRDIFF_FUSED_OPS "adamw") and the tensors suit it.
+struct FusedAdamWStep {
+  torch::Tensor master, exp_avg, exp_avg_sq;  // fp32
+  torch::Tensor grad;                         // fp32, fp16 or bf16
+  torch::Tensor model;                        // fp16/bf16/fp32 or undefined
+  torch::Tensor grad_multiplier;              // 0-d fp32
+  double lr = 0, weight_decay = 0, beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
+  double step_size = 0;              // lr / bias_correction1
+  double bias_correction2_sqrt = 1;  // sqrt(1 - beta2^step)
+};
+bool fused_adamw_step(const FusedAdamWStep& step);
 
 }  // namespace fairdiff
