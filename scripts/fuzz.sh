@@ -39,8 +39,13 @@ if ! command -v clang++ >/dev/null 2>&1 || ! ls /usr/lib/llvm-*/lib/clang/*/lib/
   exit 3
 fi
 # A separate clang build: the compiler is only chosen when build-fuzz is first configured.
+# FAIRDIFF_DEPS_ROOT: the extra prefix of unpacked .deb files that scripts/install.sh also searches.
 if [ ! -f "$BUILD_DIR/CMakeCache.txt" ]; then
-  CC=clang CXX=clang++ cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DFAIRDIFF_FUZZ=ON
+  deps=()
+  if [ -n "${FAIRDIFF_DEPS_ROOT:-}" ]; then
+    deps=("-DCMAKE_PREFIX_PATH=$FAIRDIFF_DEPS_ROOT/usr" "-DICU_ROOT=$FAIRDIFF_DEPS_ROOT/usr")
+  fi
+  CC=clang CXX=clang++ cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DFAIRDIFF_FUZZ=ON "${deps[@]}"
 fi
 targets=()
 for name in "${names[@]}"; do targets+=("${name}_fuzzer"); done

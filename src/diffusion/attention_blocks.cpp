@@ -5,6 +5,26 @@
 
 namespace fairdiff {
 
+namespace {
+
+// x [..., in] -> [..., out] through ATen's linear, which folds the leading dimensions of a contiguous input and
+// adds the bias inside the GEMM (cuBLASLt's epilogue on CUDA). torch::nn::Linear's forward (the C++ frontend's
+// functional::linear) fuses only 2-d inputs and adds the bias to a 3-d one in a separate broadcast pass: at batch
+// 32 those passes were a fifth of a UNet step's kernel time (bench/RESULTS.md).
+torch::Tensor linear(const torch::nn::Linear& layer, const torch::Tensor& x) {
+  return torch::linear(x, layer->weight, layer->bias);
+}
+
+// proj_in / proj_out: a Linear (use_linear_projection) through linear(), else the 1x1 convolution's forward.
+torch::Tensor projection(torch::nn::AnyModule& module, const torch::Tensor& x) {
+  if (module.type_info() == typeid(torch::nn::LinearImpl)) {
+    return linear(torch::nn::Linear(module.ptr<torch::nn::LinearImpl>()), x);
+  }
+  return module.forward(x);
+}
+
+}  // namespace
+
 AttentionImpl::AttentionImpl(const AttentionOptions& options) : options_(options) {
   const int64_t inner = options.heads * options.dim_head;
   const int64_t context_dim = options.cross_attention_dim > 0 ? options.cross_attention_dim : options.query_dim;
@@ -28,12 +48,12 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
   const torch::Tensor& source = context.defined() ? context : x;
   const int64_t b = x.size(0), n = x.size(1), l = source.size(1);
   const int64_t h = options_.heads, d = options_.dim_head;
-  torch::Tensor q = to_q(x).view({b, n, h, d}).transpose(1, 2);       // [B, heads, N, Dh]
-  torch::Tensor k = to_k(source).view({b, l, h, d}).transpose(1, 2);  // [B, heads, L, Dh]
-  torch::Tensor v = to_v(source).view({b, l, h, d}).transpose(1, 2);
+  torch::Tensor q = linear(to_q, x).view({b, n, h, d}).transpose(1, 2);       // [B, heads, N, Dh]
+  torch::Tensor k = linear(to_k, source).view({b, l, h, d}).transpose(1, 2);  // [B, heads, L, Dh]
+  torch::Tensor v = linear(to_v, source).view({b, l, h, d}).transpose(1, 2);
   torch::Tensor out = dot_product_attention(q, k, v, std::nullopt, options_.upcast);
   out = out.transpose(1, 2).reshape({b, n, h * d});  // [B, N, inner]
-  return out_linear_(out);
+  return linear(out_linear_, out);
 }
 
 torch::Tensor AttentionImpl::forward_spatial(const torch::Tensor& x) {
@@ -52,8 +72,8 @@ GegluImpl::GegluImpl(int64_t dim_in, int64_t dim_out) {
 }
 
 torch::Tensor GegluImpl::forward(const torch::Tensor& x) {
-  if (!is_training()) return geglu(proj(x));
-  auto parts = proj(x).chunk(2, -1);
+  if (!is_training()) return geglu(linear(proj, x));
+  auto parts = linear(proj, x).chunk(2, -1);
   return parts[0] * torch::gelu(parts[1]);
 }
 
@@ -64,7 +84,7 @@ FeedForwardImpl::FeedForwardImpl(int64_t dim, int64_t mult) {
 }
 
 torch::Tensor FeedForwardImpl::forward(const torch::Tensor& x) {
-  return out_(geglu_(x));
+  return linear(out_, geglu_(x));
 }
 
 BasicTransformerBlockImpl::BasicTransformerBlockImpl(int64_t dim, int64_t heads, int64_t dim_head,
@@ -111,22 +131,22 @@ torch::Tensor Transformer2DModelImpl::forward(const torch::Tensor& x, const torc
   int64_t inner = options_.heads * options_.dim_head;
   torch::Tensor h;
   if (fused) {
-    h = proj_in.forward(group_norm_tokens(x, *norm));  // [B, N, C]
+    h = projection(proj_in, group_norm_tokens(x, *norm));  // [B, N, C]
   } else if (options_.use_linear_projection) {
     h = norm(x).permute({0, 2, 3, 1}).reshape({b, height * width, x.size(1)});  // [B, C, H, W] -> [B, N, C]
-    h = proj_in.forward(h);
+    h = projection(proj_in, h);
   } else {
-    h = proj_in.forward(is_training() ? norm(x) : group_norm_act(x, *norm, /*silu=*/false));
+    h = projection(proj_in, is_training() ? norm(x) : group_norm_act(x, *norm, /*silu=*/false));
     h = h.permute({0, 2, 3, 1}).reshape({b, height * width, inner});
   }
   for (const auto& block : *transformer_blocks) h = block->as<BasicTransformerBlock>()->forward(h, context);
-  if (fused) return add_tokens_to_nchw(x, proj_out.forward(h));
+  if (fused) return add_tokens_to_nchw(x, projection(proj_out, h));
   if (options_.use_linear_projection) {
-    h = proj_out.forward(h);
+    h = projection(proj_out, h);
     h = h.reshape({b, height, width, x.size(1)}).permute({0, 3, 1, 2});  // [B, N, C] -> [B, C, H, W]
   } else {
     h = h.reshape({b, height, width, inner}).permute({0, 3, 1, 2});
-    h = proj_out.forward(h);
+    h = projection(proj_out, h);
   }
   return h + x;
 }
