@@ -39,4 +39,8 @@ torch::Tensor dot_product_attention(const torch::Tensor& q, const torch::Tensor&
   return plain_attention(q, k, v, mask, upcast);
 }
 
+torch::Tensor linear(const torch::nn::Linear& layer, const torch::Tensor& x) {
+  return torch::linear(x, layer->weight, layer->bias);
+}
+
 }  // namespace fairdiff

@@ -16,4 +16,10 @@ torch::Tensor dot_product_attention(const torch::Tensor& q, const torch::Tensor&
 // Forces the plain implementation everywhere (tests comparing against the reference on CPU use it).
 void set_fused_attention_enabled(bool enabled);
 
+// x [..., in] -> [..., out] through ATen's linear, which folds the leading dimensions of a contiguous input and
+// adds the bias inside the GEMM (cuBLASLt's epilogue on CUDA), as PyTorch's F.linear does. torch::nn::Linear's
+// own forward (the C++ frontend's functional::linear) fuses only 2-d inputs and adds a 3-d input's bias in a
+// separate broadcast pass: at batch 32 those passes were a fifth of a UNet step's kernel time (bench/RESULTS.md).
+torch::Tensor linear(const torch::nn::Linear& layer, const torch::Tensor& x);
+
 }  // namespace fairdiff

@@ -7,14 +7,6 @@ namespace fairdiff {
 
 namespace {
 
-// x [..., in] -> [..., out] through ATen's linear, which folds the leading dimensions of a contiguous input and
-// adds the bias inside the GEMM (cuBLASLt's epilogue on CUDA). torch::nn::Linear's forward (the C++ frontend's
-// functional::linear) fuses only 2-d inputs and adds the bias to a 3-d one in a separate broadcast pass: at batch
-// 32 those passes were a fifth of a UNet step's kernel time (bench/RESULTS.md).
-torch::Tensor linear(const torch::nn::Linear& layer, const torch::Tensor& x) {
-  return torch::linear(x, layer->weight, layer->bias);
-}
-
 // proj_in / proj_out: a Linear (use_linear_projection) through linear(), else the 1x1 convolution's forward.
 torch::Tensor projection(torch::nn::AnyModule& module, const torch::Tensor& x) {
   if (module.type_info() == typeid(torch::nn::LinearImpl)) {

@@ -67,8 +67,9 @@ ClipAttentionImpl::ClipAttentionImpl(int64_t hidden_size, int64_t num_heads) : n
 torch::Tensor ClipAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& causal_mask) {
   const int64_t b = x.size(0), l = x.size(1), d = x.size(2);
   auto heads = [&](const torch::Tensor& t) { return t.view({b, l, num_heads_, d / num_heads_}).transpose(1, 2); };
-  torch::Tensor out = dot_product_attention(heads(q_proj(x)), heads(k_proj(x)), heads(v_proj(x)), causal_mask);
-  return out_proj(out.transpose(1, 2).reshape({b, l, d}));  // [B, H, L, Dh] -> [B, L, D]
+  torch::Tensor out =
+      dot_product_attention(heads(linear(q_proj, x)), heads(linear(k_proj, x)), heads(linear(v_proj, x)), causal_mask);
+  return linear(out_proj, out.transpose(1, 2).reshape({b, l, d}));  // [B, H, L, Dh] -> [B, L, D]
 }
 
 ClipMlpImpl::ClipMlpImpl(int64_t hidden_size, int64_t intermediate_size, std::string activation)
@@ -78,9 +79,9 @@ ClipMlpImpl::ClipMlpImpl(int64_t hidden_size, int64_t intermediate_size, std::st
 }
 
 torch::Tensor ClipMlpImpl::forward(const torch::Tensor& x) {
-  torch::Tensor h = fc1(x);
+  torch::Tensor h = linear(fc1, x);
   h = activation_ == "quick_gelu" ? h * torch::sigmoid(1.702 * h) : torch::gelu(h);
-  return fc2(h);
+  return linear(fc2, h);
 }
 
 ClipEncoderLayerImpl::ClipEncoderLayerImpl(const ClipTextConfig& config) {
