@@ -3,6 +3,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <optional>
 
@@ -198,6 +199,7 @@ struct DreamBoothTrainer::MicroBatchGraph {
   explicit MicroBatchGraph(const torch::Device& device) : stream(device) {}
   SideStream stream;       // the whole step runs on it (capture cannot use the default stream)
   int64_t eager_runs = 0;  // warm-up: cuDNN and cuBLAS choose and create their state eagerly first
+  bool capture_failed = false;
   std::vector<int64_t> key;
   DreamBoothUNetInputs inputs;  // static: each replay reads them
   DreamBoothLoss loss;          // static: each replay writes them
@@ -224,6 +226,7 @@ DreamBoothLoss DreamBoothTrainer::eager_micro_batch(const DreamBoothUNetInputs& 
 DreamBoothLoss DreamBoothTrainer::micro_batch(const DreamBoothUNetInputs& inputs, double gradient_factor) {
   if (!graph_) return eager_micro_batch(inputs, gradient_factor);
   MicroBatchGraph& g = *graph_;
+  if (g.capture_failed) return eager_micro_batch(inputs, gradient_factor);
   std::vector<int64_t> key{inputs.num_instance, static_cast<int64_t>(inputs.context.scalar_type())};
   for (const torch::Tensor* t : {&inputs.noisy, &inputs.timesteps, &inputs.context, &inputs.target}) {
     key.push_back(t->dim());
@@ -241,7 +244,17 @@ DreamBoothLoss DreamBoothTrainer::micro_batch(const DreamBoothUNetInputs& inputs
     g.inputs.timesteps = inputs.timesteps.clone();
     g.inputs.context = inputs.context.clone();
     g.inputs.target = inputs.target.clone();
-    g.work.capture(model_.device, [&] { g.loss = eager_micro_batch(g.inputs, gradient_factor); });
+    try {
+      g.work.capture(model_.device, [&] { g.loss = eager_micro_batch(g.inputs, gradient_factor); });
+    } catch (const std::exception& e) {
+      // Nothing recorded has run: this micro-batch and the rest run eagerly (same results, slower).
+      std::fprintf(stderr,
+                   "warning: the training step could not be captured as a CUDA graph (%s); going on "
+                   "without (FAIRDIFF_CUDA_GRAPHS=0 skips the attempt)\n",
+                   e.what());
+      g.capture_failed = true;
+    }
+    if (g.capture_failed) return eager_micro_batch(inputs, gradient_factor);
   } else {
     if (key != g.key) return eager_micro_batch(inputs, gradient_factor);
     g.inputs.noisy.copy_(inputs.noisy);

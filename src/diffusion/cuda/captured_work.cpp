@@ -50,11 +50,20 @@ void CapturedWork::capture(const torch::Device& device, const std::function<void
   try {
     work();
   } catch (...) {
-    impl_->graph->capture_end();  // ends the capture so the stream is usable; the graph is dropped
+    try {
+      impl_->graph->capture_end();  // ends the capture so the stream is usable again
+    } catch (...) {
+      // An invalidated capture also fails to end; the first error is the one to report.
+    }
     impl_->graph.reset();
     throw;
   }
-  impl_->graph->capture_end();
+  try {
+    impl_->graph->capture_end();
+  } catch (...) {
+    impl_->graph.reset();  // not captured: replay() refuses, captured() says so
+    throw;
+  }
   c10::cuda::CUDACachingAllocator::emptyCache();
 }
 
