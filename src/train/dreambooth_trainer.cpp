@@ -253,8 +253,8 @@ DreamBoothLoss DreamBoothTrainer::micro_batch(const DreamBoothUNetInputs& inputs
                    "without (FAIRDIFF_CUDA_GRAPHS=0 skips the attempt)\n",
                    e.what());
       g.capture_failed = true;
+      return eager_micro_batch(inputs, gradient_factor);
     }
-    if (g.capture_failed) return eager_micro_batch(inputs, gradient_factor);
   } else {
     if (key != g.key) return eager_micro_batch(inputs, gradient_factor);
     g.inputs.noisy.copy_(inputs.noisy);
