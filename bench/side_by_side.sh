@@ -6,7 +6,7 @@
 # diffusers' public source carried as .ref/diffusers-src.tar.gz; `git archive` of huggingface/diffusers, the commit
 # in .ref/diffusers-commit.txt). Writes OUT/side_by_side.md (the ratio table) and the raw JSON.
 # Carried: .deps (the .deb files of bench/run_gpu.sh, libgtest-dev among them) and .ref.
-# Usage: bash bench/side_by_side.sh OUT_DIR [generate|finetune|batch1|layouts|profile|all]
+# Usage: bash bench/side_by_side.sh OUT_DIR [generate|finetune|batch1|layouts|profile|all, or a comma list of them]
 #   batch1: where batch 1's time goes: fairdiff's fixed cost (1 step), channels-last, a bf16 VAE, the top kernels of
 #   one guided UNet step, beside the reference's batch-1 row (not part of all); layouts: PNDM 20 steps at batch
 #   1 to 32, contiguous against channels-last activations (not part of all); profile: kernel time by kind (vendor
@@ -16,6 +16,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT="${1:?usage: bench/side_by_side.sh OUT_DIR [generate|finetune|batch1|layouts|profile|all]}"
 WHAT="${2:-all}"
+# A comma list runs several modes in one call (one build): profile,generate.
+wants() { [ "$WHAT" = all ] && [ "$1" != profile ] && [ "$1" != batch1 ] && [ "$1" != layouts ] && return 0; [[ ",$WHAT," == *",$1,"* ]]; }
 mkdir -p "$OUT"
 source bench/gpu_deps.sh  # ROOT, TORCH_PREFIX, LD_LIBRARY_PATH
 # The system compiler: the host's default one links libstdc++ statically, which breaks fine-tuning against a
@@ -29,7 +31,7 @@ cmake --build build-gpu -j "$(nproc)" --target fairdiff test_diffusion test_trai
   { grep -E "error" -A5 "$OUT/build.log" | head -60; exit 1; }
 echo "build: $(( $(date +%s) - start )) s"
 {
-  build-gpu/tests/test_diffusion --gtest_filter='UNetGraphsCuda*:FusedOps*' 2>&1
+  build-gpu/tests/test_diffusion --gtest_filter='UNetGraphsCuda*:FusedOps*:ChannelsLastCuda*' 2>&1
   build-gpu/tests/test_train --gtest_filter='TrainingGraphsCuda*' 2>&1
 } | tee "$OUT/gpu_tests.txt" | grep -E "^\[  (PASSED|FAILED) |Failure|Expected|Which is|actual|eager vs" | head -40 || true
 
@@ -41,9 +43,9 @@ REF=/tmp/diffusers-ref
 if [ ! -d "$REF/src/diffusers" ]; then mkdir -p "$REF" && tar -xzf .ref/diffusers-src.tar.gz -C "$REF"; fi
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/gpu.txt"
 
-if [ "$WHAT" = generate ] || [ "$WHAT" = all ]; then
+if wants generate; then
   G="$FD bench generate --model $MODEL --device cuda --dtype fp16"
-  for graphs in 1 0; do
+  for graphs in ${SIDE_BY_SIDE_GRAPHS:-1 0}; do  # SIDE_BY_SIDE_GRAPHS=1: skip the graphs-off rows
     export FAIRDIFF_CUDA_GRAPHS=$graphs
     $G --scheduler pndm --steps 50 --batch-size 1 --iterations 5 --json "$OUT/fd_pndm50_b1_g$graphs.json" | tail -1
     $G --scheduler pndm --steps 50 --batch-size 32 --iterations 2 --json "$OUT/fd_pndm50_b32_g$graphs.json" | tail -1
@@ -52,13 +54,13 @@ if [ "$WHAT" = generate ] || [ "$WHAT" = all ]; then
   unset FAIRDIFF_CUDA_GRAPHS
   PYTHONPATH="$REF/src" python3 bench/reference_diffusers.py --model "$MODEL" --what generate --out "$OUT/ref_generate.json"
 fi
-if [ "$WHAT" = finetune ] || [ "$WHAT" = all ]; then
+if wants finetune; then
   $FD bench finetune --model $MODEL --resolution 512 --mixed-precision bf16 --iterations 30 --device cuda \
     --json "$OUT/fd_dreambooth.json" | tail -1
   # Before/after of the training levers in the same call: no CUDA graph for the step, then also no fused AdamW.
   FAIRDIFF_CUDA_GRAPHS=0 $FD bench finetune --model $MODEL --resolution 512 --mixed-precision bf16 --iterations 30 \
     --device cuda --json "$OUT/fd_dreambooth_no_graphs.json" | tail -1
-  FAIRDIFF_CUDA_GRAPHS=0 FAIRDIFF_FUSED_OPS=groupnorm,residual,geglu,tokens $FD bench finetune --model $MODEL \
+  FAIRDIFF_CUDA_GRAPHS=0 FAIRDIFF_FUSED_OPS=groupnorm,residual,geglu,tokens,layernorm $FD bench finetune --model $MODEL \
     --resolution 512 --mixed-precision bf16 --iterations 30 --device cuda \
     --json "$OUT/fd_dreambooth_no_graphs_no_fused_adamw.json" | tail -1
   $FD bench finetune --model $MODEL --resolution 512 --mixed-precision bf16 --iterations 30 --device cuda \
@@ -67,7 +69,7 @@ if [ "$WHAT" = finetune ] || [ "$WHAT" = all ]; then
     --use-lora --json "$OUT/fd_lora.json" | tail -1
   PYTHONPATH="$REF/src" python3 bench/reference_diffusers.py --model "$MODEL" --what finetune --out "$OUT/ref_finetune.json"
 fi
-if [ "$WHAT" = layouts ]; then
+if wants layouts; then
   for batch in 1 2 4 8 16 32; do
     for layout in contiguous channels_last; do
       $FD bench generate --model $MODEL --device cuda --dtype fp16 --scheduler pndm --steps 20 --batch-size $batch \
@@ -76,18 +78,18 @@ if [ "$WHAT" = layouts ]; then
 print('batch $batch $layout', round(d['images_per_s'], 3), 'images/s')"
     done
   done
-  exit 0
 fi
-if [ "$WHAT" = profile ]; then
+if wants profile; then
   $FD bench generate --model $MODEL --device cuda --dtype fp16 --scheduler pndm --steps 1 --batch-size 32 \
     --iterations 1 --profile-kernels | tee "$OUT/profile_unet_b32.txt" | grep -v "^bench"
   $FD bench finetune --model $MODEL --resolution 512 --mixed-precision bf16 --iterations 1 --device cuda \
     --profile-kernels | tee "$OUT/profile_dreambooth.txt"
-  PYTHONPATH="$REF/src" python3 bench/reference_diffusers.py --model "$MODEL" --what profile \
-    --out "$OUT/ref_profile.json" | tee "$OUT/ref_profile.txt"
-  exit 0
+  if [ -z "${SIDE_BY_SIDE_NO_REF_PROFILE:-}" ]; then  # set it to skip the reference's (unchanged) profile
+    PYTHONPATH="$REF/src" python3 bench/reference_diffusers.py --model "$MODEL" --what profile \
+      --out "$OUT/ref_profile.json" | tee "$OUT/ref_profile.txt"
+  fi
 fi
-if [ "$WHAT" = batch1 ]; then
+if wants batch1; then
   G="$FD bench generate --model $MODEL --device cuda --dtype fp16 --scheduler pndm --batch-size 1"
   $G --steps 50 --iterations 5 --json "$OUT/b1_steps50.json" | tail -1
   $G --steps 1 --iterations 5 --json "$OUT/b1_steps1.json" | tail -1
@@ -109,6 +111,5 @@ for steps in (50, 1):
     for _ in range(5): call()
     torch.cuda.synchronize(); print(f"reference batch 1, {steps} steps: {(time.perf_counter() - t) / 5:.4f} s per image")
 PY
-  exit 0
 fi
 python3 bench/side_by_side_table.py "$OUT" | tee "$OUT/side_by_side.md"

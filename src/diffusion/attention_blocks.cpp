@@ -1,5 +1,7 @@
 #include "diffusion/attention_blocks.h"
 
+#include <tuple>
+
 #include "core/attention.h"
 #include "diffusion/cuda/fused_ops.h"
 
@@ -91,6 +93,14 @@ BasicTransformerBlockImpl::BasicTransformerBlockImpl(int64_t dim, int64_t heads,
 }
 
 torch::Tensor BasicTransformerBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& context) {
+  if (!is_training() && fused_op_active(FusedOp::kLayerNorm, x)) {
+    // Inference on CUDA: each residual add runs in the kernel of the LayerNorm that reads its sum.
+    torch::Tensor h, normed;
+    std::tie(h, normed) = add_layer_norm(x, {}, *norm1);
+    std::tie(h, normed) = add_layer_norm(h, attn1(normed), *norm2);
+    std::tie(h, normed) = add_layer_norm(h, attn2(normed, context), *norm3);
+    return h + ff(normed);
+  }
   torch::Tensor h = x + attn1(norm1(x));
   h = h + attn2(norm2(h), context);
   return h + ff(norm3(h));

@@ -97,6 +97,17 @@ std::vector<Case> make_cases(torch::Device device) {
   cases.push_back(channels_last(
       gn_case("group_norm_silu+shift[B,C] bf16 [3,64,9,7] g32", {3, 64, 9, 7}, 32, true, 2, bf16, false)));
   cases.push_back(channels_last(gn_case("group_norm fp32 [2,96,5,6] g32", {2, 96, 5, 6}, 32, false, 0, f32, false)));
+  // 2560 channels (the UNet's concatenations at 8x8 and 16x16): 320 packs a pixel, 512 threads a block.
+  cases.push_back(channels_last(
+      gn_case("group_norm_silu fp16 [64,2560,16,16] g32 (batch 32)", {64, 2560, 16, 16}, 32, true, 0, f16, true)));
+
+  auto upsample = [](const Inputs& in) { return upsample_nearest2x(in[0]); };
+  cases.push_back(
+      channels_last(Case{"upsample_nearest2x fp16 [64,640,32,32]", upsample, {act({64, 640, 32, 32}, f16)}, true}));
+  cases.push_back(
+      channels_last(Case{"upsample_nearest2x bf16 [3,40,5,7]", upsample, {act({3, 40, 5, 7}, bf16)}, false}));
+  cases.push_back(
+      channels_last(Case{"upsample_nearest2x fp32 [2,3,5,4] (scalar)", upsample, {act({2, 3, 5, 4}, f32)}, false}));
 
   auto tokens_case = [&](std::string name, std::vector<int64_t> shape, int64_t groups, torch::ScalarType t,
                          bool large) {
@@ -149,6 +160,27 @@ std::vector<Case> make_cases(torch::Device device) {
       channels_last(res_case("bias_residual_add fp16 [2,320,64,64]", {2, 320, 64, 64}, true, 1.0, f16, true)));
   cases.push_back(
       channels_last(res_case("bias_residual_add fp16 [3,30,7,9] /2", {3, 30, 7, 9}, false, 2.0, f16, false)));
+
+  // The residual sum and the LayerNorm of it, stacked: both outputs of the kernel are held to the bound.
+  auto add_ln = [](const Inputs& in) {
+    auto [sum, normed] = add_layer_norm(in[0], in[1], in[2], in[3], 1e-5);
+    return torch::stack({sum, normed});
+  };
+  auto ln_case = [&](std::string name, std::vector<int64_t> shape, bool with_delta, torch::ScalarType t, bool large) {
+    const int64_t c = shape.back();
+    return Case{std::move(name),
+                add_ln,
+                {act(shape, t), with_delta ? small(shape, t) : torch::Tensor(), weight(c, t), small({c}, t)},
+                large};
+  };
+  cases.push_back(ln_case("add_layer_norm fp16 [64,4096,320]", {64, 4096, 320}, true, f16, true));
+  cases.push_back(ln_case("add_layer_norm fp16 [64,256,1280]", {64, 256, 1280}, true, f16, true));
+  cases.push_back(ln_case("layer_norm fp16 [64,1024,640]", {64, 1024, 640}, false, f16, true));
+  cases.push_back(ln_case("add_layer_norm fp16 [3,7,40]", {3, 7, 40}, true, f16, false));
+  cases.push_back(ln_case("add_layer_norm fp16 [3,7,37] (scalar)", {3, 7, 37}, true, f16, false));
+  cases.push_back(ln_case("add_layer_norm bf16 [2,5,1280]", {2, 5, 1280}, true, bf16, false));
+  cases.push_back(ln_case("add_layer_norm fp32 [4,16,320]", {4, 16, 320}, true, f32, false));
+  cases.push_back(ln_case("add_layer_norm fp16 [2,3,4104] (too long: LibTorch)", {2, 3, 4104}, true, f16, false));
 
   auto tokens_add = [](const Inputs& in) { return add_tokens_to_nchw(in[0], in[1]); };
   auto add_case = [&](std::string name, int64_t n, int64_t c, int64_t h, int64_t w, torch::ScalarType t, bool large) {

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "diffusion/attention_blocks.h"
 #include "diffusion/resnet.h"
 
 namespace fairdiff {
@@ -113,10 +114,27 @@ TEST(FusedOpsCpu, AddTokensReadsTokensAsChannelsLast) {
   EXPECT_NEAR(out[2][11][4][2].item<double>(), (x[2][11][4][2] + tokens[2][4 * 9 + 2][11]).item<double>(), 1e-6);
 }
 
+TEST(FusedOpsCpu, AddLayerNormIsAddThenLayerNormOverTheLastDimension) {
+  torch::manual_seed(8);
+  torch::Tensor x = torch::randn({3, 7, 40}) * 2 + 3, delta = torch::randn({3, 7, 40});
+  torch::Tensor w = torch::randn({40}), b = torch::randn({40});
+  const torch::Tensor s = x.to(torch::kFloat64) + delta.to(torch::kFloat64);
+  const torch::Tensor mean = s.mean(-1, true), var = (s - mean).pow(2).mean(-1, true);
+  const torch::Tensor normed = (s - mean) / (var + 1e-5).sqrt() * w.to(torch::kFloat64) + b.to(torch::kFloat64);
+  auto [sum, out] = add_layer_norm(x, delta, w, b, 1e-5);
+  expect_close(sum, s);
+  expect_close(out, normed);
+  auto [same, out_alone] = add_layer_norm(s.to(torch::kFloat32), {}, w, b, 1e-5);
+  EXPECT_TRUE(torch::equal(same, s.to(torch::kFloat32)));
+  expect_close(out_alone, normed);
+}
+
 TEST(FusedOpsCpu, OpsAreInactiveOnCpu) {
   torch::Tensor x = torch::randn({1, 32, 4, 4});
   EXPECT_FALSE(fused_op_active(FusedOp::kGroupNorm, x));
   EXPECT_FALSE(fused_op_active(FusedOp::kTokens, x));
+  EXPECT_FALSE(fused_op_active(FusedOp::kLayerNorm, x));
+  EXPECT_FALSE(upsample_nearest2x_fits(x.contiguous(torch::MemoryFormat::ChannelsLast)));
 }
 
 TEST(FusedOpsSpec, ParsesAndRejects) {
@@ -125,6 +143,8 @@ TEST(FusedOpsSpec, ParsesAndRejects) {
   EXPECT_EQ(fused_ops_spec(), "none");
   set_fused_ops("geglu,groupnorm");
   EXPECT_EQ(fused_ops_spec(), "groupnorm,geglu");
+  set_fused_ops("upsample,layernorm,adamw,tokens");
+  EXPECT_EQ(fused_ops_spec(), "tokens,adamw,layernorm,upsample");
   EXPECT_THROW(set_fused_ops("groupnorm,bogus"), std::exception);
   set_fused_ops("all");
   EXPECT_EQ(fused_ops_spec(), "all");
@@ -179,6 +199,16 @@ TEST_F(FusedOpsCuda, GegluResidualAndTokensMatch) {
   EXPECT_LE(kernel_vs_torch([&] { return add_tokens_to_nchw(sc, tokens); }), 2e-3);
 }
 
+TEST_F(FusedOpsCuda, TransformerBlockMatchesUnfused) {
+  torch::manual_seed(9);
+  BasicTransformerBlock block(64, 2, 32, 48, false);
+  block->to(torch::kCUDA, torch::kFloat16);
+  block->eval();
+  auto opts = torch::TensorOptions().device(torch::kCUDA).dtype(torch::kFloat16);
+  torch::Tensor x = torch::randn({3, 35, 64}, opts) * 2 + 1, context = torch::randn({3, 11, 48}, opts);
+  EXPECT_LE(kernel_vs_torch([&] { return block->forward(x, context); }), 3e-2);
+}
+
 TEST_F(FusedOpsCuda, ResnetBlockMatchesUnfused) {
   torch::manual_seed(7);
   ResnetBlock2D block(ResnetOptions{64, 96, 32, 32, 1e-5, 1.0});
@@ -187,6 +217,42 @@ TEST_F(FusedOpsCuda, ResnetBlockMatchesUnfused) {
   auto opts = torch::TensorOptions().device(torch::kCUDA).dtype(torch::kFloat16);
   torch::Tensor x = torch::randn({3, 64, 9, 7}, opts), temb = torch::randn({3, 32}, opts);
   EXPECT_LE(kernel_vs_torch([&] { return block->forward(x, temb); }), 3e-2);
+}
+
+// Upsample2D keeps channels-last activations channels-last on CUDA at batch 64 (the UNet at batch 32 with
+// guidance), with the same values as NCHW, and writes outputs of 2^31 elements (LibTorch's channels-last kernel
+// cannot: Upsample2D goes through NCHW there when fairdiff's kernel is not compiled in).
+TEST(ChannelsLastCuda, UpsamplerStaysChannelsLastWhereLibTorchCanWriteIt) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(10);
+  auto opts = torch::TensorOptions().device(torch::kCUDA).dtype(torch::kFloat16);
+  Upsample2D up(32);
+  up->to(torch::kCUDA, torch::kFloat16);
+  const torch::Tensor x = torch::randn({64, 32, 8, 8}, opts);
+  const torch::Tensor nchw = up->forward(x, std::nullopt);
+  const torch::Tensor nhwc = up->forward(x.contiguous(torch::MemoryFormat::ChannelsLast), std::nullopt);
+  EXPECT_TRUE(nhwc.is_contiguous(torch::MemoryFormat::ChannelsLast));
+  EXPECT_TRUE(torch::equal(nchw.contiguous(), nhwc.contiguous()));
+
+  // 32 x 256 x 512 x 512 = 2^31 output elements (fairdiff's kernel where compiled in, else LibTorch through NCHW):
+  // the last image upsampled like the first (an identity convolution after the upsampling shows its values).
+  Upsample2D big_up(256);
+  {
+    torch::Tensor w = torch::zeros({256, 256, 3, 3});
+    for (int64_t c = 0; c < 256; ++c) w[c][c][1][1] = 1.0;
+    big_up->conv->weight.copy_(w);
+    big_up->conv->bias.zero_();
+  }
+  big_up->to(torch::kCUDA, torch::kFloat16);
+  const torch::Tensor big = torch::randn({32, 256, 256, 256}, opts).contiguous(torch::MemoryFormat::ChannelsLast);
+  const torch::Tensor out = big_up->forward(big, std::nullopt);
+  ASSERT_EQ(out.sizes(), (std::vector<int64_t>{32, 256, 512, 512}));
+  for (int64_t i : {0, 31}) {
+    // Close, not equal: cuDNN may pick a transform-based algorithm, which rounds even an identity kernel.
+    EXPECT_TRUE(torch::allclose(out[i].slice(1, 0, 512, 2).slice(2, 0, 512, 2), big[i], 1e-2, 1e-2)) << "image " << i;
+    EXPECT_TRUE(torch::allclose(out[i].slice(1, 1, 512, 2).slice(2, 1, 512, 2), big[i], 1e-2, 1e-2)) << "image " << i;
+  }
 }
 
 }  // namespace

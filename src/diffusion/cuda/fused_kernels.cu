@@ -3,7 +3,8 @@
 // Why they exist: at batch 32 the UNet spends ~40% of a step in LibTorch's element-wise passes, each one a
 // full read and write of an activation far larger than L2. These kernels do in one pass what LibTorch does
 // in two to five: GroupNorm (+ a per-channel shift before it, + SiLU after it), GEGLU, the ResNet block's
-// conv biases plus residual add, and the Transformer2D's token <-> NCHW transposes.
+// conv biases plus residual add, the Transformer2D's token <-> NCHW transposes, and the transformer blocks'
+// residual adds with the LayerNorm that follows each.
 //
 // Numerics: statistics in float32; every place where the unfused LibTorch sequence stores an intermediate in
 // the activation dtype is rounded the same way here (`round_to`), so the fused results differ from LibTorch
@@ -24,6 +25,7 @@ namespace {
 
 constexpr int kMaxSplits = 32;       // blocks that share one group's statistics in the split path
 constexpr int kMaxSplitsNhwc = 128;  // blocks that share one image's channel statistics in the NHWC path
+constexpr int kMaxNhwcPacks = 512;   // channels-last GroupNorm: C / W at most this
 constexpr int kUnroll = 4;           // independent 16-byte loads in flight per thread
 constexpr float kSqrtHalf = 0.70710678118654752440f;
 
@@ -310,7 +312,7 @@ __device__ __forceinline__ float group_pivot_nhwc(const T* x_image, const T* shi
 }
 
 template <typename T, int W>
-__global__ void __launch_bounds__(256)
+__global__ void __launch_bounds__(512)
     group_norm_nhwc_stats_kernel(const T* __restrict__ x, const T* __restrict__ shift, int64_t shift_stride,
                                  float* __restrict__ partial, int c, int hw, int groups, int pixels_per_split) {
   using P = Pack<T, W>;
@@ -529,6 +531,89 @@ __global__ void add_tokens_kernel(const T* __restrict__ x, const T* __restrict__
   }
 }
 
+// ---- LayerNorm over the last dimension, after a residual add: one warp per row, the row in registers. ----
+// sum = x + delta, stored in T as LibTorch stores the add's result, then normalised from those stored values:
+// mean, then the variance about it, in float32 (two passes over the registers, no Welford needed).
+template <typename T, int W, int kPacks>
+__global__ void __launch_bounds__(256)
+    layer_norm_kernel(const T* __restrict__ x, const T* __restrict__ delta, T* __restrict__ sum_out,
+                      const T* __restrict__ weight, const T* __restrict__ bias, T* __restrict__ out, int64_t rows,
+                      int c, float eps) {
+  using P = Pack<T, W>;
+  const int lane = threadIdx.x & 31;
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * (blockDim.x >> 5) + (threadIdx.x >> 5);
+  if (row >= rows) return;
+  const int packs = c / W;
+  const int64_t base = row * packs;
+  const P* xp = reinterpret_cast<const P*>(x) + base;
+  const P* dp = delta ? reinterpret_cast<const P*>(delta) + base : nullptr;
+  float v[kPacks][W];
+  float total = 0.f;
+#pragma unroll
+  for (int p = 0; p < kPacks; ++p) {
+    const int i = lane + p * 32;
+    if (i >= packs) continue;
+    P a = xp[i];
+    if (dp) {
+      const P d = dp[i];
+#pragma unroll
+      for (int k = 0; k < W; ++k) a.v[k] = from_float<T>(to_float(a.v[k]) + to_float(d.v[k]));
+      reinterpret_cast<P*>(sum_out)[base + i] = a;
+    }
+#pragma unroll
+    for (int k = 0; k < W; ++k) {
+      v[p][k] = to_float(a.v[k]);
+      total += v[p][k];
+    }
+  }
+  const float mean = warp_sum(total) / static_cast<float>(c);
+  float squares = 0.f;
+#pragma unroll
+  for (int p = 0; p < kPacks; ++p) {
+    if (lane + p * 32 >= packs) continue;
+#pragma unroll
+    for (int k = 0; k < W; ++k) {
+      const float d = v[p][k] - mean;
+      squares += d * d;
+    }
+  }
+  const float rstd = rsqrtf(warp_sum(squares) / static_cast<float>(c) + eps);
+  const P* wp = reinterpret_cast<const P*>(weight);
+  const P* bp = reinterpret_cast<const P*>(bias);
+  P* op = reinterpret_cast<P*>(out) + base;
+#pragma unroll
+  for (int p = 0; p < kPacks; ++p) {
+    const int i = lane + p * 32;
+    if (i >= packs) continue;
+    const P w = wp[i], b = bp[i];
+    P o;
+#pragma unroll
+    for (int k = 0; k < W; ++k) o.v[k] = from_float<T>((v[p][k] - mean) * rstd * to_float(w.v[k]) + to_float(b.v[k]));
+    op[i] = o;
+  }
+}
+
+// ---- Nearest 2x upsampling of channels-last activations: every output pack copies one input pack. ----
+template <int W>
+__global__ void __launch_bounds__(256)
+    upsample_nearest2x_nhwc_kernel(const uint16_t* __restrict__ x, uint16_t* __restrict__ out, int64_t packs,
+                                   int packs_per_pixel, int out_w, int out_h) {
+  using P = Pack<uint16_t, W>;
+  const P* src = reinterpret_cast<const P*>(x);
+  P* dst = reinterpret_cast<P*>(out);
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < packs; i += stride) {
+    const int64_t pixel = i / packs_per_pixel;
+    const int pack = static_cast<int>(i % packs_per_pixel);
+    const int ox = static_cast<int>(pixel % out_w);
+    const int64_t rest = pixel / out_w;
+    const int oy = static_cast<int>(rest % out_h);
+    const int64_t n = rest / out_h;
+    const int64_t in_pixel = (n * (out_h / 2) + oy / 2) * (out_w / 2) + ox / 2;
+    dst[i] = src[in_pixel * packs_per_pixel + pack];
+  }
+}
+
 // ---- Host side. ----
 
 const char* launch_error() {
@@ -612,7 +697,10 @@ const char* group_norm_split(const GroupNormArgs& a, cudaStream_t stream) {
 template <typename T, int W>
 const char* group_norm_nhwc(const GroupNormArgs& a, cudaStream_t stream) {
   const int packs_per_pixel = static_cast<int>(a.c / W);
-  if (packs_per_pixel > 256) return "group_norm: channels-last needs C / W <= 256";
+  if (packs_per_pixel > kMaxNhwcPacks) return "group_norm: channels-last needs C / W <= 512";
+  // A thread per pack of a pixel, `rows` pixels at a time: 512 threads where a pixel has more than 256 packs (the
+  // UNet's 2560-channel concatenations).
+  const int threads = packs_per_pixel > 256 ? 512 : 256;
   // Blocks over each image's pixels: every SM several times, at least 16 pixels each.
   const int64_t target_blocks = 4 * static_cast<int64_t>(sm_count());
   int64_t splits = std::min<int64_t>(kMaxSplitsNhwc, (target_blocks + a.n - 1) / a.n);
@@ -624,10 +712,10 @@ const char* group_norm_nhwc(const GroupNormArgs& a, cudaStream_t stream) {
   float* offset = scale + a.n * a.c;
   const T* x = static_cast<const T*>(a.x);
   const T* shift = static_cast<const T*>(a.channel_shift);
-  const int rows = 256 / packs_per_pixel;
+  const int rows = threads / packs_per_pixel;
   const size_t smem = static_cast<size_t>(2 * rows * a.c) * sizeof(float);
   group_norm_nhwc_stats_kernel<T, W>
-      <<<dim3(static_cast<unsigned>(a.n), static_cast<unsigned>(splits)), 256, smem, stream>>>(
+      <<<dim3(static_cast<unsigned>(a.n), static_cast<unsigned>(splits)), threads, smem, stream>>>(
           x, shift, a.shift_batch_stride, partial, static_cast<int>(a.c), static_cast<int>(a.hw),
           static_cast<int>(a.groups), static_cast<int>(per_split));
   const int64_t rows_nc = a.n * a.c;
@@ -691,6 +779,32 @@ const char* add_tokens_typed(const void* x, const void* tokens, void* out, int64
                                                          static_cast<T*>(out), static_cast<int>(c),
                                                          static_cast<int>(hw));
   return launch_error();
+}
+
+template <typename T, int W, int kPacks>
+const char* layer_norm_launch(const LayerNormArgs& a, cudaStream_t stream) {
+  constexpr int64_t kRowsPerBlock = 256 / 32;
+  const unsigned blocks = static_cast<unsigned>((a.rows + kRowsPerBlock - 1) / kRowsPerBlock);
+  layer_norm_kernel<T, W, kPacks><<<blocks, 256, 0, stream>>>(
+      static_cast<const T*>(a.x), static_cast<const T*>(a.delta), static_cast<T*>(a.sum_out),
+      static_cast<const T*>(a.weight), static_cast<const T*>(a.bias), static_cast<T*>(a.out), a.rows,
+      static_cast<int>(a.c), a.eps);
+  return launch_error();
+}
+
+template <typename T, int W>
+const char* layer_norm_packs(const LayerNormArgs& a, cudaStream_t stream) {
+  const int64_t per_lane = (a.c / W + 31) / 32;
+  if (per_lane <= 1) return layer_norm_launch<T, W, 1>(a, stream);
+  if (per_lane <= 2) return layer_norm_launch<T, W, 2>(a, stream);
+  if (per_lane <= 4) return layer_norm_launch<T, W, 4>(a, stream);
+  if (per_lane <= 8) return layer_norm_launch<T, W, 8>(a, stream);
+  return "layer_norm: row longer than layer_norm_max_channels";
+}
+
+template <typename T>
+const char* layer_norm_typed(const LayerNormArgs& a, cudaStream_t stream) {
+  return a.vectorized ? layer_norm_packs<T, 16 / sizeof(T)>(a, stream) : layer_norm_packs<T, 1>(a, stream);
 }
 
 // One AdamW update over flat buffers (train/flat_adamw.h), every element once: the operations and their order
@@ -813,6 +927,46 @@ const char* add_tokens_to_nchw(const void* x, const void* tokens, void* out, int
       return add_tokens_typed<__nv_bfloat16>(x, tokens, out, n, c, hw, s);
   }
   return "add_tokens_to_nchw: unknown dtype";
+}
+
+const char* upsample_nearest2x_nhwc(const void* x, void* out, int64_t n, int64_t c, int64_t h, int64_t w,
+                                    int64_t element_bytes, bool vectorized, void* stream) {
+  const int64_t row_bytes = c * element_bytes;
+  if (n == 0 || c == 0 || h == 0 || w == 0) return nullptr;
+  if (element_bytes != 2 && element_bytes != 4) return "upsample_nearest2x: element size must be 2 or 4 bytes";
+  // Moved as 16-bit words: 8 per 16-byte pack when vectorised, else one.
+  const int width = vectorized && row_bytes % 16 == 0 ? 8 : 1;
+  const int64_t packs_per_pixel = row_bytes / 2 / width;
+  const int64_t packs = n * (2 * h) * (2 * w) * packs_per_pixel;
+  const int64_t blocks = std::min<int64_t>((packs + 255) / 256, int64_t{sm_count()} * 32);
+  auto s = static_cast<cudaStream_t>(stream);
+  auto kernel = width == 8 ? upsample_nearest2x_nhwc_kernel<8> : upsample_nearest2x_nhwc_kernel<1>;
+  kernel<<<static_cast<unsigned>(blocks), 256, 0, s>>>(static_cast<const uint16_t*>(x), static_cast<uint16_t*>(out),
+                                                       packs, static_cast<int>(packs_per_pixel),
+                                                       static_cast<int>(2 * w), static_cast<int>(2 * h));
+  return launch_error();
+}
+
+int64_t layer_norm_max_channels(bool vectorized, DType dtype) {
+  const int64_t width = !vectorized ? 1 : dtype == DType::kFloat32 ? 4 : 8;
+  return 32 * 8 * width;
+}
+
+const char* layer_norm(const LayerNormArgs& args) {
+  if (args.c <= 0 || args.c > layer_norm_max_channels(args.vectorized, args.dtype)) {
+    return "layer_norm: row length out of range";
+  }
+  if (args.rows == 0) return nullptr;
+  auto s = static_cast<cudaStream_t>(args.stream);
+  switch (args.dtype) {
+    case DType::kFloat32:
+      return layer_norm_typed<float>(args, s);
+    case DType::kFloat16:
+      return layer_norm_typed<__half>(args, s);
+    case DType::kBFloat16:
+      return layer_norm_typed<__nv_bfloat16>(args, s);
+  }
+  return "layer_norm: unknown dtype";
 }
 
 const char* adamw_step(const AdamWStepArgs& args) {

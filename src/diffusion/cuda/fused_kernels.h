@@ -25,7 +25,7 @@ struct GroupNormArgs {
   float eps = 1e-5f;
   bool silu = false;
   bool tokens_out = false;  // no channel_shift and no silu with this
-  // x and out are [N, HW, C] (channels-last memory); `tokens_out` is then the same layout. Needs C / W <= 256.
+  // x and out are [N, HW, C] (channels-last memory); `tokens_out` is then the same layout. Needs C / W <= 512.
   bool channels_last = false;
   bool vectorized = false;
   DType dtype = DType::kFloat32;
@@ -50,6 +50,29 @@ const char* bias_residual_add(const void* shortcut, const void* h, const void* h
 // out [N, C, HW] = x [N, C, HW] + tokens [N, HW, C] (the transpose through shared memory).
 const char* add_tokens_to_nchw(const void* x, const void* tokens, void* out, int64_t n, int64_t c, int64_t hw,
                                DType dtype, void* stream);
+
+// out [N, 2H, 2W, C] = x [N, H, W, C] repeated 2x2 (nearest upsampling, channels-last memory); any 2- or 4-byte
+// element type, since it only copies. `vectorized`: 16-byte aligned pointers (16-byte pixels are then moved whole).
+const char* upsample_nearest2x_nhwc(const void* x, void* out, int64_t n, int64_t c, int64_t h, int64_t w,
+                                    int64_t element_bytes, bool vectorized, void* stream);
+
+// LayerNorm over rows of C: sum_out = x + delta (when delta is not null; rounded to the dtype), out =
+// layer_norm(sum) * weight + bias, all [R, C], weight and bias [C]. C at most layer_norm_max_channels.
+struct LayerNormArgs {
+  const void* x = nullptr;      // [R, C]
+  const void* delta = nullptr;  // [R, C] or null
+  void* sum_out = nullptr;      // [R, C]; needed with delta
+  const void* weight = nullptr;
+  const void* bias = nullptr;
+  void* out = nullptr;  // [R, C]
+  int64_t rows = 0, c = 0;
+  float eps = 1e-5f;
+  bool vectorized = false;
+  DType dtype = DType::kFloat32;
+  void* stream = nullptr;  // cudaStream_t
+};
+int64_t layer_norm_max_channels(bool vectorized, DType dtype);
+const char* layer_norm(const LayerNormArgs& args);
 
 // One AdamW step over flat fp32 buffers (training): g = grad * *multiplier; master *= decay; exp_avg lerps to g;
 // exp_avg_sq = exp_avg_sq * beta2 + (1 - beta2) g^2; master += neg_step_size * exp_avg / (sqrt(exp_avg_sq) /

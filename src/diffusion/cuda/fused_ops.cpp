@@ -18,7 +18,8 @@
 namespace fairdiff {
 namespace {
 
-constexpr unsigned kAllOps = 0x1F;
+constexpr unsigned kAllOps = 0x7F;
+const char* const kOpNames[] = {"groupnorm", "residual", "geglu", "tokens", "adamw", "layernorm", "upsample"};
 
 unsigned op_bit(FusedOp op) {
   return 1u << static_cast<unsigned>(op);
@@ -31,20 +32,16 @@ unsigned parse_spec(const std::string& spec) {
   std::stringstream stream(spec);
   std::string name;
   while (std::getline(stream, name, ',')) {
-    if (name == "groupnorm") {
-      mask |= op_bit(FusedOp::kGroupNorm);
-    } else if (name == "residual") {
-      mask |= op_bit(FusedOp::kResidual);
-    } else if (name == "geglu") {
-      mask |= op_bit(FusedOp::kGeglu);
-    } else if (name == "tokens") {
-      mask |= op_bit(FusedOp::kTokens);
-    } else if (name == "adamw") {
-      mask |= op_bit(FusedOp::kAdamW);
-    } else {
-      throw UsageError("fused ops: unknown op '" + name +
-                       "' (expected all, none or a comma list of groupnorm, residual, geglu, tokens, adamw)");
+    unsigned bit = 0;
+    for (unsigned i = 0; i < sizeof(kOpNames) / sizeof(kOpNames[0]); ++i) {
+      if (name == kOpNames[i]) bit = 1u << i;
     }
+    if (bit == 0) {
+      throw UsageError(
+          "fused ops: unknown op '" + name +
+          "' (expected all, none or a comma list of groupnorm, residual, geglu, tokens, adamw, layernorm, upsample)");
+    }
+    mask |= bit;
   }
   return mask;
 }
@@ -139,9 +136,9 @@ torch::Tensor group_norm_kernel(const torch::Tensor& input, int64_t groups, cons
                                 bool tokens_out) {
   c10::cuda::CUDAGuard guard(input.device());
   const int64_t c = input.size(1);
-  // NHWC read as it is when a pixel's channels fit one block's threads (C / W <= 256).
+  // NHWC read as it is when a pixel's channels fit one block's threads (C / W <= 512).
   const int64_t width = c % vector_width(input) == 0 && aligned16(input) ? vector_width(input) : 1;
-  const bool channels_last = is_nhwc(input) && c / width <= 256;
+  const bool channels_last = is_nhwc(input) && c / width <= 512;
   const torch::Tensor x = channels_last ? input : input.contiguous();
   const int64_t n = x.size(0), hw = x.numel() / (n * c);
   torch::Tensor out = tokens_out      ? torch::empty({n, hw, c}, x.options())
@@ -194,9 +191,8 @@ std::string fused_ops_spec() {
   if (mask == kAllOps) return "all";
   if (mask == 0) return "none";
   std::string spec;
-  const char* names[] = {"groupnorm", "residual", "geglu", "tokens"};
-  for (unsigned i = 0; i < 4; ++i) {
-    if (mask & (1u << i)) spec += (spec.empty() ? "" : ",") + std::string(names[i]);
+  for (unsigned i = 0; i < sizeof(kOpNames) / sizeof(kOpNames[0]); ++i) {
+    if (mask & (1u << i)) spec += (spec.empty() ? "" : ",") + std::string(kOpNames[i]);
   }
   return spec;
 }
@@ -294,6 +290,79 @@ torch::Tensor bias_residual_add(const torch::Tensor& shortcut, const torch::Tens
   torch::Tensor sc = shortcut_bias.defined() ? shortcut + per_channel(shortcut_bias) : shortcut;
   torch::Tensor out = sc + hb;
   return output_scale_factor == 1.0 ? out : out / output_scale_factor;
+}
+
+std::pair<torch::Tensor, torch::Tensor> add_layer_norm(const torch::Tensor& x, const torch::Tensor& delta,
+                                                       const torch::Tensor& weight, const torch::Tensor& bias,
+                                                       double eps) {
+  const int64_t c = x.size(-1);
+#ifdef FAIRDIFF_HAVE_CUDA_KERNELS
+  ck::DType dtype = ck::DType::kFloat32;
+  if (use_kernel(FusedOp::kLayerNorm, {&x, &delta, &weight, &bias}) && kernel_dtype(x.scalar_type(), &dtype) &&
+      x.numel() > 0 && weight.defined() && bias.defined() && weight.numel() == c && bias.numel() == c &&
+      (!delta.defined() || (delta.sizes() == x.sizes() && delta.scalar_type() == x.scalar_type()))) {
+    c10::cuda::CUDAGuard guard(x.device());
+    const torch::Tensor a = x.contiguous(), d = delta.defined() ? delta.contiguous() : delta;
+    const torch::Tensor w = kernel_param(weight, a), b = kernel_param(bias, a);
+    torch::Tensor sum = d.defined() ? torch::empty_like(a) : a;
+    torch::Tensor out = torch::empty_like(a);
+    bool vectorized = c % vector_width(a) == 0;
+    for (const torch::Tensor* t : std::initializer_list<const torch::Tensor*>{&a, &d, &w, &b, &sum, &out})
+      vectorized = vectorized && (!t->defined() || aligned16(*t));
+    if (c <= ck::layer_norm_max_channels(vectorized, dtype)) {
+      ck::LayerNormArgs args;
+      args.x = a.data_ptr();
+      args.delta = d.defined() ? d.data_ptr() : nullptr;
+      args.sum_out = d.defined() ? sum.data_ptr() : nullptr;
+      args.weight = w.data_ptr();
+      args.bias = b.data_ptr();
+      args.out = out.data_ptr();
+      args.rows = a.numel() / c;
+      args.c = c;
+      args.eps = static_cast<float>(eps);
+      args.vectorized = vectorized;
+      args.dtype = dtype;
+      args.stream = current_stream(a);
+      check_kernel(ck::layer_norm(args), "layer_norm");
+      return {sum, out};
+    }
+  }
+#endif
+  torch::Tensor sum = delta.defined() ? x + delta : x;
+  return {sum, torch::layer_norm(sum, {c}, weight, bias, eps)};
+}
+
+std::pair<torch::Tensor, torch::Tensor> add_layer_norm(const torch::Tensor& x, const torch::Tensor& delta,
+                                                       const torch::nn::LayerNormImpl& norm) {
+  return add_layer_norm(x, delta, norm.weight, norm.bias, norm.options.eps());
+}
+
+bool upsample_nearest2x_fits(const torch::Tensor& x) {
+#ifdef FAIRDIFF_HAVE_CUDA_KERNELS
+  return use_kernel(FusedOp::kUpsample, {&x}) && is_nhwc(x) && (x.element_size() == 2 || x.element_size() == 4) &&
+         x.numel() > 0;
+#else
+  (void)x;
+  return false;
+#endif
+}
+
+torch::Tensor upsample_nearest2x(const torch::Tensor& x) {
+#ifdef FAIRDIFF_HAVE_CUDA_KERNELS
+  if (upsample_nearest2x_fits(x)) {
+    c10::cuda::CUDAGuard guard(x.device());
+    const int64_t n = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
+    torch::Tensor out =
+        torch::empty({n, c, 2 * h, 2 * w}, x.options().memory_format(torch::MemoryFormat::ChannelsLast));
+    check_kernel(ck::upsample_nearest2x_nhwc(x.data_ptr(), out.data_ptr(), n, c, h, w, x.element_size(),
+                                             aligned16(x) && aligned16(out), current_stream(x)),
+                 "upsample_nearest2x");
+    return out;
+  }
+#endif
+  namespace F = torch::nn::functional;
+  return F::interpolate(x,
+                        F::InterpolateFuncOptions().mode(torch::kNearest).scale_factor(std::vector<double>{2.0, 2.0}));
 }
 
 torch::Tensor add_tokens_to_nchw(const torch::Tensor& x, const torch::Tensor& tokens) {

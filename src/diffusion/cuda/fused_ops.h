@@ -1,6 +1,6 @@
 // Fused inference operators of the UNet and the VAE: GroupNorm (+ a per-channel shift before it, + SiLU after
-// it), GEGLU, the ResNet block's biases + residual add, and the Transformer2D's changes between the NCHW and
-// token layouts.
+// it), GEGLU, the ResNet block's biases + residual add, the Transformer2D's changes between the NCHW and
+// token layouts, and LayerNorm with the residual add before it.
 //
 // Each runs one fused CUDA kernel (cuda/fused_kernels.cu) when the kernels are compiled in
 // (FAIRDIFF_HAVE_CUDA_KERNELS), the op is enabled, the tensors are on CUDA and autograd is not recording them;
@@ -13,16 +13,18 @@
 #include <torch/torch.h>
 
 #include <string>
+#include <utility>
 
 namespace fairdiff {
 
-enum class FusedOp { kGroupNorm, kResidual, kGeglu, kTokens, kAdamW };
+enum class FusedOp { kGroupNorm, kResidual, kGeglu, kTokens, kAdamW, kLayerNorm, kUpsample };
 
 // Whether this build has the CUDA kernels at all.
 bool fused_kernels_compiled();
 
 // Which ops may use their kernels: "all" (the default), "none", or a comma list of groupnorm, residual, geglu,
-// tokens, adamw. The environment variable FAIRDIFF_FUSED_OPS sets it at start (before/after benchmarks).
+// tokens, adamw, layernorm, upsample. The environment variable FAIRDIFF_FUSED_OPS sets it at start (before/after
+// benchmarks).
 void set_fused_ops(const std::string& spec);
 std::string fused_ops_spec();
 
@@ -44,6 +46,21 @@ torch::Tensor geglu(const torch::Tensor& proj);
 // ((shortcut + shortcut_bias) + (h + h_bias)) / output_scale_factor, all [B, C, H, W]; biases [C] or undefined.
 torch::Tensor bias_residual_add(const torch::Tensor& shortcut, const torch::Tensor& h, const torch::Tensor& h_bias,
                                 const torch::Tensor& shortcut_bias, double output_scale_factor);
+
+// LayerNorm over the last dimension of x [..., C] after a residual add: returns {x + delta, layer_norm(x + delta)}
+// ({x, layer_norm(x)} when delta is undefined). The transformer blocks' norm2 and norm3 read the sum that the
+// residual add before them writes; the kernel makes both in one pass over x and delta.
+std::pair<torch::Tensor, torch::Tensor> add_layer_norm(const torch::Tensor& x, const torch::Tensor& delta,
+                                                       const torch::Tensor& weight, const torch::Tensor& bias,
+                                                       double eps);
+std::pair<torch::Tensor, torch::Tensor> add_layer_norm(const torch::Tensor& x, const torch::Tensor& delta,
+                                                       const torch::nn::LayerNormImpl& norm);
+
+// Nearest 2x upsampling of x [B, C, H, W] -> [B, C, 2H, 2W]. The kernel takes channels-last x (fp16, bf16,
+// fp32) and writes channels-last: LibTorch's own channels-last kernel took 0.6 ms a call at batch 32 with
+// guidance, and its contiguous one needs layout copies around it. Elsewhere F::interpolate (same values).
+bool upsample_nearest2x_fits(const torch::Tensor& x);
+torch::Tensor upsample_nearest2x(const torch::Tensor& x);
 
 // x [B, C, H, W] + tokens [B, N, C] read as [B, C, H, W]; the kernel's result is NCHW-contiguous (LibTorch's
 // fallback keeps the channels-last strides of the permuted tokens).
