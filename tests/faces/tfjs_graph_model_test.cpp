@@ -2,6 +2,7 @@
 
 #include <fstream>
 #include <functional>
+#include <set>
 
 #include "core/error.h"
 #include "core/json.h"
@@ -283,6 +284,99 @@ TEST(TfjsGraphModel, LoadsEveryFaceModelOfThePackage) {
     FAIL();
   } catch (const UnsupportedError& e) {
     EXPECT_NE(std::string(e.what()).find("NonMaxSuppressionV3"), std::string::npos) << e.what();
+  }
+}
+
+// Fine-tuning: the parameters are the weights the kernels compute with, autograd runs through them, and loaded
+// values replace them (and survive a recompile).
+TEST(TfjsGraphModel, ParametersTrainAndLoad) {
+  const fs::path dir = test::scratch_dir("tfjs_tiny_train");
+  auto model = tfjs::GraphModel::load(write_tiny_model(dir));
+  const auto params = model->parameters();
+  ASSERT_EQ(params.size(), 2u);  // the filter and the fused bias; the scalar `scale` is no parameter
+  EXPECT_EQ(params[0].first, "w");
+  EXPECT_EQ(params[0].second.sizes(), (std::vector<int64_t>{4, 2, 3, 3}));  // as the kernel holds it
+  EXPECT_EQ(params[1].first, "b");
+
+  torch::manual_seed(1);
+  const torch::Tensor x = torch::randn({2, 5, 6, 2});
+  const torch::Tensor w_hwio = torch::arange(72, torch::kFloat).reshape({3, 3, 2, 4}) * 0.01;
+  model->load_parameters({{"w", w_hwio.permute({3, 2, 0, 1}).contiguous()}}, "tuned.safetensors");
+  EXPECT_TRUE(torch::equal(model->weights().at("w"), torch::arange(72, torch::kFloat).reshape({3, 3, 2, 4})))
+      << "weights() stays as stored";
+  torch::Tensor y = model->execute({{"x", x}}, {"y"})[0];
+  EXPECT_LE((y - reference(x, w_hwio)).abs().max().item<double>(), 1e-5);
+  EXPECT_FALSE(y.requires_grad());
+
+  // Gradients of a loss through the graph equal LibTorch's through the same arithmetic.
+  model->set_trainable([](const std::string& name) { return name == "w"; });
+  EXPECT_TRUE(model->parameters()[0].second.requires_grad());
+  EXPECT_FALSE(model->parameters()[1].second.requires_grad());
+  y = model->execute({{"x", x}}, {"y"})[0];
+  (y * y).sum().backward();
+  torch::Tensor w_ref = w_hwio.clone().requires_grad_(true);
+  torch::Tensor y_ref = reference(x, w_ref);
+  (y_ref * y_ref).sum().backward();
+  const torch::Tensor grad = model->parameters()[0].second.grad();
+  ASSERT_TRUE(grad.defined());
+  EXPECT_LE((grad - w_ref.grad().permute({3, 2, 0, 1})).abs().max().item<double>(),
+            1e-4 * w_ref.grad().abs().max().item<double>());
+  model->set_trainable({});
+  EXPECT_FALSE(model->parameters()[0].second.requires_grad());
+
+  // Loaded values stay through to() (which recompiles the kernels from the stored weights).
+  model->to(torch::kCPU);
+  EXPECT_LE((model->execute({{"x", x}}, {"y"})[0] - reference(x, w_hwio)).abs().max().item<double>(), 1e-5);
+
+  // Bad files: a name that is no parameter, a shape that differs; both name the file.
+  try {
+    model->load_parameters({{"scale", torch::ones({1})}}, "tuned.safetensors");
+    FAIL();
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("tuned.safetensors: 'scale' is no parameter"), std::string::npos) << e.what();
+  }
+  try {
+    model->load_parameters({{"b", torch::ones({5})}}, "tuned.safetensors");
+    FAIL();
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("'b' has shape [5]"), std::string::npos) << e.what();
+  }
+}
+
+// faceres (the default profile's network): its parameters are every convolution, batch-norm scale and offset and
+// dense layer, and a loss on the descriptor reaches every convolution.
+TEST(TfjsGraphModel, FaceresTrainsEndToEnd) {
+  auto model = tfjs::GraphModel::load(human_models() / "faceres.json");
+  const auto params = model->parameters();
+  int64_t values = 0;
+  int convolutions = 0;
+  for (const auto& [name, tensor] : params) {
+    values += tensor.numel();
+    if (tensor.dim() == 4) ++convolutions;
+  }
+  EXPECT_EQ(convolutions, 27);  // 14 convolutions + 13 depthwise
+  EXPECT_GT(params.size(), 27u + 40u);
+  // Every float weight is a parameter, once, except the scalars a kernel reads while running (clip bounds); a
+  // dense layer's one-value bias (the gender output's) is one.
+  int64_t stored = 0;
+  std::set<std::string> names;
+  for (const auto& [name, tensor] : params) names.insert(name);
+  for (const auto& [name, tensor] : model->weights()) {
+    if (tensor.is_floating_point() && (tensor.numel() > 1 || names.count(name))) stored += tensor.numel();
+  }
+  EXPECT_EQ(values, stored);
+  EXPECT_EQ(names.size(), params.size()) << "no weight is held twice";
+
+  model->set_trainable([](const std::string&) { return true; });
+  torch::manual_seed(2);
+  const auto& input = model->inputs()[0];
+  torch::Tensor x = torch::rand({1, input.shape[1], input.shape[2], input.shape[3]});
+  torch::Tensor descriptor = model->execute({{input.name, x}}, {"global_pooling/Mean"})[0];
+  descriptor.pow(2).sum().backward();
+  for (const auto& [name, tensor] : params) {
+    if (tensor.dim() != 4) continue;  // every convolution lies below the descriptor
+    ASSERT_TRUE(tensor.grad().defined()) << name;
+    EXPECT_GT(tensor.grad().abs().sum().item<double>(), 0.0) << name;
   }
 }
 

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <cstring>
 #include <fstream>
+#include <optional>
 #include <set>
 
 #include "core/error.h"
@@ -295,13 +296,22 @@ void GraphModel::compile() {
     }
   }
   kernels_.clear();
-  for (const auto& node : nodes_) {
+  parameters_.clear();
+  // Every kernel gets its own copy of a Const's value (never the tensor in weights_, which stays as stored), so
+  // that fine-tuning and load_parameters change the running model only.
+  auto value_of = [&](const std::string& name) { return weights_.at(name).to(device_, false, /*copy=*/true); };
+  std::vector<torch::Tensor> const_values(nodes_.size());
+  std::set<std::pair<int, size_t>> held;  // (node, input) whose Const the node's kernel converted
+  std::map<std::string, std::vector<torch::Tensor>> held_weights;  // by Const name
+  for (size_t id = 0; id < nodes_.size(); ++id) {
+    const GraphNode& node = nodes_[id];
     if (node.op == "Placeholder") {  // fed by execute()
       kernels_.push_back(nullptr);
       continue;
     }
     if (node.op == "Const") {
-      torch::Tensor value = weights_.at(node.name).to(device_);
+      torch::Tensor value = value_of(node.name);
+      const_values[id] = value;
       kernels_.push_back([value](const Values&) { return Values{value}; });
       continue;
     }
@@ -309,15 +319,77 @@ void GraphModel::compile() {
       if (i >= node.inputs.size()) return {};
       const GraphNode& producer = nodes_[node.inputs[i].node];
       if (producer.op != "Const") return {};
-      return weights_.at(producer.name).to(device_);
+      return value_of(producer.name);
+    };
+    auto hold = [&](size_t i, const torch::Tensor& tensor) {
+      if (i >= node.inputs.size() || nodes_[node.inputs[i].node].op != "Const") return;
+      held.insert({static_cast<int>(id), i});
+      held_weights[nodes_[node.inputs[i].node].name].push_back(tensor);
     };
     try {
-      kernels_.push_back(compile_node(node, constant));
+      kernels_.push_back(compile_node(node, constant, hold));
     } catch (const InputError& e) {  // a malformed attribute
       throw InputError(source_ + ": node '" + node.name + "' (" + node.op + "): " + e.what());
     } catch (const Error& e) {
       throw UnsupportedError(source_ + ": node '" + node.name + "' (" + node.op + "): " + e.what());
     }
+  }
+  // Parameters in graph order of their Const nodes: the converted copies the kernels hold, and the Const's own
+  // value where some kernel reads it while running (a float tensor of more than one value).
+  std::set<int> read_at_run_time;
+  for (size_t id = 0; id < nodes_.size(); ++id) {
+    for (size_t i = 0; i < nodes_[id].inputs.size(); ++i) {
+      if (!held.count({static_cast<int>(id), i})) read_at_run_time.insert(nodes_[id].inputs[i].node);
+    }
+  }
+  for (size_t id = 0; id < nodes_.size(); ++id) {
+    const GraphNode& node = nodes_[id];
+    if (node.op != "Const") continue;
+    auto it = held_weights.find(node.name);
+    if (it != held_weights.end()) {
+      for (const auto& tensor : it->second) parameters_.push_back({node.name, tensor});
+    }
+    const torch::Tensor& value = const_values[id];
+    if (read_at_run_time.count(static_cast<int>(id)) && value.is_floating_point() && value.numel() > 1) {
+      parameters_.push_back({node.name, value});
+    }
+  }
+  torch::NoGradGuard no_grad;
+  for (auto& [name, tensor] : parameters_) {
+    auto loaded = loaded_.find(name);
+    if (loaded != loaded_.end()) tensor.copy_(loaded->second);
+    if (trainable_ && trainable_(name)) tensor.requires_grad_(true);
+  }
+}
+
+std::vector<std::pair<std::string, torch::Tensor>> GraphModel::parameters() const {
+  return parameters_;
+}
+
+void GraphModel::set_trainable(const std::function<bool(const std::string&)>& trainable) {
+  trainable_ = trainable;
+  for (auto& [name, tensor] : parameters_) tensor.requires_grad_(trainable_ && trainable_(name));
+}
+
+void GraphModel::load_parameters(const std::map<std::string, torch::Tensor>& values, const std::string& source) {
+  std::map<std::string, std::vector<int64_t>> shapes;
+  for (const auto& [name, tensor] : parameters_) shapes[name] = tensor.sizes().vec();
+  for (const auto& [name, value] : values) {
+    auto it = shapes.find(name);
+    if (it == shapes.end()) {
+      throw InputError(source + ": '" + name + "' is no parameter of " + source_ + " (expected the name of a Const " +
+                       "node that GraphModel::parameters lists)");
+    }
+    if (value.sizes().vec() != it->second) {
+      throw InputError(source + ": '" + name + "' has shape " + c10::str(value.sizes()) + ", the model's is " +
+                       c10::str(c10::IntArrayRef(it->second)));
+    }
+  }
+  for (const auto& [name, value] : values) loaded_[name] = value.detach().to(torch::kCPU, torch::kFloat32).clone();
+  torch::NoGradGuard no_grad;
+  for (auto& [name, tensor] : parameters_) {
+    auto loaded = values.find(name);
+    if (loaded != values.end()) tensor.copy_(loaded->second.to(tensor.device(), tensor.scalar_type()));
   }
 }
 
@@ -372,7 +444,9 @@ Values GraphModel::execute(const std::map<std::string, torch::Tensor>& feeds,
   for (const auto& [id, _] : wanted) readers[id]++;
 
   std::vector<Values> values(nodes_.size());
-  torch::NoGradGuard no_grad;
+  // Inference unless set_trainable chose parameters (a fine-tuning step records the graph for its backward pass).
+  std::optional<torch::NoGradGuard> no_grad;
+  if (!trainable_) no_grad.emplace();
   for (int id : order) {
     const GraphNode& node = nodes_[id];
     if (node.op == "Placeholder") {

@@ -61,6 +61,21 @@ class GraphModel {
   // Moves the weights and compiled kernels to `device` (CPU or CUDA).
   void to(torch::Device device);
 
+  // ---- Fine-tuning (issue 14: a face network trained end to end). ----
+  // The weights the kernels compute with, by the name of their Const node, in graph order: the filters of the
+  // convolutions in the layout the kernel holds them ([C_out, C_in / groups, KH, KW], channels-last memory), the
+  // matrix multiplies' weights and fused biases, and every other float Const of more than one value that a kernel
+  // reads while it runs (faceres' batch-norm scales and offsets). Scalars (clip bounds, input scaling) and integer
+  // Consts (shapes, axes) are not parameters. Each tensor is the one the kernel uses: changing it in place changes
+  // the model.
+  std::vector<std::pair<std::string, torch::Tensor>> parameters() const;
+  // Lets autograd record execute() through the parameters `trainable` accepts (by name), which then require
+  // gradients; execute() runs under NoGradGuard while none does. An empty function turns training off.
+  void set_trainable(const std::function<bool(const std::string&)>& trainable);
+  // Replaces parameter values by name (a fine-tuned file's tensors; `source` names it in errors); they stay in
+  // place across to(). InputError for a name that is no parameter or a shape that differs.
+  void load_parameters(const std::map<std::string, torch::Tensor>& values, const std::string& source);
+
  private:
   GraphModel() = default;
   void compile();
@@ -71,14 +86,20 @@ class GraphModel {
   std::map<std::string, int> node_index_;
   std::map<std::string, torch::Tensor> weights_;
   std::vector<Kernel> kernels_;
+  std::vector<std::pair<std::string, torch::Tensor>> parameters_;  // as compile() found them, graph order
+  std::map<std::string, torch::Tensor> loaded_;                    // load_parameters' values, reapplied by compile()
+  std::function<bool(const std::string&)> trainable_;
   std::vector<TensorSpec> inputs_;
   std::vector<std::pair<std::string, std::string>> outputs_;
   torch::Device device_ = torch::kCPU;
 };
 
 // Compiles one node into a kernel. `constant(i)` returns input i's value when it is a Const (else an undefined
-// tensor), so kernels can convert weights once. Throws UnsupportedError for ops or attributes it cannot run.
-Kernel compile_node(const GraphNode& node, const std::function<torch::Tensor(size_t)>& constant);
+// tensor), so kernels can convert weights once; a kernel that keeps such a converted weight reports it through
+// `hold(i, tensor)` (GraphModel::parameters). Throws UnsupportedError for ops or attributes it cannot run.
+using HoldWeight = std::function<void(size_t input, const torch::Tensor& held)>;
+Kernel compile_node(const GraphNode& node, const std::function<torch::Tensor(size_t)>& constant,
+                    const HoldWeight& hold = {});
 // True when compile_node knows the op.
 bool op_supported(const std::string& op);
 

@@ -180,7 +180,8 @@ torch::Tensor apply_fused(torch::Tensor y, const std::vector<std::string>& fused
   return y;
 }
 
-Kernel conv2d_kernel(const GraphNode& n, const std::function<torch::Tensor(size_t)>& constant, bool depthwise) {
+Kernel conv2d_kernel(const GraphNode& n, const std::function<torch::Tensor(size_t)>& constant, const HoldWeight& hold,
+                     bool depthwise) {
   Conv2dSpec s = conv_spec(n);
   torch::Tensor filter = constant(1);
   if (!filter.defined() || filter.dim() != 4) throw UnsupportedError("a non-constant or non-4-D filter");
@@ -202,6 +203,10 @@ Kernel conv2d_kernel(const GraphNode& n, const std::function<torch::Tensor(size_
     weight = filter.permute({3, 2, 0, 1});  // [C_out, C_in, KH, KW]
   }
   weight = weight.to(torch::kFloat).contiguous(at::MemoryFormat::ChannelsLast);
+  if (hold) {
+    hold(1, weight);
+    if (has_bias) hold(2, bias);
+  }
   return [=](const Values& in) {
     torch::Tensor x = pad_for_window(in[0], s, kh, kw, 0.0).contiguous();
     torch::Tensor y =
@@ -212,11 +217,13 @@ Kernel conv2d_kernel(const GraphNode& n, const std::function<torch::Tensor(size_
   };
 }
 
-Kernel matmul_kernel(const GraphNode& n, const std::function<torch::Tensor(size_t)>& constant) {
+Kernel matmul_kernel(const GraphNode& n, const std::function<torch::Tensor(size_t)>& constant, const HoldWeight& hold) {
   const bool ta = attr_bool(n, "transpose_a", false), tb = attr_bool(n, "transpose_b", false);
   std::vector<std::string> fused = attr_strings(n, "fused_ops");
   const bool has_bias = !fused.empty() && fused[0] == "BiasAdd";
   torch::Tensor b = constant(1), bias = has_bias ? constant(2) : torch::Tensor();
+  if (hold && b.defined()) hold(1, b);
+  if (hold && bias.defined()) hold(2, bias);
   return [=](const Values& in) {
     torch::Tensor a = ta ? in[0].t() : in[0];
     torch::Tensor w = b.defined() ? b : in[1];
@@ -383,12 +390,13 @@ bool op_supported(const std::string& op) {
   return supported_ops().count(op) > 0;
 }
 
-Kernel compile_node(const GraphNode& n, const std::function<torch::Tensor(size_t)>& constant) {
+Kernel compile_node(const GraphNode& n, const std::function<torch::Tensor(size_t)>& constant, const HoldWeight& hold) {
   const std::string& op = n.op;
   if (op == "Identity") return [](const Values& in) { return Values{in[0]}; };
-  if (op == "Conv2D" || op == "_FusedConv2D") return conv2d_kernel(n, constant, false);
-  if (op == "DepthwiseConv2dNative" || op == "FusedDepthwiseConv2dNative") return conv2d_kernel(n, constant, true);
-  if (op == "MatMul" || op == "_FusedMatMul") return matmul_kernel(n, constant);
+  if (op == "Conv2D" || op == "_FusedConv2D") return conv2d_kernel(n, constant, hold, false);
+  if (op == "DepthwiseConv2dNative" || op == "FusedDepthwiseConv2dNative")
+    return conv2d_kernel(n, constant, hold, true);
+  if (op == "MatMul" || op == "_FusedMatMul") return matmul_kernel(n, constant, hold);
   if (op == "MaxPool") return pool_kernel(n, true);
   if (op == "Add" || op == "AddV2") return binary([](const auto& a, const auto& b) { return a + b; });
   if (op == "Sub") return binary([](const auto& a, const auto& b) { return a - b; });
