@@ -15,6 +15,7 @@ namespace {
 int run_train_classifier(const std::vector<std::string>& argv) {
   ClassifierTrainingConfig c;
   HeadTrainingOptions& h = c.heads;
+  NetworkTuningOptions& t = c.tuning;
   OptionTable table;
   table.value("images", "DIR", "folder the labels' file names are relative to", c.images)
       .value("labels", "CSV", "labels: file,gender,race,age with FairFace's classes (default: DIR/labels.csv)",
@@ -40,7 +41,18 @@ int run_train_classifier(const std::vector<std::string>& argv) {
       .value("seed", "S", "split, initialisation and shuffling seed", h.seed, 0, 1LL << 62)
       .value("crop-scale", "F", "embedder crop side / detector box side (default: the embedder's, 1.4 for faceres)",
              c.profile.embedder_crop_scale, 0.5, 4.0, "embedder_crop_scale")
-      .value("limit", "N", "use only the first N labeled photos, after exclusions (0: all)", c.limit, 0, 100000000);
+      .value("limit", "N", "use only the first N labeled photos, after exclusions (0: all)", c.limit, 0, 100000000)
+      .flag(
+          "tune-network",
+          "fine-tune faceres end to end on the training split first (embedder faceres or faceres@flip); writes FILE's "
+          "stem + .network.safetensors, which the card names",
+          c.tune_network)
+      .value("tune-epochs", "N", "epochs of the network's fine-tuning", t.epochs, 1, 1000)
+      .value("tune-batch-size", "N", "faces per fine-tuning step", t.batch_size, 1, 65536)
+      .value("tune-learning-rate", "LR", "the network's AdamW learning rate", t.learning_rate, 1e-9, 1.0)
+      .value("tune-heads-learning-rate", "LR", "learning rate of the linear layers trained beside the network",
+             t.heads_learning_rate, 1e-9, 10.0)
+      .value("tune-device", "DEVICE", "where the fine-tuning runs: cpu, cuda or cuda:N", t.device);
   std::vector<OptionSpec> profile_specs;
   for (auto& s : face_profile_options()) {
     if (s.name == "human-models" || s.name == "detector" || s.name == "score-threshold" || s.name == "pad-fraction") {
@@ -60,6 +72,8 @@ int run_train_classifier(const std::vector<std::string>& argv) {
   table.read(args);
   if (c.images.empty()) throw UsageError("train-classifier: --images is required");
   if (c.out.empty()) throw UsageError("train-classifier: --out is required");
+  t.seed = h.seed;
+  t.weight_decay = h.weight_decay;
   table.with_flag_names([&] { validate(c); });
 
   install_interrupt_handler();
@@ -69,8 +83,11 @@ int run_train_classifier(const std::vector<std::string>& argv) {
                 s.attribute.c_str(), s.accuracy, s.balanced_accuracy, s.ece_uncalibrated, s.ece, s.temperature,
                 s.worst_class.c_str(), s.worst_recall);
   }
-  std::printf("wrote %s, %s, %s\n", c.out.string().c_str(), c.card_file().string().c_str(),
-              c.confusion_file().string().c_str());
+  for (size_t e = 0; e < result.tuning_loss.size(); ++e) {
+    std::printf("network fine-tuning epoch %zu: mean training loss %.4f\n", e + 1, result.tuning_loss[e]);
+  }
+  std::printf("wrote %s, %s, %s%s\n", c.out.string().c_str(), c.card_file().string().c_str(),
+              c.confusion_file().string().c_str(), c.tune_network ? (", " + c.network_file().string()).c_str() : "");
   return 0;
 }
 

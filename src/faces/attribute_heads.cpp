@@ -292,6 +292,22 @@ double fit_temperature(const torch::Tensor& logits, const torch::Tensor& targets
   return std::exp((a + b) / 2);
 }
 
+std::pair<std::vector<int64_t>, std::vector<int64_t>> head_training_split(const std::vector<HeadLabels>& labels,
+                                                                          const HeadTrainingOptions& options) {
+  if (labels.empty()) return {};
+  // Stratify the validation split by the first two attributes' classes (gender x race).
+  const auto n = static_cast<int64_t>(labels.front().targets.size());
+  std::vector<int64_t> keys(n, 0);
+  for (int64_t i = 0; i < n; ++i) {
+    int64_t key = 0;
+    for (size_t h = 0; h < std::min<size_t>(2, labels.size()); ++h) {
+      key = key * (static_cast<int64_t>(labels[h].classes.size()) + 1) + labels[h].targets[i] + 1;
+    }
+    keys[i] = key;
+  }
+  return stratified_split(keys, options.holdout_fraction, options.seed);
+}
+
 AttributeHeads train_attribute_heads(const torch::Tensor& embeddings, const std::vector<HeadLabels>& labels,
                                      const HeadTrainingOptions& options, const Json& data_card) {
   if (options.kind != "mlp" && options.kind != "linear") {
@@ -310,16 +326,7 @@ AttributeHeads train_attribute_heads(const torch::Tensor& embeddings, const std:
   }
   ThreadCountGuard single_thread(1);
 
-  // Stratify the validation split by the first two attributes' classes (gender x race).
-  std::vector<int64_t> keys(n, 0);
-  for (int64_t i = 0; i < n; ++i) {
-    int64_t key = 0;
-    for (size_t h = 0; h < std::min<size_t>(2, labels.size()); ++h) {
-      key = key * (static_cast<int64_t>(labels[h].classes.size()) + 1) + labels[h].targets[i] + 1;
-    }
-    keys[i] = key;
-  }
-  auto [train_rows, val_rows] = stratified_split(keys, options.holdout_fraction, options.seed);
+  auto [train_rows, val_rows] = head_training_split(labels, options);
   if (train_rows.empty() || val_rows.empty()) {
     throw InputError("too few faces (" + std::to_string(n) + ") for a training and a validation split");
   }

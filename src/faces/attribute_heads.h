@@ -76,6 +76,12 @@ struct HeadLabels {
   std::vector<int64_t> targets;  // [N]
 };
 
+// The training and validation rows train_attribute_heads makes of these labels (stratified by the first two
+// attributes' classes, options.holdout_fraction and options.seed), each ascending: what a network tuned before
+// the heads must train on so that the heads' validation photos stay unseen.
+std::pair<std::vector<int64_t>, std::vector<int64_t>> head_training_split(const std::vector<HeadLabels>& labels,
+                                                                          const HeadTrainingOptions& options);
+
 // Trains one head per entry of `labels` on `embeddings` [N, D] (only rows with a known class). `data_card`
 // is copied into the card under "data".
 AttributeHeads train_attribute_heads(const torch::Tensor& embeddings, const std::vector<HeadLabels>& labels,

@@ -1,15 +1,20 @@
 #include "faces/classifier_training.h"
 
+#include <torch/cuda.h>
+
 #include <algorithm>
 #include <cstdio>
 
 #include "core/csv.h"
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/image.h"
 #include "core/json.h"
+#include "core/safetensors.h"
 #include "core/strings.h"
 #include "faces/embedding_cache.h"
 #include "faces/evaluation.h"
+#include "faces/faceres_classifier.h"
 
 namespace fairdiff {
 
@@ -69,6 +74,27 @@ std::vector<HeadSummary> head_summaries(const Json& card) {
   return out;
 }
 
+fs::path ClassifierTrainingConfig::network_file() const {
+  return out.parent_path() / (out.stem().string() + ".network.safetensors");
+}
+
+namespace {
+
+// The faceres crop of each listed photo's cached principal face, [rows, 224, 224, 3] uint8.
+torch::Tensor faceres_crops(FaceresClassifier& faceres, const fs::path& images, const std::vector<std::string>& files,
+                            const EmbeddingSet& embedded, const std::vector<int64_t>& rows) {
+  std::vector<torch::Tensor> crops;
+  for (int64_t row : rows) {
+    const auto b = embedded.boxes[row];
+    FaceBox box{b[0].item<float>(), b[1].item<float>(), b[2].item<float>(), b[3].item<float>(), b[4].item<float>(), {}};
+    const FaceImage image = FaceImage::from(read_image(images / files[row]));
+    crops.push_back(faceres.prepare(image, box).round().clamp(0, 255).to(torch::kByte).squeeze(0));
+  }
+  return torch::stack(crops);
+}
+
+}  // namespace
+
 void validate(const ClassifierTrainingConfig& c) {
   require_directory(c.images, "images folder");
   require_file(c.labels_file(), "labels CSV");
@@ -78,7 +104,21 @@ void validate(const ClassifierTrainingConfig& c) {
   if (c.heads.kind != "mlp" && c.heads.kind != "linear") {
     throw UsageError("head kind '" + c.heads.kind + "' is not mlp or linear");
   }
-  face_embedder_parts(c.embedder);  // UsageError for unknown embedders
+  const std::vector<std::string> parts = face_embedder_parts(c.embedder);  // UsageError for unknown embedders
+  if (c.tune_network) {
+    try {
+      const torch::Device device(c.tuning.device);
+      if (device.is_cuda() && !torch::cuda::is_available()) {
+        throw UsageError("--tune-device " + c.tuning.device + ": this machine has no CUDA device");
+      }
+    } catch (const c10::Error&) {
+      throw UsageError("--tune-device '" + c.tuning.device + "' is not a device (expected cpu, cuda or cuda:N)");
+    }
+  }
+  if (c.tune_network && !(parts.size() == 1 && (parts[0] == "faceres" || parts[0] == "faceres@flip"))) {
+    throw UsageError("--tune-network fine-tunes faceres: the embedder must be faceres or faceres@flip, not '" +
+                     c.embedder + "'");
+  }
 }
 
 ClassifierTrainingResult train_classifier(const ClassifierTrainingConfig& c) {
@@ -134,6 +174,49 @@ ClassifierTrainingResult train_classifier(const ClassifierTrainingConfig& c) {
   data["photos"] = photos.size();
   data["without_face"] = result.without_face;
   data["faces"] = rows.size();
+  if (c.tune_network) {
+    // The network first, on the heads' training split only; then the heads on the tuned network's descriptors,
+    // embedded afresh through the same pipeline the default profile runs (their own cache: other settings).
+    const auto [train_rows, val_rows] = head_training_split({gender, race, age}, c.heads);
+    ProfileOptions options = c.profile;
+    validate_profile("gear", options);  // the models folder
+    FaceresConfig faceres_config;
+    if (options.embedder_crop_scale > 0) faceres_config.crop_scale = options.embedder_crop_scale;
+    FaceresClassifier faceres(options.human_models_dir, faceres_config);
+    std::printf("cropping %zu faces for the network\n", rows.size());
+    const torch::Tensor crops = faceres_crops(faceres, c.images, files, embedded, rows);
+    const TunedNetwork tuned = tune_network(faceres.model(), faceres.input_name(), FaceresClassifier::descriptor_node(),
+                                            crops, {gender, race, age}, train_rows, c.tuning);
+    result.tuning_loss = tuned.epoch_loss;
+    if (!c.out.parent_path().empty()) ensure_directory(c.out.parent_path(), "heads folder");
+    TensorMap parameters(tuned.parameters.begin(), tuned.parameters.end());
+    write_safetensors(
+        c.network_file(), parameters,
+        {{"format", "fairdiff-tuned-network-v1"}, {"model", "faceres"}, {"epochs", std::to_string(c.tuning.epochs)}});
+    options.tuned_network = c.network_file();
+    embedded = compute_named_embeddings(*detector, c.embedder, options, c.images, files, c.cache_dir() / "tuned");
+    data = embedding_settings(c.embedder, options);
+    data["images"] = c.images.string();
+    data["labels"] = c.labels_file().string();
+    data["labeled"] = set.photos.size();
+    data["excluded"] = result.excluded;
+    data["exclude"] = c.exclude;
+    data["limit"] = c.limit;
+    data["photos"] = photos.size();
+    data["without_face"] = result.without_face;
+    data["faces"] = rows.size();
+    data["tuned_network"] = c.network_file().filename().string();
+    data["tuning"] = {{"epochs", c.tuning.epochs},
+                      {"batch_size", c.tuning.batch_size},
+                      {"learning_rate", c.tuning.learning_rate},
+                      {"heads_learning_rate", c.tuning.heads_learning_rate},
+                      {"weight_decay", c.tuning.weight_decay},
+                      {"flip", c.tuning.flip},
+                      {"seed", c.tuning.seed},
+                      {"device", c.tuning.device},
+                      {"training_faces", train_rows.size()},
+                      {"epoch_loss", tuned.epoch_loss}};
+  }
   AttributeHeads heads = train_attribute_heads(embedded.embeddings.index_select(0, torch::tensor(rows, torch::kLong)),
                                                {gender, race, age}, c.heads, data);
 

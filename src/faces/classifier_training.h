@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "faces/attribute_heads.h"
+#include "faces/network_tuning.h"
 #include "faces/profiles.h"
 
 namespace fairdiff {
@@ -23,11 +24,17 @@ struct ClassifierTrainingConfig {
   long long limit = 0;  // use only the first `limit` labeled photos after exclusions (0: all)
   HeadTrainingOptions heads;
   ProfileOptions profile;  // detector and model folders, embedder crop
+  // Fine-tune faceres end to end on the training split before the heads are trained (issue 14); the embedder
+  // must then be faceres or faceres@flip. The tuned parameters go to <out stem>.network.safetensors, which the
+  // heads' card names and the default profile loads.
+  bool tune_network = false;
+  NetworkTuningOptions tuning;
 
   std::filesystem::path labels_file() const;
   std::filesystem::path cache_dir() const;
   std::filesystem::path card_file() const;       // <out stem>.card.json
   std::filesystem::path confusion_file() const;  // <out stem>.confusion.json
+  std::filesystem::path network_file() const;    // <out stem>.network.safetensors (tune_network)
 };
 
 // `CSV[:COLUMN]`: the file names listed in COLUMN (default: fairface_file when the CSV has it, else file).
@@ -49,6 +56,7 @@ std::vector<HeadSummary> head_summaries(const Json& card);
 
 struct ClassifierTrainingResult {
   long long labeled = 0, excluded = 0, photos = 0, without_face = 0, faces = 0;
+  std::vector<double> tuning_loss;  // per epoch, with tune_network
   std::vector<HeadSummary> heads;
 };
 

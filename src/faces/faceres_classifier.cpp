@@ -1,5 +1,6 @@
 #include "faces/faceres_classifier.h"
 
+#include "core/safetensors.h"
 #include "faces/face_crop.h"
 #include "faces/taxonomy.h"
 
@@ -11,7 +12,11 @@ const int kFaceresInput = 224;
 }  // namespace
 
 FaceresClassifier::FaceresClassifier(const std::filesystem::path& models_dir, FaceresConfig config)
-    : config_(config), model_(tfjs::GraphModel::load(models_dir / (config.model + ".json"))) {}
+    : config_(config), model_(tfjs::GraphModel::load(models_dir / (config.model + ".json"))) {
+  if (!config_.tuned.empty()) {
+    model_->load_parameters(read_safetensors(config_.tuned).tensors, config_.tuned.string());
+  }
+}
 
 torch::Tensor FaceresClassifier::prepare(const FaceImage& image, const FaceBox& face) const {
   return crop_square(image.pixels, face, config_.crop_scale, kFaceresInput, config_.crop_shift_y);
@@ -19,7 +24,7 @@ torch::Tensor FaceresClassifier::prepare(const FaceImage& image, const FaceBox& 
 
 FaceresOutput FaceresClassifier::run(const torch::Tensor& input) const {
   tfjs::Values out = model_->execute({{model_->inputs().at(0).name, input}},
-                                     {"gender_pred/Sigmoid:0", "age_pred/Softmax:0", "global_pooling/Mean"});
+                                     {"gender_pred/Sigmoid:0", "age_pred/Softmax:0", descriptor_node()});
   FaceresOutput result;
   result.p_male = out[0].to(torch::kCPU).reshape({-1})[0].item<float>();
   torch::Tensor age = out[1].to(torch::kCPU).to(torch::kFloat).contiguous().reshape({-1});

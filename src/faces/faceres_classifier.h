@@ -18,6 +18,9 @@ struct FaceresConfig {
   std::string model = "faceres";  // or "faceres-deep" (same network, other weights)
   float crop_scale = 1.4f;        // crop side / detector box side (measured, docs/classifiers.md)
   float crop_shift_y = 0.0f;
+  // Fine-tuned parameters (train-classifier --tune-network: safetensors keyed by the graph's Const names) loaded
+  // over the npm model's weights; empty: the weights as shipped.
+  std::filesystem::path tuned;
 };
 
 struct FaceresOutput {
@@ -36,6 +39,10 @@ class FaceresClassifier : public AttributeClassifier, public FaceEmbedder {
 
   torch::Tensor prepare(const FaceImage& image, const FaceBox& face) const;  // [1, 224, 224, 3]
   FaceresOutput run(const torch::Tensor& input) const;
+  // The network, for fine-tuning (tune_network); its input placeholder and descriptor node.
+  tfjs::GraphModel& model() { return *model_; }
+  std::string input_name() const { return model_->inputs().at(0).name; }
+  static const char* descriptor_node() { return "global_pooling/Mean"; }
   // Gender (male, female) and age as FairFace's 9 ranges plus the expected years.
   static std::vector<AttributePrediction> predictions(const FaceresOutput& output);
 

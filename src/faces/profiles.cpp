@@ -5,6 +5,7 @@
 #include "core/assets.h"
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/sha256.h"
 #include "faces/attribute_heads.h"
 #include "faces/blazeface_detector.h"
 #include "faces/embedding_cache.h"
@@ -134,6 +135,15 @@ std::unique_ptr<FaceAnalyzer> make_analyzer(const std::string& profile, const Pr
       }
     }
     options.embedder_crop_scale = json_get<float>(*faceres, "crop_scale", FaceresConfig{}.crop_scale, where);
+    // Heads trained on a fine-tuned network name its parameters file, which lies beside the heads.
+    const std::string tuned = json_get<std::string>(data, "tuned_network", "", where);
+    if (!tuned.empty()) {
+      options.tuned_network = options.heads.parent_path() / tuned;
+      if (!fs::is_regular_file(options.tuned_network)) {
+        throw InputError(options.heads.string() + ": its card names the tuned network " + tuned + ", but " +
+                         options.tuned_network.string() + " is missing (it belongs beside the heads)");
+      }
+    }
     std::vector<std::unique_ptr<AttributeClassifier>> classifiers;
     classifiers.push_back(
         std::make_unique<EmbeddingHeadClassifier>(make_face_embedder(embedder, options), std::move(heads), "heads"));
@@ -186,6 +196,7 @@ FaceresConfig faceres_config(const ProfileOptions& options, const std::string& b
   FaceresConfig config;
   config.model = base;
   if (options.embedder_crop_scale > 0) config.crop_scale = options.embedder_crop_scale;
+  config.tuned = options.tuned_network;
   return config;
 }
 
@@ -215,6 +226,7 @@ Json part_settings(const std::string& part, const ProfileOptions& options) {
     settings["embedder_model"] = faceres.model;
     settings["crop_scale"] = faceres.crop_scale;
     settings["crop_shift_y"] = faceres.crop_shift_y;
+    if (!faceres.tuned.empty()) settings["tuned_network_sha256"] = sha256_file(faceres.tuned);
   } else {
     const RecognitionEmbedderConfig c = RecognitionEmbedderConfig::named(base);
     settings["recognition"] = Json{{"model", c.model},

@@ -31,6 +31,9 @@ struct ProfileOptions {
   // The face embedder's crop (side / detector box side); heads record the crop they were trained with and
   // the default profile uses theirs. < 0: the embedder's default.
   float embedder_crop_scale = -1;
+  // Fine-tuned faceres parameters (train-classifier --tune-network), loaded into every faceres part of the
+  // embedder; the default profile takes them from its heads' card. Empty: the npm weights.
+  std::filesystem::path tuned_network;
   // seed
   std::filesystem::path ssd_detector_dir;  // opencv_face_detector_uint8.pb + opencv_face_detector.pbtxt
   std::filesystem::path gender_prototxt, gender_caffemodel, age_prototxt, age_caffemodel;

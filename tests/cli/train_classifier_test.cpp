@@ -95,6 +95,52 @@ TEST(TrainClassifierCommand, BadInputsAreRefusedClearly) {
             3)
       << log;
   EXPECT_NE(log.find("no photos left"), std::string::npos) << log;
+  // Fine-tuning the network needs faceres as the embedder, and a device that exists.
+  EXPECT_EQ(test::run_command(exe + " --images " + q(faces) + " --embedder mobileface --tune-network --out " +
+                                  q(root / "h.safetensors"),
+                              &log),
+            2)
+      << log;
+  EXPECT_NE(log.find("must be faceres or faceres@flip"), std::string::npos) << log;
+  EXPECT_EQ(test::run_command(exe + " --images " + q(faces) + " --embedder faceres --tune-network --tune-device tpu " +
+                                  "--out " + q(root / "h.safetensors"),
+                              &log),
+            2)
+      << log;
+  EXPECT_NE(log.find("'tpu' is not a device"), std::string::npos) << log;
+}
+
+// --tune-network (issue 14): faceres fine-tuned on the training split, its parameters written beside the heads and
+// named by their card; the default profile then embeds with the tuned network, and refuses heads whose network
+// file is missing.
+TEST(TrainClassifierCommand, TunesTheNetworkAndTheDefaultProfileLoadsIt) {
+  const fs::path root = test::scratch_dir("train_classifier_tune");
+  const fs::path faces = test::shared_dir() / "faces/fairface_margin125";
+  std::string log;
+  ASSERT_EQ(test::run_command(std::string(FAIRDIFF_EXE) + " train-classifier --images " + q(faces) +
+                                  " --embedder faceres --limit 24 --hidden 8 --epochs 5 --holdout-fraction 0.25 " +
+                                  "--tune-network --tune-epochs 2 --tune-batch-size 6 --tune-learning-rate 1e-4 " +
+                                  "--out " + q(root / "heads.safetensors"),
+                              &log),
+            0)
+      << log;
+  EXPECT_NE(log.find("network fine-tuning epoch 2"), std::string::npos) << log;
+  ASSERT_TRUE(fs::exists(root / "heads.network.safetensors"));
+  Json card = read_json_file(root / "heads.card.json");
+  EXPECT_EQ(card["data"]["tuned_network"], "heads.network.safetensors");
+  EXPECT_EQ(card["data"]["tuning"]["epoch_loss"].size(), 2u);
+  // The network saw exactly the heads' training split (their validation faces stay unseen).
+  EXPECT_EQ(card["data"]["tuning"]["training_faces"], card["split"]["train"]);
+  EXPECT_TRUE(card["data"].contains("tuned_network_sha256"));
+  // The tuned descriptors have their own cache beside the frozen network's.
+  EXPECT_TRUE(fs::is_directory(root / "heads.embeddings" / "tuned"));
+
+  const std::string eval = std::string(FAIRDIFF_EXE) + " eval-classifier --images " + q(faces) + " --limit 4 --heads " +
+                           q(root / "heads.safetensors") + " --json " + q(root / "eval.json");
+  ASSERT_EQ(test::run_command(eval, &log), 0) << log;
+  fs::rename(root / "heads.network.safetensors", root / "moved.safetensors");
+  EXPECT_NE(test::run_command(eval, &log), 0) << log;
+  EXPECT_NE(log.find("heads.network.safetensors is missing"), std::string::npos) << log;
 }
 
 }  // namespace
