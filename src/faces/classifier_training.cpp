@@ -164,16 +164,21 @@ ClassifierTrainingResult train_classifier(const ClassifierTrainingConfig& c) {
   std::printf("%lld photos, %lld left out by the exclusions, %lld without a detected face, %lld faces to train on\n",
               result.photos, result.excluded, result.without_face, result.faces);
 
-  Json data = settings;
-  data["images"] = c.images.string();
-  data["labels"] = c.labels_file().string();
-  data["labeled"] = set.photos.size();
-  data["excluded"] = result.excluded;
-  data["exclude"] = c.exclude;
-  data["limit"] = c.limit;
-  data["photos"] = photos.size();
-  data["without_face"] = result.without_face;
-  data["faces"] = rows.size();
+  // The card's data: the embedding settings and what was trained on.
+  auto data_card = [&](const Json& embedding) {
+    Json data = embedding;
+    data["images"] = c.images.string();
+    data["labels"] = c.labels_file().string();
+    data["labeled"] = set.photos.size();
+    data["excluded"] = result.excluded;
+    data["exclude"] = c.exclude;
+    data["limit"] = c.limit;
+    data["photos"] = photos.size();
+    data["without_face"] = result.without_face;
+    data["faces"] = rows.size();
+    return data;
+  };
+  Json data = data_card(settings);
   if (c.tune_network) {
     // The network first, on the heads' training split only; then the heads on the tuned network's descriptors,
     // embedded afresh through the same pipeline the default profile runs (their own cache: other settings).
@@ -195,16 +200,7 @@ ClassifierTrainingResult train_classifier(const ClassifierTrainingConfig& c) {
         {{"format", "fairdiff-tuned-network-v1"}, {"model", "faceres"}, {"epochs", std::to_string(c.tuning.epochs)}});
     options.tuned_network = c.network_file();
     embedded = compute_named_embeddings(*detector, c.embedder, options, c.images, files, c.cache_dir() / "tuned");
-    data = embedding_settings(c.embedder, options);
-    data["images"] = c.images.string();
-    data["labels"] = c.labels_file().string();
-    data["labeled"] = set.photos.size();
-    data["excluded"] = result.excluded;
-    data["exclude"] = c.exclude;
-    data["limit"] = c.limit;
-    data["photos"] = photos.size();
-    data["without_face"] = result.without_face;
-    data["faces"] = rows.size();
+    data = data_card(embedding_settings(c.embedder, options));
     data["tuned_network"] = c.network_file().filename().string();
     data["tuning"] = {{"epochs", c.tuning.epochs},
                       {"batch_size", c.tuning.batch_size},
