@@ -101,10 +101,7 @@ AttributeHead train_head(const HeadLabels& labels, const torch::Tensor& x_train,
   head.out_bias = uniform_init({classes}, out_in);
   const std::vector<torch::Tensor> parameters = head_parameters(head);
 
-  // Class weights n / (C * n_c): every class contributes equally to the loss.
-  torch::Tensor counts = torch::bincount(y_train, {}, classes).to(torch::kFloat);
-  torch::Tensor weights = torch::where(counts > 0, static_cast<double>(n) / (static_cast<double>(classes) * counts),
-                                       torch::zeros_like(counts));
+  const torch::Tensor weights = balanced_class_weights(y_train, classes);
 
   torch::optim::AdamW optimizer(parameters,
                                 torch::optim::AdamWOptions(options.learning_rate).weight_decay(options.weight_decay));
@@ -162,7 +159,7 @@ AttributeHead train_head(const HeadLabels& labels, const torch::Tensor& x_train,
   r["best_epoch"] = best_epoch;
   r["temperature"] = head.temperature;
   r["class_weights"] = std::vector<float>(weights.data_ptr<float>(), weights.data_ptr<float>() + classes);
-  const torch::Tensor support = counts.to(torch::kLong).contiguous();
+  const torch::Tensor support = torch::bincount(y_train, {}, classes).contiguous();
   r["train_support"] = std::vector<int64_t>(support.data_ptr<int64_t>(), support.data_ptr<int64_t>() + classes);
   r["validation"] = head_evaluation(head, val_logits, y_val);
   *record = r;
@@ -290,6 +287,12 @@ double fit_temperature(const torch::Tensor& logits, const torch::Tensor& targets
     }
   }
   return std::exp((a + b) / 2);
+}
+
+torch::Tensor balanced_class_weights(const torch::Tensor& targets, int64_t classes) {
+  const torch::Tensor counts = torch::bincount(targets, {}, classes).to(torch::kFloat);
+  return torch::where(counts > 0, static_cast<double>(targets.numel()) / (static_cast<double>(classes) * counts),
+                      torch::zeros_like(counts));
 }
 
 std::pair<std::vector<int64_t>, std::vector<int64_t>> head_training_split(const std::vector<HeadLabels>& labels,

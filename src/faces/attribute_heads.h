@@ -76,6 +76,10 @@ struct HeadLabels {
   std::vector<int64_t> targets;  // [N]
 };
 
+// Class weights n / (C * n_c) of known targets [n] (class indices): every class weighs the same in a
+// cross-entropy loss; classes without an example get 0. The heads' training and tune_network use them.
+torch::Tensor balanced_class_weights(const torch::Tensor& targets, int64_t classes);
+
 // The training and validation rows train_attribute_heads makes of these labels (stratified by the first two
 // attributes' classes, options.holdout_fraction and options.seed), each ascending: what a network tuned before
 // the heads must train on so that the heads' validation photos stay unseen.

@@ -184,10 +184,8 @@ ClassifierTrainingResult train_classifier(const ClassifierTrainingConfig& c) {
     // embedded afresh through the same pipeline the default profile runs (their own cache: other settings).
     const auto [train_rows, val_rows] = head_training_split({gender, race, age}, c.heads);
     ProfileOptions options = c.profile;
-    validate_profile("gear", options);  // the models folder
-    FaceresConfig faceres_config;
-    if (options.embedder_crop_scale > 0) faceres_config.crop_scale = options.embedder_crop_scale;
-    FaceresClassifier faceres(options.human_models_dir, faceres_config);
+    validate_profile("gear", options);                                             // the models folder
+    FaceresClassifier faceres(options.human_models_dir, faceres_config(options));  // the npm weights: no tuned file yet
     std::printf("cropping %zu faces for the network\n", rows.size());
     const torch::Tensor crops = faceres_crops(faceres, c.images, files, embedded, rows);
     const TunedNetwork tuned = tune_network(faceres.model(), faceres.input_name(), FaceresClassifier::descriptor_node(),

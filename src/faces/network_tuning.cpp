@@ -34,26 +34,6 @@ void check(const torch::Tensor& crops, const std::vector<HeadLabels>& labels, co
   }
 }
 
-// Class weights of one attribute over the training rows: every class weighs the same in the loss (as the heads'
-// training does); classes without a training example get weight 0.
-torch::Tensor class_weights(const HeadLabels& l, const std::vector<int64_t>& rows) {
-  std::vector<double> counts(l.classes.size(), 0.0);
-  double known = 0;
-  for (int64_t r : rows) {
-    const int64_t t = l.targets[r];
-    if (t >= 0 && t < static_cast<int64_t>(counts.size())) {
-      counts[t] += 1;
-      known += 1;
-    }
-  }
-  std::vector<float> w(counts.size(), 0.0f);
-  const auto present = static_cast<double>(std::count_if(counts.begin(), counts.end(), [](double c) { return c > 0; }));
-  for (size_t c = 0; c < counts.size(); ++c) {
-    if (counts[c] > 0) w[c] = static_cast<float>(known / (present * counts[c]));
-  }
-  return torch::tensor(w);
-}
-
 }  // namespace
 
 TunedNetwork tune_network(tfjs::GraphModel& model, const std::string& input, const std::string& descriptor,
@@ -68,10 +48,9 @@ TunedNetwork tune_network(tfjs::GraphModel& model, const std::string& input, con
   auto batch_input = [&](const std::vector<int64_t>& batch, bool flip) {
     torch::Tensor x = crops.index_select(0, torch::tensor(batch, torch::kLong)).to(device).to(torch::kFloat);
     if (!flip) return x;
-    std::vector<uint8_t> mirrored(batch.size());
-    for (auto& m : mirrored) m = static_cast<uint8_t>(rng() & 1);
-    const torch::Tensor mask =
-        torch::tensor(std::vector<int64_t>(mirrored.begin(), mirrored.end())).to(device).to(torch::kBool);
+    std::vector<int64_t> mirrored(batch.size());
+    for (auto& m : mirrored) m = static_cast<int64_t>(rng() & 1);
+    const torch::Tensor mask = torch::tensor(mirrored).to(device).to(torch::kBool);
     return torch::where(mask.view({-1, 1, 1, 1}), x.flip({2}), x);  // [N, S, S, 3]: dimension 2 is the width
   };
 
@@ -87,8 +66,10 @@ TunedNetwork tune_network(tfjs::GraphModel& model, const std::string& input, con
     heads.emplace_back(dim, static_cast<int64_t>(l.classes.size()));
     heads.back()->to(device);
     for (const auto& p : heads.back()->parameters()) head_params.push_back(p);
-    weights.push_back(class_weights(l, rows).to(device));
-    targets.push_back(torch::tensor(l.targets, torch::kLong));
+    targets.push_back(torch::tensor(l.targets, torch::kLong));  // on the host: batches select from it there
+    const torch::Tensor train = targets.back().index_select(0, torch::tensor(rows, torch::kLong));
+    weights.push_back(
+        balanced_class_weights(train.index({train.ge(0)}), static_cast<int64_t>(l.classes.size())).to(device));
   }
   model.set_trainable([](const std::string&) { return true; });
   std::vector<torch::Tensor> network_params;
@@ -117,11 +98,12 @@ TunedNetwork tune_network(tfjs::GraphModel& model, const std::string& input, con
                                              torch::nn::functional::NormalizeFuncOptions().dim(1));
         torch::Tensor loss = torch::zeros({}, d.options());
         for (size_t h = 0; h < heads.size(); ++h) {
-          const torch::Tensor t = targets[h].index_select(0, rows_t).to(device);
-          const torch::Tensor known = t.ge(0);
-          if (!known.any().item<bool>()) continue;
+          // Which faces of the batch have this attribute's label, decided on the host (no device sync).
+          const torch::Tensor t = targets[h].index_select(0, rows_t);
+          const torch::Tensor known = t.ge(0).nonzero().squeeze(1);
+          if (known.numel() == 0) continue;
           loss = loss + torch::nn::functional::cross_entropy(
-                            heads[h](d.index({known})), t.index({known}),
+                            heads[h](d.index_select(0, known.to(device))), t.index_select(0, known).to(device),
                             torch::nn::functional::CrossEntropyFuncOptions().weight(weights[h]));
         }
         network_opt.zero_grad();

@@ -192,14 +192,6 @@ bool is_faceres(const std::string& base) {
   return base == "faceres" || base == "faceres-deep";
 }
 
-FaceresConfig faceres_config(const ProfileOptions& options, const std::string& base) {
-  FaceresConfig config;
-  config.model = base;
-  if (options.embedder_crop_scale > 0) config.crop_scale = options.embedder_crop_scale;
-  config.tuned = options.tuned_network;
-  return config;
-}
-
 std::shared_ptr<FaceEmbedder> make_part(const std::string& part, const ProfileOptions& options) {
   const std::string base = base_name(part);
   std::shared_ptr<FaceEmbedder> embedder;
@@ -242,6 +234,14 @@ Json part_settings(const std::string& part, const ProfileOptions& options) {
 }
 
 }  // namespace
+
+FaceresConfig faceres_config(const ProfileOptions& options, const std::string& base) {
+  FaceresConfig config;
+  config.model = base;
+  if (options.embedder_crop_scale > 0) config.crop_scale = options.embedder_crop_scale;
+  config.tuned = options.tuned_network;
+  return config;
+}
 
 std::vector<std::string> face_embedder_parts(const std::string& name) {
   std::vector<std::string> parts;

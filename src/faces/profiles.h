@@ -18,6 +18,7 @@
 #include "core/json.h"
 #include "faces/embedding_cache.h"
 #include "faces/face_analyzer.h"
+#include "faces/faceres_classifier.h"
 
 namespace fairdiff {
 
@@ -75,6 +76,8 @@ std::unique_ptr<FaceAnalyzer> make_detection_analyzer(const ProfileOptions& opti
 // "@flip" after a name averages its descriptors over the face and its mirror image; "a+b" puts the
 // L2-normalised descriptors of a and b side by side.
 std::vector<std::string> face_embedder_parts(const std::string& name);
+// The faceres settings of `options` (crop, tuned parameters) for the network `model` (faceres or faceres-deep).
+FaceresConfig faceres_config(const ProfileOptions& options, const std::string& model = "faceres");
 std::shared_ptr<FaceEmbedder> make_face_embedder(const std::string& name, const ProfileOptions& options);
 Json embedding_settings(const std::string& embedder, const ProfileOptions& options);
 // The principal face's embedding of each photo, cached (embedding_cache.h). A name of several parts keeps one
