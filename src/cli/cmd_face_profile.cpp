@@ -19,6 +19,9 @@ void bind_face_profile(OptionTable& table, std::string& profile, ProfileOptions&
              o.detector)
       .value("score-threshold", "P", "detector confidence threshold in [0,1] (default: 0.5 BlazeFace, 0.7 seed SSD)",
              o.score_threshold, -1.0, 1.0)
+      .value("face-device", "DEVICE",
+             "where the face networks run: cpu (default), cuda or cuda:N (profiles default and gear)", o.device,
+             "device")
       .value("pad-fraction", "F",
              "when no face is found, retry on the image framed by this fraction of its side (default 0.5; 0: off)",
              o.analyzer.pad_fraction, 0.0, 4.0, "pad_fraction")

@@ -55,7 +55,8 @@ int run_train_classifier(const std::vector<std::string>& argv) {
       .value("tune-device", "DEVICE", "where the fine-tuning runs: cpu, cuda or cuda:N", t.device);
   std::vector<OptionSpec> profile_specs;
   for (auto& s : face_profile_options()) {
-    if (s.name == "human-models" || s.name == "detector" || s.name == "score-threshold" || s.name == "pad-fraction") {
+    if (s.name == "human-models" || s.name == "detector" || s.name == "score-threshold" || s.name == "pad-fraction" ||
+        s.name == "face-device") {
       profile_specs.push_back(s);
     }
   }

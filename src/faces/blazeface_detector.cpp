@@ -59,7 +59,7 @@ torch::Tensor BlazeFaceDetector::raw_output(const torch::Tensor& input) const {
   // regressors per stride; the finest stride has the most anchors and comes first.
   std::vector<torch::Tensor> logits, regressors, joined;
   for (const auto& o : outs) {
-    torch::Tensor t = o.reshape({-1, o.size(-1)});  // [n, k]
+    torch::Tensor t = o.to(torch::kCPU).reshape({-1, o.size(-1)});  // [n, k]
     if (t.size(1) == 1)
       logits.push_back(t);
     else if (t.size(1) == 16)

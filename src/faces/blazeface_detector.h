@@ -40,6 +40,11 @@ class BlazeFaceDetector : public FaceDetector {
   torch::Tensor raw_output(const torch::Tensor& input) const;
   const BlazeFaceConfig& config() const { return config_; }
 
+  // Runs the network on `device` (its inputs are moved there, its outputs read back on the host).
+  void to(torch::Device device) {
+    if (model_->device() != device) model_->to(device);
+  }
+
  private:
   BlazeFaceConfig config_;
   std::shared_ptr<tfjs::GraphModel> model_;

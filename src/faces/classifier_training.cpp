@@ -11,6 +11,7 @@
 #include "core/image.h"
 #include "core/json.h"
 #include "core/safetensors.h"
+#include "core/sha256.h"
 #include "core/strings.h"
 #include "faces/embedding_cache.h"
 #include "faces/evaluation.h"
@@ -115,9 +116,20 @@ void validate(const ClassifierTrainingConfig& c) {
       throw UsageError("--tune-device '" + c.tuning.device + "' is not a device (expected cpu, cuda or cuda:N)");
     }
   }
-  if (c.tune_network && !(parts.size() == 1 && (parts[0] == "faceres" || parts[0] == "faceres@flip"))) {
-    throw UsageError("--tune-network fine-tunes faceres: the embedder must be faceres or faceres@flip, not '" +
-                     c.embedder + "'");
+  if (c.tune_network) {
+    // The tuned parameters go into every faceres part; mobileface parts stay as shipped.
+    bool faceres = false, other = false;
+    for (const auto& part : parts) {
+      faceres = faceres || part == "faceres" || part == "faceres@flip";
+      other =
+          other || !(part == "faceres" || part == "faceres@flip" || part == "mobileface" || part == "mobileface@flip");
+    }
+    if (!faceres || other) {
+      throw UsageError(
+          "--tune-network fine-tunes faceres: the embedder must have a faceres or faceres@flip part and "
+          "no faceres-deep one, not '" +
+          c.embedder + "'");
+    }
   }
 }
 
@@ -188,8 +200,17 @@ ClassifierTrainingResult train_classifier(const ClassifierTrainingConfig& c) {
     FaceresClassifier faceres(options.human_models_dir, faceres_config(options));  // the npm weights: no tuned file yet
     std::printf("cropping %zu faces for the network\n", rows.size());
     const torch::Tensor crops = faceres_crops(faceres, c.images, files, embedded, rows);
+    // Resumable: the checkpoint lives in the cache, keyed by the photos, their labels and how they were cropped.
+    NetworkTuningOptions tuning = c.tuning;
+    tuning.checkpoint = c.cache_dir() / "network-tuning.pt";
+    std::string listed;
+    for (const auto& f : files) listed += f + "\n";
+    tuning.checkpoint_key = {{"crops", embedding_settings("faceres", c.profile)},
+                             {"files_sha256", sha256_hex(listed)},
+                             {"labels_sha256", sha256_file(c.labels_file())},
+                             {"heads_split", {{"holdout_fraction", c.heads.holdout_fraction}, {"seed", c.heads.seed}}}};
     const TunedNetwork tuned = tune_network(faceres.model(), faceres.input_name(), FaceresClassifier::descriptor_node(),
-                                            crops, {gender, race, age}, train_rows, c.tuning);
+                                            crops, {gender, race, age}, train_rows, tuning);
     result.tuning_loss = tuned.epoch_loss;
     if (!c.out.parent_path().empty()) ensure_directory(c.out.parent_path(), "heads folder");
     TensorMap parameters(tuned.parameters.begin(), tuned.parameters.end());

@@ -46,6 +46,11 @@ class FaceresClassifier : public AttributeClassifier, public FaceEmbedder {
   // Gender (male, female) and age as FairFace's 9 ranges plus the expected years.
   static std::vector<AttributePrediction> predictions(const FaceresOutput& output);
 
+  // Runs the network on `device` (its inputs are moved there, its outputs read back on the host).
+  void to(torch::Device device) {
+    if (model_->device() != device) model_->to(device);
+  }
+
  private:
   FaceresConfig config_;
   std::shared_ptr<tfjs::GraphModel> model_;

@@ -26,6 +26,11 @@ class GearClassifier : public AttributeClassifier {
   // Predictions from a prepared input [1, 198, 198, 3] in [0, 1].
   std::vector<AttributePrediction> classify_input(const torch::Tensor& input) const;
 
+  // Runs the network on `device` (its inputs are moved there, its outputs read back on the host).
+  void to(torch::Device device) {
+    if (model_->device() != device) model_->to(device);
+  }
+
  private:
   GearConfig config_;
   std::shared_ptr<tfjs::GraphModel> model_;

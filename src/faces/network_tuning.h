@@ -9,10 +9,13 @@
 
 #include <torch/torch.h>
 
+#include <filesystem>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
 
+#include "core/json.h"
 #include "faces/attribute_heads.h"
 #include "faces/tfjs/graph_model.h"
 
@@ -28,11 +31,25 @@ struct NetworkTuningOptions {
   uint64_t seed = 0;
   std::string device = "cpu";
   bool show_progress = true;
+  // Resuming (empty path: none). The whole training state (network and linear layers, both optimizers' moments,
+  // the epoch's shuffled order, the position in it and the random generator) is written to `checkpoint` after
+  // the first batch that ends `checkpoint_seconds` after the last save, at the end of every epoch and when Ctrl-C
+  // stops the run; a later call with the
+  // same `checkpoint_key` (what the crops and labels are: the caller describes them) and the same options picks
+  // up there and ends with the parameters an uninterrupted run gives. A checkpoint made with another key or other
+  // options (epochs aside: more epochs continue a finished run) is set aside with a message and training starts
+  // over. A finished checkpoint returns its result without training.
+  std::filesystem::path checkpoint;
+  Json checkpoint_key;
+  double checkpoint_seconds = 300;
+  std::function<void()> after_batch;  // called after every batch (tests stop a run part-way through an epoch)
 };
 
 struct TunedNetwork {
   std::map<std::string, torch::Tensor> parameters;  // every parameter by Const name, CPU float32 (load_parameters)
   std::vector<double> epoch_loss;                   // mean training loss of each epoch
+  int resumed_epoch = -1;                           // the epoch a checkpoint resumed in (-1: started afresh)
+  int64_t resumed_batch = 0;                        // and the batch within it
 };
 
 // Trains `model` in place on crops [N, S, S, 3] uint8 (the network's input before any scaling it does itself)

@@ -3,6 +3,7 @@
 #include <cstdlib>
 
 #include "core/assets.h"
+#include "core/device.h"
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/sha256.h"
@@ -31,7 +32,9 @@ std::unique_ptr<FaceDetector> make_blazeface(const ProfileOptions& options) {
   BlazeFaceConfig config =
       BlazeFaceConfig::named(options.detector.empty() ? default_detector_name() : options.detector);
   if (options.score_threshold >= 0) config.score_threshold = options.score_threshold;
-  return std::make_unique<BlazeFaceDetector>(options.human_models_dir, config);
+  auto detector = std::make_unique<BlazeFaceDetector>(options.human_models_dir, config);
+  detector->to(parse_device(options.device));
+  return detector;
 }
 
 }  // namespace
@@ -76,6 +79,15 @@ void validate_profile(const std::string& profile, ProfileOptions& options) {
     throw FieldError("profile", "'" + profile + "': expected default, gear, seed or fairface");
   }
   if (!options.detector.empty()) BlazeFaceConfig::named(options.detector);  // UsageError for unknown names
+  try {
+    if (parse_device(options.device).is_cuda() && (profile == "seed" || profile == "fairface")) {
+      throw FieldError("device", "'" + options.device + "': profile " + profile + " runs on the CPU only");
+    }
+  } catch (const FieldError&) {
+    throw;
+  } catch (const Error& e) {
+    throw FieldError("device", "'" + options.device + "': " + e.what());
+  }
   if (profile == "default") {
     if (options.heads.empty()) options.heads = find_default_heads();
     if (!fs::is_regular_file(options.heads)) {
@@ -152,8 +164,12 @@ std::unique_ptr<FaceAnalyzer> make_analyzer(const std::string& profile, const Pr
   }
   if (profile == "gear") {
     std::vector<std::unique_ptr<AttributeClassifier>> classifiers;
-    classifiers.push_back(std::make_unique<FaceresClassifier>(options.human_models_dir));
-    classifiers.push_back(std::make_unique<GearClassifier>(options.human_models_dir));
+    auto faceres = std::make_unique<FaceresClassifier>(options.human_models_dir);
+    auto gear = std::make_unique<GearClassifier>(options.human_models_dir);
+    faceres->to(parse_device(options.device));
+    gear->to(parse_device(options.device));
+    classifiers.push_back(std::move(faceres));
+    classifiers.push_back(std::move(gear));
     return std::make_unique<FaceAnalyzer>("gear", make_blazeface(options), std::move(classifiers), RaceTaxonomy::five,
                                           options.analyzer);
   }
@@ -196,9 +212,14 @@ std::shared_ptr<FaceEmbedder> make_part(const std::string& part, const ProfileOp
   const std::string base = base_name(part);
   std::shared_ptr<FaceEmbedder> embedder;
   if (is_faceres(base)) {
-    embedder = std::make_shared<FaceresClassifier>(options.human_models_dir, faceres_config(options, base));
+    auto faceres = std::make_shared<FaceresClassifier>(options.human_models_dir, faceres_config(options, base));
+    faceres->to(parse_device(options.device));
+    embedder = faceres;
   } else {
-    embedder = std::make_shared<RecognitionEmbedder>(options.human_models_dir, RecognitionEmbedderConfig::named(base));
+    auto recognition =
+        std::make_shared<RecognitionEmbedder>(options.human_models_dir, RecognitionEmbedderConfig::named(base));
+    recognition->to(parse_device(options.device));
+    embedder = recognition;
   }
   if (flip_averaged(part)) embedder = std::make_shared<FlipAveragedEmbedder>(embedder);
   return embedder;
@@ -230,6 +251,8 @@ Json part_settings(const std::string& part, const ProfileOptions& options) {
                                    {"fallback_crop_scale", c.crop_scale}};
   }
   if (flip_averaged(part)) settings["flip_average"] = true;
+  // A GPU's descriptors differ from the CPU's in the last bits: a cache is reused on the device that made it.
+  if (parse_device(options.device).is_cuda()) settings["device"] = options.device;
   return settings;
 }
 

@@ -35,6 +35,10 @@ struct ProfileOptions {
   // Fine-tuned faceres parameters (train-classifier --tune-network), loaded into every faceres part of the
   // embedder; the default profile takes them from its heads' card. Empty: the npm weights.
   std::filesystem::path tuned_network;
+  // Where the TF.js face networks (BlazeFace, faceres, mobileface, GEAR) run: cpu, cuda or cuda:N (default and gear
+  // profiles). The CPU by default: the accuracy tables were measured there, and a GPU's results differ from the
+  // CPU's in the last bits (embedding caches record the device).
+  std::string device = "cpu";
   // seed
   std::filesystem::path ssd_detector_dir;  // opencv_face_detector_uint8.pb + opencv_face_detector.pbtxt
   std::filesystem::path gender_prototxt, gender_caffemodel, age_prototxt, age_caffemodel;

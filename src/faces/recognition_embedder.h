@@ -45,6 +45,11 @@ class RecognitionEmbedder : public FaceEmbedder {
   torch::Tensor prepare(const FaceImage& image, const FaceBox& face) const;  // [1, S, S, 3] in 0..255
   const RecognitionEmbedderConfig& config() const { return config_; }
 
+  // Runs the network on `device` (its inputs are moved there, its outputs read back on the host).
+  void to(torch::Device device) {
+    if (model_->device() != device) model_->to(device);
+  }
+
  private:
   RecognitionEmbedderConfig config_;
   std::shared_ptr<tfjs::GraphModel> model_;

@@ -101,7 +101,7 @@ TEST(TrainClassifierCommand, BadInputsAreRefusedClearly) {
                               &log),
             2)
       << log;
-  EXPECT_NE(log.find("must be faceres or faceres@flip"), std::string::npos) << log;
+  EXPECT_NE(log.find("must have a faceres or faceres@flip part"), std::string::npos) << log;
   EXPECT_EQ(test::run_command(exe + " --images " + q(faces) + " --embedder faceres --tune-network --tune-device tpu " +
                                   "--out " + q(root / "h.safetensors"),
                               &log),

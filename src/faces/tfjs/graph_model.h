@@ -58,8 +58,9 @@ class GraphModel {
   const std::string& source() const { return source_; }
   // Weights as stored (dequantised, float32 / int32), by name: for tests and for converters.
   const std::map<std::string, torch::Tensor>& weights() const { return weights_; }
-  // Moves the weights and compiled kernels to `device` (CPU or CUDA).
+  // Moves the weights and compiled kernels to `device` (CPU or CUDA); recompiles even on the same device.
   void to(torch::Device device);
+  torch::Device device() const { return device_; }
 
   // ---- Fine-tuning (issue 14: a face network trained end to end). ----
   // The weights the kernels compute with, by the name of their Const node, in graph order: the filters of the
