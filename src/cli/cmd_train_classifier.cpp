@@ -52,7 +52,13 @@ int run_train_classifier(const std::vector<std::string>& argv) {
       .value("tune-learning-rate", "LR", "the network's AdamW learning rate", t.learning_rate, 1e-9, 1.0)
       .value("tune-heads-learning-rate", "LR", "learning rate of the linear layers trained beside the network",
              t.heads_learning_rate, 1e-9, 10.0)
-      .value("tune-device", "DEVICE", "where the fine-tuning runs: cpu, cuda or cuda:N", t.device);
+      .value("tune-device", "DEVICE", "where the fine-tuning runs: cpu, cuda or cuda:N", t.device)
+      .flag("tune-only",
+            "with --tune-network: stop once the network file is written (train the heads later with --tuned-network)",
+            c.tune_only)
+      .value("tuned-network", "FILE",
+             "train the heads on this tuned network (a --tune-network run's .network.safetensors), copied beside them",
+             c.tuned_network);
   std::vector<OptionSpec> profile_specs;
   for (auto& s : face_profile_options()) {
     if (s.name == "human-models" || s.name == "detector" || s.name == "score-threshold" || s.name == "pad-fraction" ||
@@ -79,6 +85,14 @@ int run_train_classifier(const std::vector<std::string>& argv) {
 
   install_interrupt_handler();
   const ClassifierTrainingResult result = table.with_flag_names([&] { return train_classifier(c); });
+  if (result.network_only) {
+    for (size_t e = 0; e < result.tuning_loss.size(); ++e) {
+      std::printf("network fine-tuning epoch %zu: mean training loss %.4f\n", e + 1, result.tuning_loss[e]);
+    }
+    std::printf("wrote %s (--tune-only: no heads; train them with --tuned-network %s)\n",
+                c.network_file().string().c_str(), c.network_file().string().c_str());
+    return 0;
+  }
   for (const HeadSummary& s : result.heads) {
     std::printf("%-6s validation accuracy %.3f, balanced %.3f, ECE %.3f -> %.3f (T = %.3f), worst class %s %.3f\n",
                 s.attribute.c_str(), s.accuracy, s.balanced_accuracy, s.ece_uncalibrated, s.ece, s.temperature,
@@ -88,7 +102,8 @@ int run_train_classifier(const std::vector<std::string>& argv) {
     std::printf("network fine-tuning epoch %zu: mean training loss %.4f\n", e + 1, result.tuning_loss[e]);
   }
   std::printf("wrote %s, %s, %s%s\n", c.out.string().c_str(), c.card_file().string().c_str(),
-              c.confusion_file().string().c_str(), c.tune_network ? (", " + c.network_file().string()).c_str() : "");
+              c.confusion_file().string().c_str(),
+              c.tune_network || !c.tuned_network.empty() ? (", " + c.network_file().string()).c_str() : "");
   return 0;
 }
 

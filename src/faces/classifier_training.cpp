@@ -116,7 +116,12 @@ void validate(const ClassifierTrainingConfig& c) {
       throw UsageError("--tune-device '" + c.tuning.device + "' is not a device (expected cpu, cuda or cuda:N)");
     }
   }
-  if (c.tune_network) {
+  if (c.tune_network && !c.tuned_network.empty()) {
+    throw UsageError("--tune-network trains a network and --tuned-network uses one: give one of them");
+  }
+  if (c.tune_only && !c.tune_network) throw UsageError("--tune-only needs --tune-network");
+  if (!c.tuned_network.empty()) require_file(c.tuned_network, "tuned network");
+  if (c.tune_network || !c.tuned_network.empty()) {
     // The tuned parameters go into every faceres part; mobileface parts stay as shipped.
     bool faceres = false, other = false;
     for (const auto& part : parts) {
@@ -191,9 +196,18 @@ ClassifierTrainingResult train_classifier(const ClassifierTrainingConfig& c) {
     return data;
   };
   Json data = data_card(settings);
+  // The heads train on a fine-tuned network's descriptors, embedded afresh through the same pipeline the default
+  // profile runs (their own cache: other settings); the network file lies beside the heads, where their card says.
+  auto embed_with_tuned = [&](const Json& tuning) {
+    ProfileOptions options = c.profile;
+    options.tuned_network = c.network_file();
+    embedded = compute_named_embeddings(*detector, c.embedder, options, c.images, files, c.cache_dir() / "tuned");
+    data = data_card(embedding_settings(c.embedder, options));
+    data["tuned_network"] = c.network_file().filename().string();
+    data["tuning"] = tuning;
+  };
   if (c.tune_network) {
-    // The network first, on the heads' training split only; then the heads on the tuned network's descriptors,
-    // embedded afresh through the same pipeline the default profile runs (their own cache: other settings).
+    // The network first, on the heads' training split only.
     const auto [train_rows, val_rows] = head_training_split({gender, race, age}, c.heads);
     ProfileOptions options = c.profile;
     validate_profile("gear", options);                                             // the models folder
@@ -214,23 +228,49 @@ ClassifierTrainingResult train_classifier(const ClassifierTrainingConfig& c) {
     result.tuning_loss = tuned.epoch_loss;
     if (!c.out.parent_path().empty()) ensure_directory(c.out.parent_path(), "heads folder");
     TensorMap parameters(tuned.parameters.begin(), tuned.parameters.end());
-    write_safetensors(
-        c.network_file(), parameters,
-        {{"format", "fairdiff-tuned-network-v1"}, {"model", "faceres"}, {"epochs", std::to_string(c.tuning.epochs)}});
-    options.tuned_network = c.network_file();
-    embedded = compute_named_embeddings(*detector, c.embedder, options, c.images, files, c.cache_dir() / "tuned");
-    data = data_card(embedding_settings(c.embedder, options));
-    data["tuned_network"] = c.network_file().filename().string();
-    data["tuning"] = {{"epochs", c.tuning.epochs},
-                      {"batch_size", c.tuning.batch_size},
-                      {"learning_rate", c.tuning.learning_rate},
-                      {"heads_learning_rate", c.tuning.heads_learning_rate},
-                      {"weight_decay", c.tuning.weight_decay},
-                      {"flip", c.tuning.flip},
-                      {"seed", c.tuning.seed},
-                      {"device", c.tuning.device},
-                      {"training_faces", train_rows.size()},
-                      {"epoch_loss", tuned.epoch_loss}};
+    const Json tuning_card = {{"epochs", c.tuning.epochs},
+                              {"batch_size", c.tuning.batch_size},
+                              {"learning_rate", c.tuning.learning_rate},
+                              {"heads_learning_rate", c.tuning.heads_learning_rate},
+                              {"weight_decay", c.tuning.weight_decay},
+                              {"flip", c.tuning.flip},
+                              {"seed", c.tuning.seed},
+                              {"device", c.tuning.device},
+                              {"training_faces", train_rows.size()},
+                              {"epoch_loss", tuned.epoch_loss}};
+    // The file carries its own record (a later --tuned-network run copies it into its heads' card).
+    write_safetensors(c.network_file(), parameters,
+                      {{"format", "fairdiff-tuned-network-v1"},
+                       {"model", "faceres"},
+                       {"epochs", std::to_string(c.tuning.epochs)},
+                       {"tuning", tuning_card.dump()}});
+    if (c.tune_only) {
+      result.network_only = true;
+      return result;
+    }
+    embed_with_tuned(tuning_card);
+  } else if (!c.tuned_network.empty()) {
+    // A network tuned earlier (--tune-only, or another run's file): copied beside these heads.
+    const SafetensorsFile given = read_safetensors(c.tuned_network);
+    if (!given.metadata.count("format") || given.metadata.at("format") != "fairdiff-tuned-network-v1") {
+      throw InputError(c.tuned_network.string() +
+                       ": not a tuned network (expected the .network.safetensors that train-classifier "
+                       "--tune-network writes)");
+    }
+    if (!c.out.parent_path().empty()) ensure_directory(c.out.parent_path(), "heads folder");
+    if (!fs::exists(c.network_file()) || !fs::equivalent(c.tuned_network, c.network_file())) {
+      fs::copy_file(c.tuned_network, c.network_file(), fs::copy_options::overwrite_existing);
+    }
+    Json tuning = Json::object();
+    if (given.metadata.count("tuning")) {
+      try {
+        tuning = Json::parse(given.metadata.at("tuning"));
+      } catch (const Json::exception&) {
+        throw InputError(c.tuned_network.string() + ": its 'tuning' metadata is not JSON");
+      }
+    }
+    tuning["from"] = c.tuned_network.string();
+    embed_with_tuned(tuning);
   }
   AttributeHeads heads = train_attribute_heads(embedded.embeddings.index_select(0, torch::tensor(rows, torch::kLong)),
                                                {gender, race, age}, c.heads, data);

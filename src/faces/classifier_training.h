@@ -28,7 +28,11 @@ struct ClassifierTrainingConfig {
   // must then be faceres or faceres@flip. The tuned parameters go to <out stem>.network.safetensors, which the
   // heads' card names and the default profile loads.
   bool tune_network = false;
+  bool tune_only = false;  // stop once the network file is written (a GPU host tunes, the heads train elsewhere)
   NetworkTuningOptions tuning;
+  // Heads on a network tuned earlier (<stem>.network.safetensors of a --tune-network run): copied beside the heads
+  // as network_file(); the embedder rules of tune_network apply.
+  std::filesystem::path tuned_network;
 
   std::filesystem::path labels_file() const;
   std::filesystem::path cache_dir() const;
@@ -57,6 +61,7 @@ std::vector<HeadSummary> head_summaries(const Json& card);
 struct ClassifierTrainingResult {
   long long labeled = 0, excluded = 0, photos = 0, without_face = 0, faces = 0;
   std::vector<double> tuning_loss;  // per epoch, with tune_network
+  bool network_only = false;        // tune_only: no heads were trained
   std::vector<HeadSummary> heads;
 };
 

@@ -108,6 +108,11 @@ TEST(TrainClassifierCommand, BadInputsAreRefusedClearly) {
             2)
       << log;
   EXPECT_NE(log.find("'tpu' is not a device"), std::string::npos) << log;
+  EXPECT_EQ(
+      test::run_command(exe + " --images " + q(faces) + " --face-device tpu --out " + q(root / "h.safetensors"), &log),
+      2)
+      << log;
+  EXPECT_NE(log.find("--face-device tpu: expected cpu, cuda"), std::string::npos) << log;
 }
 
 // --tune-network (issue 14): faceres fine-tuned on the training split, its parameters written beside the heads and
@@ -141,6 +146,57 @@ TEST(TrainClassifierCommand, TunesTheNetworkAndTheDefaultProfileLoadsIt) {
   fs::rename(root / "heads.network.safetensors", root / "moved.safetensors");
   EXPECT_NE(test::run_command(eval, &log), 0) << log;
   EXPECT_NE(log.find("heads.network.safetensors is missing"), std::string::npos) << log;
+}
+
+// --tune-only on one machine, --tuned-network on another (issue 14: the GPU host tunes, the heads train anywhere):
+// the first writes the network file alone and resumes from its finished checkpoint when run again; the second copies
+// the file beside its heads and records where it came from.
+TEST(TrainClassifierCommand, TuneOnlyThenHeadsOnTheTunedNetwork) {
+  const fs::path root = test::scratch_dir("train_classifier_tune_only");
+  const fs::path faces = test::shared_dir() / "faces/fairface_margin125";
+  const std::string base = std::string(FAIRDIFF_EXE) + " train-classifier --images " + q(faces) +
+                           " --embedder faceres --limit 16 --hidden 8 --epochs 3 --holdout-fraction 0.25 ";
+  const std::string tune = base + "--tune-network --tune-only --tune-epochs 1 --tune-batch-size 6 --out " +
+                           q(root / "gpu/heads.safetensors");
+  std::string log;
+  ASSERT_EQ(test::run_command(tune, &log), 0) << log;
+  EXPECT_TRUE(fs::exists(root / "gpu/heads.network.safetensors"));
+  EXPECT_FALSE(fs::exists(root / "gpu/heads.safetensors"));
+  EXPECT_NE(log.find("--tune-only: no heads"), std::string::npos) << log;
+  ASSERT_EQ(test::run_command(tune, &log), 0) << log;
+  EXPECT_NE(log.find("holds the finished run"), std::string::npos) << log;
+
+  ASSERT_EQ(test::run_command(base + "--tuned-network " + q(root / "gpu/heads.network.safetensors") + " --out " +
+                                  q(root / "cpu/heads.safetensors"),
+                              &log),
+            0)
+      << log;
+  EXPECT_TRUE(fs::exists(root / "cpu/heads.network.safetensors"));
+  Json card = read_json_file(root / "cpu/heads.card.json");
+  EXPECT_EQ(card["data"]["tuned_network"], "heads.network.safetensors");
+  EXPECT_EQ(card["data"]["tuning"]["from"], (root / "gpu/heads.network.safetensors").string());
+  EXPECT_EQ(card["data"]["tuning"]["epochs"], 1);
+
+  // Bad combinations and files.
+  EXPECT_EQ(test::run_command(base + "--tune-only --out " + q(root / "x/h.safetensors"), &log), 2) << log;
+  EXPECT_NE(log.find("--tune-only needs --tune-network"), std::string::npos) << log;
+  EXPECT_EQ(test::run_command(base + "--tune-network --tuned-network " + q(root / "gpu/heads.network.safetensors") +
+                                  " --out " + q(root / "x/h.safetensors"),
+                              &log),
+            2)
+      << log;
+  EXPECT_EQ(test::run_command(
+                base + "--tuned-network " + q(root / "cpu/heads.safetensors") + " --out " + q(root / "x/h.safetensors"),
+                &log),
+            3)
+      << log;
+  EXPECT_NE(log.find("not a tuned network"), std::string::npos) << log;
+  EXPECT_EQ(
+      test::run_command(
+          base + "--tuned-network " + q(root / "missing.safetensors") + " --out " + q(root / "x/h.safetensors"), &log),
+      3)
+      << log;
+  EXPECT_NE(log.find("missing.safetensors"), std::string::npos) << log;
 }
 
 }  // namespace

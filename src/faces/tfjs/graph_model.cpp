@@ -1,5 +1,7 @@
 #include "faces/tfjs/graph_model.h"
 
+#include <ATen/Context.h>
+
 #include <charconv>
 #include <climits>
 #include <cstdint>
@@ -447,6 +449,16 @@ Values GraphModel::execute(const std::map<std::string, torch::Tensor>& feeds,
   // Inference unless set_trainable chose parameters (a fine-tuning step records the graph for its backward pass).
   std::optional<torch::NoGradGuard> no_grad;
   if (!trainable_) no_grad.emplace();
+  // Full float32 convolutions on CUDA: LibTorch lets cuDNN use TF32 (a 10-bit mantissa) by default, which moved a
+  // default-profile probability by 1.3e-3 against the CPU on the H200. An audit's labels should not depend on the
+  // machine; these networks are small and TF32 buys them nothing. Restored on the way out (exceptions too).
+  struct FullPrecisionConvolutions {
+    bool was = at::globalContext().allowTF32CuDNN();
+    FullPrecisionConvolutions() { at::globalContext().setAllowTF32CuDNN(false); }
+    ~FullPrecisionConvolutions() { at::globalContext().setAllowTF32CuDNN(was); }
+  };
+  std::optional<FullPrecisionConvolutions> full_precision;
+  if (device_.is_cuda()) full_precision.emplace();
   for (int id : order) {
     const GraphNode& node = nodes_[id];
     if (node.op == "Placeholder") {
