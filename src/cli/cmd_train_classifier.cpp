@@ -42,11 +42,11 @@ int run_train_classifier(const std::vector<std::string>& argv) {
       .value("crop-scale", "F", "embedder crop side / detector box side (default: the embedder's, 1.4 for faceres)",
              c.profile.embedder_crop_scale, 0.5, 4.0, "embedder_crop_scale")
       .value("limit", "N", "use only the first N labeled photos, after exclusions (0: all)", c.limit, 0, 100000000)
-      .flag(
-          "tune-network",
-          "fine-tune faceres end to end on the training split first (embedder faceres or faceres@flip); writes FILE's "
-          "stem + .network.safetensors, which the card names",
-          c.tune_network)
+      .flag("tune-network",
+            "fine-tune faceres end to end on the training split first (an embedder with a faceres or faceres@flip "
+            "part); writes FILE's "
+            "stem + .network.safetensors, which the card names",
+            c.tune_network)
       .value("tune-epochs", "N", "epochs of the network's fine-tuning", t.epochs, 1, 1000)
       .value("tune-batch-size", "N", "faces per fine-tuning step", t.batch_size, 1, 65536)
       .value("tune-learning-rate", "LR", "the network's AdamW learning rate", t.learning_rate, 1e-9, 1.0)
