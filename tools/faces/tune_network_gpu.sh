@@ -2,7 +2,11 @@
 # Issue 14's full fine-tuning run on a CUDA host without a package registry (docs/classifiers.md, "train-classifier
 # --tune-network"): builds the engine + faces build against the host PyTorch's LibTorch, runs the face GPU tests, and
 # trains. Carried: .deps/debs (bench/run_gpu.sh's .deb files with libgtest-dev) and .deps/human-models (the npm
-# models blazeface-front, faceres, mobileface, gear); the FairFace photos are unpacked into PHOTOS beforehand.
+# models blazeface-front, faceres, mobileface, gear); the FairFace photos are unpacked into PHOTOS beforehand, from
+# the parts tools/faces/pack_fairface_parts.py makes (one device call per part; calls that follow each other
+# within the machine's 30 warm seconds keep what earlier ones unpacked outside the tree). Do not build while
+# parts are still arriving: each call rewrites the tree, and a build running in the background then fails on
+# sources that are missing for a moment.
 # Usage, from the repository root:
 #   bash tools/faces/tune_network_gpu.sh build LOG_DIR
 #   bash tools/faces/tune_network_gpu.sh tests LOG_DIR SHARED_PHOTOS_DIR   (six fairface_margin125 photos)
